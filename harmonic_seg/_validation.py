@@ -1,0 +1,203 @@
+"""Small input-validation helpers shared by the whole package (numpy only).
+
+Every helper raises a :class:`TypeError` or :class:`ValueError` whose message
+names the argument, what was expected and what was received, so that bad input
+is rejected before any heavy work starts.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_label_map",
+    "check_label_maps",
+    "check_image",
+    "check_images",
+    "check_images_and_labels",
+    "check_positive",
+    "check_shape_2d",
+]
+
+
+def _describe(value):
+    """Short description of ``value`` for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return f"{type(value).__name__} {value!r}"[:200]
+
+
+def check_label_map(labels, name="labels", *, allow_float_integral=False):
+    """Validate a 2-D integer label map and return it as an integer array.
+
+    Parameters
+    ----------
+    labels : array-like of shape (H, W)
+        Instance ids, 0 = background, non-negative integers.
+    name : str, default="labels"
+        Argument name used in error messages.
+    allow_float_integral : bool, default=False
+        Accept float arrays whose values are all whole numbers.
+
+    Returns
+    -------
+    labels : ndarray of shape (H, W), integer dtype
+    """
+    if isinstance(labels, (str, bytes)) or labels is None:
+        raise TypeError(f"{name} must be a 2-D integer array (H, W); got {_describe(labels)}.")
+    arr = np.asarray(labels)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D label map of shape (H, W); got an array of shape {arr.shape}. "
+            "For a 3-D stack, pass its 2-D planes as a list."
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if (
+            allow_float_integral
+            and np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(
+                f"{name} must hold integer instance ids (0 = background); got dtype {arr.dtype}. "
+                "Convert with labels.astype(int) if the values are whole numbers."
+            )
+    if arr.min() < 0:
+        raise ValueError(
+            f"{name} must hold non-negative instance ids (0 = background); got minimum {arr.min()}."
+        )
+    return arr
+
+
+def check_label_maps(label_maps, name="y"):
+    """Validate a non-empty list of 2-D label maps (sizes may differ).
+
+    Returns
+    -------
+    label_maps : list of ndarray
+    """
+    if isinstance(label_maps, np.ndarray) and label_maps.ndim == 2:
+        raise TypeError(
+            f"{name} must be a list of 2-D label maps; got a single 2-D array of shape "
+            f"{label_maps.shape}. Wrap it in a list: [{name}]."
+        )
+    if not isinstance(label_maps, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a list of 2-D label maps; got {_describe(label_maps)}.")
+    if len(label_maps) == 0:
+        raise ValueError(f"{name} must contain at least one label map; got an empty sequence.")
+    return [check_label_map(lab, f"{name}[{i}]") for i, lab in enumerate(label_maps)]
+
+
+def check_image(image, name="image", *, n_channels=None):
+    """Validate one image of shape (H, W) or (H, W, C) with finite values.
+
+    Parameters
+    ----------
+    image : array-like of shape (H, W) or (H, W, C)
+    name : str, default="image"
+    n_channels : int or None, default=None
+        If given, the number of channels the image must have (1 for (H, W)).
+
+    Returns
+    -------
+    image : ndarray of shape (H, W) or (H, W, C), numeric dtype
+    """
+    if isinstance(image, (str, bytes)) or image is None:
+        raise TypeError(f"{name} must be an image array (H, W) or (H, W, C); got {_describe(image)}.")
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.number)):
+        raise TypeError(f"{name} must have a numeric dtype; got {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real-valued; got dtype {arr.dtype}.")
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be 2-D (H, W) or 2-D with channels last (H, W, C); got shape {arr.shape}."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}.")
+    if arr.ndim == 3 and arr.shape[2] > 16:
+        raise ValueError(
+            f"{name} has shape {arr.shape}: {arr.shape[2]} channels in the last axis. Images are "
+            "(H, W) or (H, W, C) with few channels; a 3-D stack must be passed as a list of 2-D planes."
+        )
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
+    if n_channels is not None:
+        c = 1 if arr.ndim == 2 else arr.shape[2]
+        if c != n_channels:
+            raise ValueError(
+                f"{name} has {c} channel(s) (shape {arr.shape}) but the model was fitted on images "
+                f"with {n_channels} channel(s)."
+            )
+    return arr
+
+
+def check_images(images, name="X", *, n_channels=None):
+    """Validate a non-empty list of images; all must have the same channel count."""
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        raise TypeError(
+            f"{name} must be a list of images; got a single 2-D array of shape {images.shape}. "
+            f"Wrap it in a list: [{name}]."
+        )
+    if not isinstance(images, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a list of images (H, W[, C]); got {_describe(images)}.")
+    if len(images) == 0:
+        raise ValueError(f"{name} must contain at least one image; got an empty sequence.")
+    out = [check_image(im, f"{name}[{i}]", n_channels=n_channels) for i, im in enumerate(images)]
+    chans = {1 if im.ndim == 2 else im.shape[2] for im in out}
+    if len(chans) > 1:
+        raise ValueError(f"all images in {name} must have the same number of channels; got {sorted(chans)}.")
+    return out
+
+
+def check_images_and_labels(images, label_maps, x_name="X", y_name="y"):
+    """Validate paired lists of images and label maps of matching lengths and shapes."""
+    images = check_images(images, x_name)
+    label_maps = check_label_maps(label_maps, y_name)
+    if len(images) != len(label_maps):
+        raise ValueError(
+            f"{x_name} and {y_name} must have the same length; got {len(images)} images and "
+            f"{len(label_maps)} label maps."
+        )
+    for i, (im, lab) in enumerate(zip(images, label_maps)):
+        if im.shape[:2] != lab.shape:
+            raise ValueError(
+                f"{y_name}[{i}] has shape {lab.shape} but {x_name}[{i}] has spatial shape "
+                f"{im.shape[:2]}; each label map must match its image."
+            )
+    return images, label_maps
+
+
+def check_positive(value, name, *, integer=False, allow_zero=False):
+    """Validate a positive (or non-negative) real or integer scalar."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "an integer" if integer else "a real number"
+        raise TypeError(f"{name} must be {expected}; got {_describe(value)}.")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}; got {value!r}.")
+    return value
+
+
+def check_shape_2d(shape, name="shape"):
+    """Validate a (H, W) shape tuple of positive integers."""
+    try:
+        h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair of positive integers (H, W); got {shape!r}.") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{name} must be a pair of positive integers (H, W); got {shape!r}.")
+    return h, w
