@@ -60,8 +60,8 @@ class GuideFunctions:
     kind: str = "sin"
 
     def __post_init__(self):
-        freqs = np.asarray(self.frequencies, dtype=np.float64)
-        phases = np.asarray(self.phases, dtype=np.float64)
+        freqs = np.array(self.frequencies, dtype=np.float64)  # own copy: made read-only below
+        phases = np.array(self.phases, dtype=np.float64)
         if freqs.ndim != 2 or freqs.shape[1] != 2 or freqs.shape[0] < 1:
             raise ValueError(f"frequencies must have shape (N, 2) with N >= 1; got {freqs.shape}.")
         if phases.shape != (freqs.shape[0],):

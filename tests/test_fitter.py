@@ -1,0 +1,104 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import (
+    check_do_not_raise_errors_in_init_or_set_params,
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_get_params_invariance,
+    check_mixin_order,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+from harmonic_seg import GuideFunctionFitter
+from harmonic_seg.guides import GuideFunctions
+
+from .test_guide_fitting import grid_labels
+
+CHECKS = [
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_get_params_invariance,
+    check_set_params,
+    check_do_not_raise_errors_in_init_or_set_params,
+    check_mixin_order,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_data_free_sklearn_checks(check):
+    check(type(GuideFunctionFitter()).__name__, GuideFunctionFitter())
+
+
+def test_fit_transform_score():
+    labs = grid_labels(n_images=3)
+    f = GuideFunctionFitter(random_state=0).fit(labs)
+    assert isinstance(f.guides_, GuideFunctions) and f.n_guides_ == 12
+    assert f.reference_shape_ == (96, 96)
+    assert f.separation_ == f.score(labs) == 1.0
+    t = f.transform(labs)
+    assert len(t) == 3 and t[0].shape == (12, 96, 96)
+    assert np.array_equal(f.fit_transform(labs)[0], t[0])
+
+
+@pytest.mark.parametrize("strategy, n", [("random", 12), ("low", 12), ("high", 12), ("coord", 2)])
+def test_fixed_strategies(strategy, n):
+    f = GuideFunctionFitter(strategy=strategy, random_state=0).fit(grid_labels(n_images=2))
+    assert f.n_guides_ == n and f.n_iter_ == 0 and f.loss_curve_ == []
+
+
+def test_set_params_then_fit_equals_constructor():
+    labs = grid_labels(n_images=2)
+    a = GuideFunctionFitter(random_state=0).set_params(n_guides=6, margin=0.7, max_iter=50).fit(labs)
+    b = GuideFunctionFitter(n_guides=6, margin=0.7, max_iter=50, random_state=0).fit(labs)
+    assert a.guides_ == b.guides_
+
+
+def test_clone_pickle_and_not_fitted():
+    f = GuideFunctionFitter(n_guides=4, random_state=1)
+    with pytest.raises(NotFittedError):
+        f.transform(grid_labels(n_images=1))
+    f.fit(grid_labels(n_images=2))
+    c = clone(f)
+    assert not hasattr(c, "guides_") and c.get_params() == f.get_params()
+    g = pickle.loads(pickle.dumps(f))
+    assert g.guides_ == f.guides_
+
+
+def test_positional_arguments_are_rejected():
+    with pytest.raises(TypeError):
+        GuideFunctionFitter(12)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_guides=0), "n_guides"),
+        (dict(margin=-1.0), "margin"),
+        (dict(strategy="best"), "strategy"),
+    ],
+)
+def test_bad_params_name_the_parameter(params, match):
+    with pytest.raises(ValueError, match=match):
+        GuideFunctionFitter(**params).fit(grid_labels(n_images=1))
+
+
+def test_bad_data():
+    with pytest.raises(TypeError, match="integer instance ids"):
+        GuideFunctionFitter().fit([np.zeros((5, 5))])
+    with pytest.raises(ValueError, match="at least one"):
+        GuideFunctionFitter().fit([])
+
+
+def test_single_instance_fit_warns_not_crashes():
+    lab = np.zeros((16, 16), int)
+    lab[4:8, 4:8] = 1
+    f = GuideFunctionFitter(random_state=0).fit([lab])
+    assert f.fit_warnings_ and np.isnan(f.separation_)
