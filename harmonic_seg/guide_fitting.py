@@ -5,9 +5,9 @@ The loss is the mean, over images, of the mean hinge
 same image. It is minimised by Adam on minibatches of random images; the
 gradient is computed analytically and fully vectorised in numpy.
 
-To keep every step cheap, each instance is represented during the search by a
-fixed random subset of at most ``max_pixels_per_instance`` of its pixels (an
-unbiased estimate of its mean). The margin used during the search is enlarged
+To keep every step cheap, each instance is represented during the search by
+about ``max_pixels_per_instance`` of its pixels on a regular lattice (a
+quadrature of its mean). The margin used during the search is enlarged
 by ``margin_slack`` to absorb that sampling noise; the reported separation is
 always computed exactly, on every pixel.
 """
@@ -65,7 +65,13 @@ def reference_shape(label_maps):
 
 
 class _InstanceSample:
-    """Subsampled pixel coordinates of every instance, grouped by image.
+    """Lattice-subsampled pixel coordinates of every instance, grouped by image.
+
+    An instance of ``n`` pixels keeps the pixels of a regular lattice of step
+    ``s = floor(sqrt(n / max_pixels))`` at a random offset, about
+    ``max_pixels`` of them: a quadrature of its mean that is far more accurate
+    than random sampling for the smooth guide functions (aliasing needs a
+    frequency near ``2 pi / s``).
 
     Attributes (all numpy)
     ----------------------
@@ -78,30 +84,33 @@ class _InstanceSample:
     """
 
     def __init__(self, label_maps, max_pixels, rng):
-        coords, inst, counts = [], [], []
+        ys, xs, inst, counts = [], [], [], []
         img_pix, img_inst = [0], [0]
         k0 = 0
         for lab in label_maps:
             flat = lab.ravel()
             fg = np.flatnonzero(flat)
-            keys = flat[fg]
-            order = np.lexsort((rng.random(fg.size), keys))
-            keys = keys[order]
-            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.array([], int)
-            group = np.cumsum(np.r_[False, keys[1:] != keys[:-1]]) if keys.size else np.array([], int)
-            rank = np.arange(keys.size) - (starts[group] if keys.size else 0)
-            keep = order[rank < max_pixels]
-            group = group[rank < max_pixels]
-            y, x = np.divmod(fg[keep], lab.shape[1])
-            coords.append(np.stack([y, x], axis=1).astype(np.float64))
+            ids, keys = np.unique(flat[fg], return_inverse=True)
+            size = np.bincount(keys, minlength=ids.size)
+            step = np.maximum(1, np.floor(np.sqrt(size / max_pixels))).astype(np.int64)
+            off_y = (rng.random(ids.size) * step).astype(np.int64)
+            off_x = (rng.random(ids.size) * step).astype(np.int64)
+            y, x = np.divmod(fg, lab.shape[1])
+            s = step[keys]
+            keep = (y % s == off_y[keys]) & (x % s == off_x[keys])
+            kept = np.bincount(keys[keep], minlength=ids.size)
+            keep |= kept[keys] == 0  # degenerate shapes that miss the lattice keep all pixels
+            order = np.argsort(keys[keep], kind="stable")
+            ys.append(y[keep][order])
+            xs.append(x[keep][order])
+            group = keys[keep][order]
             inst.append(group + k0)
-            n_inst = starts.size
-            counts.append(np.bincount(group, minlength=n_inst))
-            k0 += n_inst
-            img_pix.append(img_pix[-1] + keep.size)
+            counts.append(np.bincount(group, minlength=ids.size))
+            k0 += ids.size
+            img_pix.append(img_pix[-1] + group.size)
             img_inst.append(k0)
-        coords = np.concatenate(coords) if coords else np.zeros((0, 2))
-        self.yi, self.xi = coords[:, 0].astype(np.int64), coords[:, 1].astype(np.int64)
+        self.yi = np.concatenate(ys).astype(np.int64)
+        self.xi = np.concatenate(xs).astype(np.int64)
         self.rows = np.arange(self.yi.max() + 1 if self.yi.size else 1, dtype=np.float64)
         self.cols = np.arange(self.xi.max() + 1 if self.xi.size else 1, dtype=np.float64)
         self.inst = np.concatenate(inst).astype(np.int64)
@@ -220,7 +229,8 @@ def fit_guides(
         Images per minibatch (all their instance pairs are used, up to
         ``max_pairs_per_image`` random pairs for crowded images).
     max_pixels_per_instance : int, default=256
-        Pixels sampled per instance during the search.
+        About this many pixels per instance, on a regular lattice, represent
+        it during the search.
     max_pairs_per_image : int, default=2000
     margin_slack : float, default=0.1
         The search uses ``margin * (1 + margin_slack)`` to absorb the noise of

@@ -1,0 +1,37 @@
+"""Shared helpers of the benchmark scripts: machine description and output."""
+
+import json
+import os
+import platform
+from datetime import date
+from pathlib import Path
+
+
+def machine():
+    """A short description of the machine a figure was measured on."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": date.today().isoformat(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import harmonic_seg
+
+    info["harmonic_seg"] = harmonic_seg.__version__
+    return info
+
+
+def write_json(path, payload):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    return path
