@@ -35,7 +35,7 @@ def main(argv=None):
     p.add_argument("--n-guides", type=int, default=12)
     p.add_argument("--margin", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/out/stage1.json")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "stage1.json"))
     args = p.parse_args(argv)
 
     rows = []

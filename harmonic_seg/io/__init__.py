@@ -12,6 +12,7 @@ from .datasets import (
 )
 from .imread import IMAGE_SUFFIXES, read_image, read_label_map, write_label_map
 from .benchmarks import CTC_PARTIAL_RATIO, load_bbbc010, load_ctc, load_cvppp  # noqa: E402,I001  (after datasets)
+from .sample import load_nuclei_sample  # noqa: E402
 
 __all__ = [
     "Dataset",
@@ -21,6 +22,7 @@ __all__ = [
     "load_bbbc010",
     "load_ctc",
     "load_folder",
+    "load_nuclei_sample",
     "masks_to_label_map",
     "read_image",
     "read_label_map",

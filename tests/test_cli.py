@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harmonic_seg.cli import main
+from harmonic_seg.io import load_nuclei_sample, write_label_map
+
+
+def test_guides_on_embedded_sample(capsys):
+    assert main(["guides", "--n-guides", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded nuclei sample" in out and "separated" in out
+
+
+def test_guides_on_folder_json_and_no_overwrite(tmp_path, capsys):
+    data = load_nuclei_sample(tile=256)
+    for i, lab in enumerate(data.labels[:2]):
+        write_label_map(tmp_path / f"m{i}.tif", lab)
+    out = tmp_path / "report.json"
+    assert main(["guides", str(tmp_path), "--json", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["label_maps"] == 2 and 0.9 <= report["separated_pair_fraction"] <= 1.0
+    assert len(report["guides"]["phases"]) == 12
+    capsys.readouterr()
+    assert main(["guides", str(tmp_path), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_bad_path_is_one_line_and_nonzero(capsys):
+    assert main(["guides", "/no/such/folder"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no .png/.tif label maps" in err
+
+
+def test_python_dash_m_help():
+    r = subprocess.run([sys.executable, "-m", "harmonic_seg", "guides", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "label maps" in r.stdout
+
+
+def test_sample_tiles():
+    d = load_nuclei_sample(tile=128)
+    assert len(d) == 16 and d.images[0].shape == (128, 128)
+    whole = load_nuclei_sample(tile=None)
+    assert len(np.unique(whole.labels[0])) - 1 == 125
+    with pytest.raises(ValueError, match="divisor of 512"):
+        load_nuclei_sample(tile=100)
