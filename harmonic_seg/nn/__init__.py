@@ -1,0 +1,22 @@
+"""Torch part of harmonic_seg: SinConv U-Net, loss, training loop and (tiled) inference.
+
+Everything that imports torch lives in this subpackage.
+"""
+
+from .inference import predict_embeddings
+from .layers import GuideMapper, SinConv
+from .losses import harmonic_loss
+from .trainer import Callback, TrainConfig, Trainer
+from .unet import HarmonicUNet, count_parameters
+
+__all__ = [
+    "GuideMapper",
+    "SinConv",
+    "HarmonicUNet",
+    "count_parameters",
+    "harmonic_loss",
+    "TrainConfig",
+    "Trainer",
+    "Callback",
+    "predict_embeddings",
+]

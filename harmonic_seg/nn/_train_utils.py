@@ -1,0 +1,176 @@
+"""Configuration, callbacks and input checks of :class:`harmonic_seg.nn.trainer.Trainer`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .._validation import check_label_map
+
+__all__ = ["TrainConfig", "Callback", "resolve_device", "check_fit_inputs"]
+
+_SCHEDULES = ("cosine", "constant", "plateau")
+
+
+def resolve_device(device="auto"):
+    """``"auto"`` -> cuda when available, else cpu; anything else -> ``torch.device(device)``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of :class:`Trainer`.
+
+    Parameters
+    ----------
+    epochs : int, default=50
+    steps_per_epoch : int or None, default=None
+        Optimiser steps per epoch; None: enough crops to cover the training
+        images' area once, ``ceil(sum(H*W) / crop_size**2 / batch_size)``.
+    batch_size : int, default=4
+    crop_size : int, default=256
+    learning_rate : float, default=1e-3
+    weight_decay : float, default=0.0
+        Adam's (L2) weight decay.
+    lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
+        Cosine annealing to 1% of ``learning_rate`` over ``epochs``; constant;
+        or halving after a plateau of the monitored loss.
+    validation_fraction : float, default=0.1
+        Fraction of whole images held out (0 allowed; at least one image stays
+        for training).
+    patience : int or None, default=None
+        Stop after this many epochs without improvement of the monitored loss
+        (validation loss, or training loss without validation); None: off.
+    fg_weight : float, default=1.0
+        Weight of the foreground BCE term.
+    fg_only : bool, default=True
+        L1 term over foreground pixels only (paper eq. 5).
+    scale_range : tuple of float or None, default=(0.75, 1.33)
+    flips : bool, default=True
+    device : str, default="auto"
+    amp : bool or None, default=None
+        Mixed precision; None: on when training on CUDA. Ignored on CPU.
+    num_threads : int or None, default=None
+        ``torch.set_num_threads`` during fit (restored after); None: unchanged.
+    checkpoint_path : str or None, default=None
+        Where to write a checkpoint after every epoch (atomically).
+    restore_best : bool, default=True
+        Load the best weights (monitored loss) at the end of training.
+    random_state : int or None, default=None
+    verbose : int, default=0
+        0 silent; 1 progress bar over epochs; 2 also log every epoch.
+    """
+
+    epochs: int = 50
+    steps_per_epoch: int | None = None
+    batch_size: int = 4
+    crop_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    validation_fraction: float = 0.1
+    patience: int | None = None
+    fg_weight: float = 1.0
+    fg_only: bool = True
+    scale_range: tuple | None = (0.75, 1.33)
+    flips: bool = True
+    device: str = "auto"
+    amp: bool | None = None
+    num_threads: int | None = None
+    checkpoint_path: str | None = None
+    restore_best: bool = True
+    random_state: int | None = None
+    verbose: int = 0
+
+    def __post_init__(self):
+        def pos_int(name, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}; got {v!r}.")
+
+        for name in ("epochs", "batch_size", "crop_size"):
+            pos_int(name)
+        for name in ("steps_per_epoch", "patience", "num_threads"):
+            pos_int(name, allow_none=True)
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}.")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}.")
+        if self.lr_schedule not in _SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {_SCHEDULES}; got {self.lr_schedule!r}.")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}.")
+        if not self.fg_weight >= 0:
+            raise ValueError(f"fg_weight must be >= 0; got {self.fg_weight!r}.")
+        if self.scale_range is not None:
+            lo, hi = self.scale_range
+            if not 0 < lo <= hi:
+                raise ValueError(f"scale_range must be (low, high) with 0 < low <= high; got {self.scale_range!r}.")
+            object.__setattr__(self, "scale_range", (float(lo), float(hi)))
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class Callback:
+    """Base class of training callbacks (all hooks do nothing).
+
+    A callback may set ``trainer.stop_training = True`` to stop after the
+    current epoch, or raise :class:`KeyboardInterrupt` (handled like Ctrl-C).
+    """
+
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer, record):
+        pass
+
+    def on_train_end(self, trainer):
+        pass
+
+
+def check_fit_inputs(images, labels, ignore, in_channels):
+    for name, seq in (("images", images), ("labels", labels)):
+        if isinstance(seq, np.ndarray) or not isinstance(seq, (list, tuple)):
+            raise ValueError(f"{name} must be a list of arrays; got {type(seq).__name__}.")
+        if len(seq) == 0:
+            raise ValueError(f"{name} must contain at least one array; got an empty list.")
+    if len(images) != len(labels):
+        raise ValueError(f"images and labels must have the same length; got {len(images)} and {len(labels)}.")
+    if ignore is not None and (not isinstance(ignore, (list, tuple)) or len(ignore) != len(images)):
+        raise ValueError("ignore must be None or a list with one (H, W) mask per image.")
+    out_i, out_l, out_g = [], [], []
+    for i, (im, lab) in enumerate(zip(images, labels)):
+        im = np.asarray(im)
+        if im.ndim != 3 or im.size == 0:
+            raise ValueError(f"images[{i}] must be a non-empty (C, H, W) array; got shape {im.shape}.")
+        if not np.issubdtype(im.dtype, np.number) or np.iscomplexobj(im):
+            raise ValueError(f"images[{i}] must be a real numeric array; got dtype {im.dtype}.")
+        if im.shape[0] != in_channels:
+            raise ValueError(
+                f"images[{i}] has {im.shape[0]} channel(s) (shape {im.shape}) but the module expects {in_channels}."
+            )
+        im = np.ascontiguousarray(im, dtype=np.float32)
+        if not np.all(np.isfinite(im)):
+            raise ValueError(f"images[{i}] contains NaN or infinite values.")
+        lab = check_label_map(lab, f"labels[{i}]")
+        if lab.shape != im.shape[1:]:
+            raise ValueError(f"labels[{i}] has shape {lab.shape} but images[{i}] has spatial shape {im.shape[1:]}.")
+        ign = None
+        if ignore is not None and ignore[i] is not None:
+            ign = np.asarray(ignore[i]).astype(bool)
+            if ign.shape != lab.shape:
+                raise ValueError(f"ignore[{i}] has shape {ign.shape} but labels[{i}] has shape {lab.shape}.")
+        out_i.append(im)
+        out_l.append(lab)
+        out_g.append(ign)
+    return out_i, out_l, out_g

@@ -1,0 +1,134 @@
+"""Training and validation samples: augmented crops with their target embeddings.
+
+For every sample an image is drawn, scaled and flipped *as a whole* (this
+defines a new image frame), the target embedding map is computed on the full
+augmented label map with :func:`harmonic_seg.embeddings.embedding_map` (an
+instance's embedding is the mean of the guides over the whole instance, not
+over its part inside the crop), and then a random crop is taken. The crop's
+top-left corner in the augmented frame is returned as ``origin`` so the network
+evaluates its guide maps in the same frame as the targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..embeddings import embedding_map
+from .augment import random_crop_window, random_scale_flip
+
+__all__ = ["CropSampler", "crop_sample"]
+
+
+def crop_sample(image, labels, ignore, target, corner, crop_size):
+    """Crop (and pad at the bottom/right) all arrays of a sample.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, H, W)
+    labels : ndarray of shape (H, W)
+    ignore : ndarray of shape (H, W), bool
+    target : ndarray of shape (N, H, W)
+    corner : tuple of int
+        Top-left ``(y0, x0)`` of the crop.
+    crop_size : tuple of int
+        ``(h, w)``.
+
+    Returns
+    -------
+    image (C, h, w) float32, target (N, h, w) float32, fg (h, w) bool,
+    ignore (h, w) bool, origin (2,) float64
+        Padded pixels are 0 in image and target, background, and ignored.
+    """
+    y0, x0 = corner
+    h, w = crop_size
+    src = (slice(y0, y0 + h), slice(x0, x0 + w))
+    img = image[:, src[0], src[1]]
+    ch, cw = img.shape[-2:]
+    out_img = np.zeros((image.shape[0], h, w), np.float32)
+    out_tgt = np.zeros((target.shape[0], h, w), np.float32)
+    out_fg = np.zeros((h, w), bool)
+    out_ign = np.ones((h, w), bool)
+    out_img[:, :ch, :cw] = img
+    out_tgt[:, :ch, :cw] = target[:, src[0], src[1]]
+    out_fg[:ch, :cw] = labels[src] > 0
+    out_ign[:ch, :cw] = ignore[src]
+    return out_img, out_tgt, out_fg, out_ign, np.array([y0, x0], dtype=np.float64)
+
+
+class CropSampler:
+    """Draws augmented training crops with target embeddings.
+
+    Parameters
+    ----------
+    images : list of ndarray of shape (C, H, W), float32
+        Normalised images.
+    labels : list of ndarray of shape (H, W), int
+        Label maps (0 = background).
+    guides : GuideFunctions
+        Guides defining the target embeddings.
+    ignore : list of ndarray of shape (H, W), bool, or None
+        Pixels excluded from the loss.
+    crop_size : int or tuple of int, default=256
+    scale_range : tuple of float or None, default=(0.75, 1.33)
+    flips : bool, default=True
+    """
+
+    def __init__(self, images, labels, guides, ignore=None, crop_size=256, scale_range=(0.75, 1.33), flips=True):
+        self.images = images
+        self.labels = labels
+        self.guides = guides
+        self.ignore = ignore if ignore is not None else [None] * len(images)
+        self.crop_size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
+        self.scale_range = scale_range
+        self.flips = flips
+        areas = np.array([lab.size for lab in labels], dtype=np.float64)
+        #: Images are drawn with probability proportional to their area.
+        self.weights = areas / areas.sum()
+
+    def __len__(self):
+        return len(self.images)
+
+    def _ignore(self, i):
+        ign = self.ignore[i]
+        return np.zeros(self.labels[i].shape, bool) if ign is None else np.asarray(ign, bool)
+
+    def sample(self, rng):
+        """One augmented crop.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        image (C, h, w), target (N, h, w), fg (h, w), ignore (h, w), origin (2,)
+        """
+        i = int(rng.choice(len(self.images), p=self.weights))
+        img, lab, ign = random_scale_flip(
+            self.images[i], self.labels[i], self._ignore(i), rng, self.scale_range, self.flips
+        )
+        target = embedding_map(lab, self.guides)
+        corner = random_crop_window(lab.shape, self.crop_size, rng)
+        return crop_sample(img, lab, ign, target, corner, self.crop_size)
+
+    def batch(self, rng, batch_size):
+        """Stacked samples: arrays with a leading batch axis (see :meth:`sample`)."""
+        parts = [self.sample(rng) for _ in range(batch_size)]
+        return tuple(np.stack(p) for p in zip(*parts))
+
+    def center_crops(self):
+        """Deterministic, un-augmented centre crops of every image (validation).
+
+        Returns
+        -------
+        list of tuples ``(image, target, fg, ignore, origin)``, one per image:
+        the centred ``crop_size`` window (the whole image, padded and ignored
+        beyond its border, when smaller), targets computed on the full image.
+        """
+        out = []
+        for i in range(len(self.images)):
+            lab = np.asarray(self.labels[i])
+            target = embedding_map(lab, self.guides)
+            corner = random_crop_window(lab.shape, self.crop_size, None)
+            out.append(crop_sample(self.images[i], lab, self._ignore(i), target, corner, self.crop_size))
+        return out

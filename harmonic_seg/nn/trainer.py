@@ -1,0 +1,292 @@
+"""Training loop for the embedding network: :class:`TrainConfig`, :class:`Trainer`, callbacks.
+
+Validation
+----------
+With ``validation_fraction > 0`` whole images are held out. The validation
+loss is computed once per epoch, in eval mode and without augmentation, on one
+*centre crop* of ``crop_size`` of every held-out image (the whole image,
+padded and ignored beyond its border, when it is smaller); targets are
+computed on the full image first. Centre crops keep the cost and memory of
+validation bounded and comparable with the training loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from ..guides import GuideFunctions
+from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_device
+from .data import CropSampler
+from .losses import harmonic_loss
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "Trainer", "Callback", "resolve_device"]
+
+def _state_to_cpu(module):
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+class Trainer:
+    """Trains a :class:`~harmonic_seg.nn.unet.HarmonicUNet` on augmented crops.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Network with ``in_channels``, ``n_outputs`` attributes and
+        ``forward(x, origin) -> (embedding, fg_logit)``.
+    guides : GuideFunctions
+        Guides defining the target embeddings (``n_guides == module.n_outputs``).
+    config : TrainConfig or None, default=None
+    callbacks : list of Callback or None, default=None
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per epoch: ``epoch, train_loss, train_l1, train_fg, val_loss,
+        val_l1, lr, dur`` (val entries are None without validation); the last
+        record gets ``interrupted=True`` after a KeyboardInterrupt.
+    best_epoch_, best_score_ : int, float
+        Epoch (1-based) and value of the best monitored loss.
+    interrupted_ : bool
+    stopped_early_ : bool
+    train_indices_, val_indices_ : ndarray
+        Images used for training and validation.
+    """
+
+    def __init__(self, module, guides, config=None, callbacks=None):
+        if not isinstance(guides, GuideFunctions):
+            raise TypeError(f"guides must be a GuideFunctions instance; got {type(guides).__name__}.")
+        config = TrainConfig() if config is None else config
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}.")
+        n_out = getattr(module, "n_outputs", guides.n_guides)
+        if n_out != guides.n_guides:
+            raise ValueError(f"module has {n_out} embedding outputs but guides has {guides.n_guides} guides.")
+        self.module = module
+        self.guides = guides
+        self.config = config
+        self.callbacks = list(callbacks or [])
+        self.history = []
+        self.stop_training = False
+
+    # --- helpers -------------------------------------------------------------
+    def _make_scheduler(self, opt):
+        cfg = self.config
+        if cfg.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.learning_rate * 0.01)
+        if cfg.lr_schedule == "plateau":
+            pat = max(1, (cfg.patience or 10) // 3)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=pat)
+        return None
+
+    def _to_device(self, arrays):
+        dev = self.device_
+        img, tgt, fg, ign, org = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        nb = dev.type == "cuda"
+        return (img.to(dev, non_blocking=nb), tgt.to(dev, non_blocking=nb), fg.to(dev, non_blocking=nb),
+                ign.to(dev, non_blocking=nb), org.to(dev, non_blocking=nb))
+
+    def _forward_loss(self, batch):
+        img, tgt, fg, ign, org = batch
+        with torch.autocast(self.device_.type, dtype=torch.float16, enabled=self.amp_):
+            emb, logit = self.module(img, org)
+        return harmonic_loss(emb, tgt, logit, fg, ign, fg_only=self.config.fg_only, fg_weight=self.config.fg_weight)
+
+    def _train_epoch(self, sampler, rng, steps, opt, scaler):
+        self.module.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device_)
+        for _ in range(steps):
+            batch = self._to_device(sampler.batch(rng, self.config.batch_size))
+            loss, parts = self._forward_loss(batch)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sums += torch.stack([loss.detach(), parts["l1"], parts["fg"]]).double()
+        return (sums / steps).tolist()
+
+    def _validate(self, val_samples):
+        self.module.eval()
+        bs = self.config.batch_size
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device_)
+        with torch.inference_mode():
+            for s in range(0, len(val_samples), bs):
+                chunk = val_samples[s : s + bs]
+                batch = self._to_device(tuple(np.stack(p) for p in zip(*chunk)))
+                loss, parts = self._forward_loss(batch)
+                sums += torch.stack([loss, parts["l1"]]).double() * len(chunk)
+        return (sums / len(val_samples)).tolist()
+
+    def _save_checkpoint(self, state):
+        path = os.fspath(self.config.checkpoint_path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    # --- public API ----------------------------------------------------------
+    def fit(self, images, labels, ignore=None, resume=False):
+        """Train the module.
+
+        Parameters
+        ----------
+        images : list of ndarray of shape (C, H, W)
+            Normalised float32 images (sizes may differ).
+        labels : list of ndarray of shape (H, W)
+            Integer label maps, 0 = background.
+        ignore : list of (ndarray of shape (H, W) or None), or None
+            True where pixels are excluded from the loss.
+        resume : bool, default=False
+            Continue from ``config.checkpoint_path`` when it exists (the
+            history then matches an uninterrupted run with the same config).
+
+        Returns
+        -------
+        self
+        """
+        cfg = self.config
+        images, labels, ignore = check_fit_inputs(images, labels, ignore, self.module.in_channels)
+        self.device_ = resolve_device(cfg.device)
+        self.amp_ = bool(self.device_.type == "cuda" if cfg.amp is None else cfg.amp)
+        if self.amp_ and self.device_.type != "cuda":
+            logger.warning("amp=True is only supported on CUDA; training in float32 on %s.", self.device_)
+            self.amp_ = False
+        ckpt = None
+        if resume:
+            if cfg.checkpoint_path is None:
+                raise ValueError("resume=True needs config.checkpoint_path.")
+            if os.path.exists(cfg.checkpoint_path):
+                ckpt = torch.load(cfg.checkpoint_path, map_location="cpu", weights_only=True)
+            else:
+                logger.warning("No checkpoint at %s; training from scratch.", cfg.checkpoint_path)
+        seed = cfg.random_state
+        if ckpt is not None:
+            seed = ckpt["seed"]
+        elif seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed_ = int(seed)
+        split_ss, sample_ss = np.random.SeedSequence(self.seed_).spawn(2)
+        torch.manual_seed(self.seed_)
+        n = len(images)
+        n_val = int(round(cfg.validation_fraction * n))
+        if cfg.validation_fraction > 0:
+            n_val = max(1, n_val) if n >= 2 else 0
+            if n < 2:
+                logger.warning("validation_fraction > 0 but only one image: training without validation.")
+        n_val = min(n_val, n - 1)
+        perm = np.random.default_rng(split_ss).permutation(n)
+        self.val_indices_, self.train_indices_ = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        sel = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+        tr = self.train_indices_
+        sampler = CropSampler(sel(images, tr), sel(labels, tr), self.guides, sel(ignore, tr),
+                              cfg.crop_size, cfg.scale_range, cfg.flips)
+        val_samples = None
+        if n_val:
+            va = self.val_indices_
+            val_samples = CropSampler(sel(images, va), sel(labels, va), self.guides, sel(ignore, va),
+                                      cfg.crop_size, None, False).center_crops()
+        steps = cfg.steps_per_epoch or max(
+            1, math.ceil(sum(lab.size for lab in sampler.labels) / cfg.crop_size**2 / cfg.batch_size)
+        )
+        rng = np.random.default_rng(sample_ss)
+
+        module = self.module.to(self.device_)
+        opt = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        sched = self._make_scheduler(opt)
+        scaler = torch.amp.GradScaler(self.device_.type, enabled=self.amp_)
+        self.history = []
+        best_state, self.best_score_, self.best_epoch_, bad = None, math.inf, None, 0
+        if ckpt is not None:
+            module.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            if sched is not None and ckpt["scheduler"] is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            self.history = list(ckpt["history"])
+            best_state, self.best_score_, self.best_epoch_, bad = (
+                ckpt["best_state"], ckpt["best_score"], ckpt["best_epoch"], ckpt["bad_epochs"])
+            rng.bit_generator.state = ckpt["numpy_rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+            if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+            logger.info("Resuming from %s after epoch %d.", cfg.checkpoint_path, len(self.history))
+
+        self.interrupted_ = self.stopped_early_ = self.stop_training = False
+        prev_threads = torch.get_num_threads()
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        monitor = "val_loss" if val_samples else "train_loss"
+        try:
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            from tqdm.auto import tqdm
+
+            bar = tqdm(range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
+                       disable=cfg.verbose < 1, desc="epochs", unit="epoch")
+            try:
+                for epoch in bar:
+                    t0 = time.perf_counter()
+                    lr = opt.param_groups[0]["lr"]
+                    tl, tl1, tfg = self._train_epoch(sampler, rng, steps, opt, scaler)
+                    if not math.isfinite(tl):
+                        raise FloatingPointError(
+                            f"training loss is {tl} at epoch {epoch + 1}; lower learning_rate or check the inputs."
+                        )
+                    vl = vl1 = None
+                    if val_samples:
+                        vl, vl1 = self._validate(val_samples)
+                    rec = dict(epoch=epoch + 1, train_loss=tl, train_l1=tl1, train_fg=tfg, val_loss=vl,
+                               val_l1=vl1, lr=lr, dur=time.perf_counter() - t0)
+                    self.history.append(rec)
+                    score = rec[monitor]
+                    if sched is not None:
+                        sched.step(score) if cfg.lr_schedule == "plateau" else sched.step()
+                    if score < self.best_score_:
+                        best_state, self.best_score_, self.best_epoch_, bad = _state_to_cpu(module), score, epoch + 1, 0
+                    else:
+                        bad += 1
+                    if cfg.checkpoint_path is not None:
+                        self._save_checkpoint(dict(
+                            model=module.state_dict(), optimizer=opt.state_dict(),
+                            scheduler=None if sched is None else sched.state_dict(), scaler=scaler.state_dict(),
+                            history=self.history, best_state=best_state, best_score=self.best_score_,
+                            best_epoch=self.best_epoch_, bad_epochs=bad, seed=self.seed_,
+                            numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+                            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                            config=cfg.to_dict(),
+                        ))
+                    bar.set_postfix(loss=f"{tl:.4f}", **({"val": f"{vl:.4f}"} if vl is not None else {}))
+                    if cfg.verbose >= 2:
+                        logger.info("epoch %d/%d train_loss=%.5f val_loss=%s lr=%.2e (%.1fs)", epoch + 1,
+                                    cfg.epochs, tl, "n/a" if vl is None else f"{vl:.5f}", lr, rec["dur"])
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(self, rec)
+                    if cfg.patience is not None and bad >= cfg.patience:
+                        self.stopped_early_ = True
+                        logger.info("Early stopping after epoch %d (best epoch %s).", epoch + 1, self.best_epoch_)
+                        break
+                    if self.stop_training:
+                        break
+            finally:
+                bar.close()
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            if self.history:
+                self.history[-1]["interrupted"] = True
+            logger.warning("Training interrupted after %d epoch(s); keeping the best weights so far (epoch %s).",
+                           len(self.history), self.best_epoch_)
+        finally:
+            if cfg.num_threads is not None:
+                torch.set_num_threads(prev_threads)
+        if best_state is not None and (cfg.restore_best or self.interrupted_):
+            module.load_state_dict(best_state)
+        module.eval()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from harmonic_seg.guides import random_guides
+from harmonic_seg.nn.inference import predict_embeddings, tile_starts
+from harmonic_seg.nn.unet import HarmonicUNet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+def make_net(norm="batch"):
+    torch.manual_seed(0)
+    net = HarmonicUNet(2, 5, random_guides(5, (100, 100), random_state=0), depth=2, base_width=8, norm=norm)
+    if norm == "batch":  # non-trivial running statistics
+        net.train()
+        with torch.no_grad():
+            for _ in range(3):
+                net(torch.randn(2, 2, 32, 32))
+    return net.eval()
+
+
+def test_tile_starts():
+    starts, ends = tile_starts(150, 64, 16, multiple=4)
+    assert starts[0] == 0 and ends[-1] == 150
+    assert all(s % 4 == 0 for s in starts)
+    assert all(e - s <= 64 for s, e in zip(starts, ends))
+    assert all(ends[i] - starts[i + 1] >= 16 for i in range(len(starts) - 1))
+    assert tile_starts(50, 64, 16) == ([0], [50])
+    with pytest.raises(ValueError, match="overlap"):
+        tile_starts(200, 64, 64, multiple=4)
+
+
+def test_untiled_shapes_and_range():
+    net = make_net()
+    img = np.random.default_rng(0).standard_normal((2, 37, 53)).astype(np.float32)
+    emb, fg = predict_embeddings(net, img)
+    assert emb.shape == (5, 37, 53) and fg.shape == (37, 53)
+    assert emb.dtype == np.float32 and fg.dtype == np.float32
+    assert (fg >= 0).all() and (fg <= 1).all()
+    assert not net.training
+
+
+@pytest.mark.parametrize("norm", ["batch", None])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_tiled_equals_untiled(norm, batch_size):
+    net = make_net(norm)
+    img = np.random.default_rng(1).standard_normal((2, 150, 171)).astype(np.float32)
+    emb, fg = predict_embeddings(net, img)
+    emb_t, fg_t = predict_embeddings(net, img, tile_size=96, overlap=64, batch_size=batch_size)
+    assert np.abs(emb - emb_t).max() < 1e-4
+    assert np.abs(fg - fg_t).max() < 1e-4
+
+
+def test_tiles_use_global_origin():
+    """Without passing origins the guide maps would repeat per tile and differ."""
+    net = make_net(None)
+    img = np.zeros((2, 128, 128), np.float32)
+    emb, _ = predict_embeddings(net, img)
+    emb_t, _ = predict_embeddings(net, img, tile_size=80, overlap=48)
+    assert np.abs(emb - emb_t).max() < 1e-4
+    assert np.abs(emb[:, 10, 10] - emb[:, 74, 74]).max() > 1e-3  # position-dependent output
+
+
+def test_bad_input():
+    net = make_net()
+    with pytest.raises(ValueError, match="channel"):
+        predict_embeddings(net, np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="C, H, W"):
+        predict_embeddings(net, np.zeros((8, 8), np.float32))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp", [False, True])
+def test_cuda_matches_cpu(amp):
+    net = make_net()
+    img = np.random.default_rng(2).standard_normal((2, 100, 120)).astype(np.float32)
+    emb, fg = predict_embeddings(net, img, device="cpu")
+    emb_c, fg_c = predict_embeddings(net, img, device="cuda", amp=amp)
+    tol = 5e-2 if amp else 1e-3
+    assert np.abs(emb - emb_c).max() < tol and np.abs(fg - fg_c).max() < tol
+    emb_t, _ = predict_embeddings(net, img, device="cuda", amp=amp, tile_size=64, overlap=32, batch_size=4)
+    assert np.abs(emb_c - emb_t).max() < (5e-2 if amp else 1e-3)
