@@ -6,6 +6,7 @@ Everything that imports torch lives in this subpackage.
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
 from .losses import harmonic_loss
+from .meanshift import MeanShift, cluster_embeddings, mean_shift
 from .trainer import Callback, TrainConfig, Trainer
 from .unet import HarmonicUNet, count_parameters
 
@@ -19,4 +20,7 @@ __all__ = [
     "Trainer",
     "Callback",
     "predict_embeddings",
+    "mean_shift",
+    "MeanShift",
+    "cluster_embeddings",
 ]

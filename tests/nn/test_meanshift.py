@@ -1,0 +1,282 @@
+"""Tests of harmonic_seg.nn.meanshift: torch mean shift vs scikit-learn, estimator, clustering of embeddings."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scipy import ndimage as ndi  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.cluster import MeanShift as SkMeanShift  # noqa: E402
+from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
+
+from harmonic_seg.embeddings import embedding_map  # noqa: E402
+from harmonic_seg.guides import random_guides  # noqa: E402
+from harmonic_seg.nn.meanshift import MeanShift, cluster_embeddings, mean_shift  # noqa: E402
+
+EPS = 0.5
+
+
+def make_labels(shape=(128, 128), n=12, seed=15, radius=15):
+    """Voronoi cells of ``n`` random centres, cut to discs of ``radius`` (0 = background)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, shape[0], size=(n, 2))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
+    lab = d.argmin(-1) + 1
+    lab[d.min(-1) > radius**2] = 0
+    return lab
+
+
+def noisy_embedding(labels, seed=15, noise=0.05, blur=0.7):
+    """Perfect harmonic embedding, blurred across boundaries, plus Gaussian noise."""
+    emb, _, inst = embedding_map(labels, random_guides(12, labels.shape, random_state=seed), return_embeddings=True)
+    if blur:
+        emb = ndi.gaussian_filter(emb, (0, blur, blur))
+    emb = emb + np.random.default_rng(seed).normal(0.0, noise, emb.shape).astype(np.float32)
+    return emb.astype(np.float32), inst
+
+
+@pytest.fixture(scope="module")
+def scene():
+    labels = make_labels()
+    emb, inst = noisy_embedding(labels)
+    # the instances are separated by more than the bandwidth in L2 (and so in L1)
+    d = np.sqrt(((inst[:, None] - inst[None]) ** 2).sum(-1))
+    assert d[np.triu_indices(len(inst), 1)].min() > 0.8
+    return labels, emb
+
+
+@pytest.fixture(scope="module")
+def points(scene):
+    labels, emb = scene
+    fg = labels > 0
+    idx = np.random.default_rng(0).choice(fg.sum(), 3000, replace=False)
+    return emb[:, fg].T[idx], labels[fg][idx]
+
+
+@pytest.fixture(scope="module")
+def sklearn_result(points):
+    X, _ = points
+    return SkMeanShift(bandwidth=EPS, bin_seeding=True).fit(X)
+
+
+# ------------------------------------------------------------------ agreement
+@pytest.mark.parametrize("seeds", ["bin", "bin_mean"])
+def test_agrees_with_sklearn(points, sklearn_result, seeds):
+    X, gt = points
+    centers, labels = mean_shift(X, EPS, seeds=seeds)
+    assert labels.shape == (len(X),) and centers.shape[1] == X.shape[1]
+    assert ari(sklearn_result.labels_, labels) >= 0.99
+    assert ari(gt, labels) >= 0.99
+
+
+def test_bin_seeds_same_modes_as_sklearn(points, sklearn_result):
+    X, _ = points
+    centers, _ = mean_shift(X, EPS, seeds="bin", coarse_to_fine=False)
+    sk = sklearn_result.cluster_centers_
+    assert len(centers) == len(sk)
+    d = np.sqrt(((centers[:, None] - sk[None]) ** 2).sum(-1))
+    assert d.min(1).max() < 1e-2  # every mode of ours is one of scikit-learn's
+
+
+def test_subsampling_preserves_labels(points):
+    X, _ = points
+    _, full = mean_shift(X, EPS, max_points=None)
+    _, sub = mean_shift(X, EPS, max_points=1000, random_state=3)
+    assert ari(full, sub) >= 0.98
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+@pytest.mark.parametrize("metric", ["euclidean", "l1"])
+def test_kernels_and_metrics_run(points, kernel, metric):
+    X, gt = points
+    centers, labels = mean_shift(X, EPS, kernel=kernel, metric=metric, seeds="bin_mean")
+    assert labels.min() >= 0 and labels.max() < len(centers)
+    if metric == "euclidean":
+        assert ari(gt, labels) >= 0.99
+
+
+def test_deterministic_on_cpu(points):
+    X, _ = points
+    a = mean_shift(X, EPS, max_points=1500, random_state=7)
+    b = mean_shift(X, EPS, max_points=1500, random_state=7)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_torch_input_and_cluster_all(points):
+    X, _ = points
+    c1, l1 = mean_shift(torch.from_numpy(X), EPS)
+    c2, l2 = mean_shift(X, EPS)
+    np.testing.assert_array_equal(l1, l2)
+    far = np.vstack([X, np.full((1, X.shape[1]), 50.0, dtype=np.float32)])
+    _, lab = mean_shift(far, EPS, cluster_all=False, seeds="bin_mean", min_bin_freq=2)
+    assert lab[-1] == -1 and (lab[:-1] >= 0).mean() > 0.95  # a few blurred boundary pixels are orphans too
+
+
+def test_merge_false_keeps_more_modes(points):
+    X, _ = points
+    merged, _ = mean_shift(X, EPS, seeds="bin_mean")
+    unmerged, _ = mean_shift(X, EPS, seeds="bin_mean", merge=False)
+    assert len(unmerged) >= len(merged)
+
+
+def test_explicit_seeds():
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]], dtype=np.float32)
+    centers, labels = mean_shift(X, 1.0, seeds=[[0.0, 0.1], [5.0, 5.1]])
+    assert len(centers) == 2 and labels[0] == labels[1] != labels[2] == labels[3]
+    with pytest.raises(ValueError, match="seeds"):
+        mean_shift(X, 1.0, seeds=np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------------ edge cases
+def test_single_point_and_identical_points():
+    c, lab = mean_shift(np.ones((1, 12)), EPS)
+    np.testing.assert_allclose(c, np.ones((1, 12)))
+    np.testing.assert_array_equal(lab, [0])
+    c, lab = mean_shift(np.zeros((50, 3)), EPS)
+    assert len(c) == 1 and (lab == 0).all()
+
+
+def test_no_seed_with_points_falls_back():
+    # two points in one cell whose grid point is farther than the bandwidth from both:
+    # scikit-learn raises, we use the points as seeds
+    X = np.full((2, 12), 0.2, dtype=np.float32)
+    X[1, 0] = 0.21
+    c, lab = mean_shift(X, 0.1, seeds="bin")
+    assert len(c) == 1 and (lab == 0).all()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_bad_bandwidth(bad):
+    with pytest.raises(ValueError, match="bandwidth"):
+        mean_shift(np.zeros((5, 2)), bad)
+
+
+def test_bad_points():
+    with pytest.raises(ValueError, match="points"):
+        mean_shift(np.array([[0.0, np.nan]]), EPS)
+    with pytest.raises(ValueError, match="points"):
+        mean_shift(np.zeros(5), EPS)
+    with pytest.raises(ValueError, match="points"):
+        mean_shift(np.zeros((0, 3)), EPS)
+    with pytest.raises(ValueError, match="kernel"):
+        mean_shift(np.zeros((5, 2)), EPS, kernel="epanechnikov")
+    with pytest.raises(ValueError, match="metric"):
+        mean_shift(np.zeros((5, 2)), EPS, metric="cosine")
+    with pytest.raises(ValueError, match="seeds"):
+        mean_shift(np.zeros((5, 2)), EPS, seeds="grid")
+
+
+# ------------------------------------------------------------------ estimator
+def test_estimator_api(points):
+    X, gt = points
+    est = MeanShift(bandwidth=EPS, seeds="bin_mean", max_points=2000)
+    params = est.get_params()
+    assert params["bandwidth"] == EPS and params["max_points"] == 2000
+    twin = clone(est)
+    assert twin.get_params() == params and not hasattr(twin, "labels_")
+    labels = est.fit_predict(X)
+    assert est.cluster_centers_.shape == (labels.max() + 1, X.shape[1])
+    assert est.n_iter_ >= 1 and est.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(est.predict(X), labels)
+    assert ari(gt, labels) >= 0.99
+    est.set_params(kernel="gaussian")
+    assert est.fit(X).kernel == "gaussian"
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :3])
+    with pytest.raises(TypeError):
+        MeanShift(0.5)  # keyword-only
+
+
+def test_estimator_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        MeanShift().predict(np.zeros((2, 2)))
+
+
+# ------------------------------------------------------------------ cluster_embeddings
+@pytest.mark.parametrize("seeds", ["bin", "bin_mean"])
+def test_cluster_embeddings_recovers_instances(scene, seeds):
+    labels, emb = scene
+    fg = labels > 0
+    pred, scores = cluster_embeddings(emb, fg, EPS, seeds=seeds)
+    assert pred.dtype == np.int32 and pred.shape == labels.shape
+    assert (pred[~fg] == 0).all()
+    assert ari(labels[fg], pred[fg]) >= 0.99
+    assert scores.shape == (pred.max(),)
+    assert np.all((scores >= 0) & (scores <= 1)) and np.median(scores) > 0.9
+    np.testing.assert_array_equal(np.unique(pred), np.arange(pred.max() + 1))
+
+
+def test_cluster_embeddings_torch_and_fg_prob(scene):
+    labels, emb = scene
+    fg = labels > 0
+    pred, scores = cluster_embeddings(torch.from_numpy(emb), torch.from_numpy(fg), EPS)
+    pred2, scores2 = cluster_embeddings(emb, fg, EPS, fg_prob=np.where(fg, 0.5, 0.0))
+    np.testing.assert_array_equal(pred, pred2)
+    np.testing.assert_allclose(scores2, 0.5 * scores)
+
+
+def test_cluster_embeddings_split_components():
+    # one embedding value on two separate blobs: one cluster, two components
+    emb = np.zeros((4, 20, 20), dtype=np.float32)
+    fg = np.zeros((20, 20), dtype=bool)
+    fg[2:8, 2:8] = fg[12:18, 12:18] = True
+    emb[:, fg] = 0.7
+    pred, _ = cluster_embeddings(emb, fg, EPS)
+    assert pred.max() == 1
+    pred, scores = cluster_embeddings(emb, fg, EPS, split_components=True)
+    assert pred.max() == 2 and pred[3, 3] != pred[15, 15]
+    np.testing.assert_allclose(scores, [1.0, 1.0])
+
+
+def test_cluster_embeddings_edge_cases():
+    emb = np.random.default_rng(0).normal(0, 0.01, (12, 16, 16)).astype(np.float32)
+    # empty foreground
+    pred, scores = cluster_embeddings(emb, np.zeros((16, 16), bool), EPS)
+    assert pred.shape == (16, 16) and pred.dtype == np.int32 and not pred.any() and scores.shape == (0,)
+    # a single foreground pixel: removed by min_size, kept with min_size=1
+    one = np.zeros((16, 16), bool)
+    one[4, 5] = True
+    pred, scores = cluster_embeddings(emb, one, EPS)
+    assert not pred.any() and scores.shape == (0,)
+    pred, scores = cluster_embeddings(emb, one, EPS, min_size=1)
+    assert pred[4, 5] == 1 and pred.sum() == 1 and scores.shape == (1,)
+    # all pixels one cluster (foreground=None: every pixel)
+    pred, scores = cluster_embeddings(emb, None, EPS)
+    assert (pred == 1).all() and scores.shape == (1,) and scores[0] == pytest.approx(1.0)
+
+
+def test_cluster_embeddings_errors():
+    emb = np.zeros((12, 8, 8), dtype=np.float32)
+    bad = emb.copy()
+    bad[0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="embedding"):
+        cluster_embeddings(bad, None, EPS)
+    with pytest.raises(ValueError, match="bandwidth"):
+        cluster_embeddings(emb, None, 0.0)
+    with pytest.raises(ValueError, match="bandwidth"):
+        cluster_embeddings(emb, None, -0.5)
+    with pytest.raises(ValueError, match="foreground"):
+        cluster_embeddings(emb, np.ones((8, 9), bool), EPS)
+    with pytest.raises(ValueError, match="fg_prob"):
+        cluster_embeddings(emb, None, EPS, fg_prob=np.ones((9, 8)))
+    with pytest.raises(ValueError, match="embedding"):
+        cluster_embeddings(np.zeros((8, 8)), None, EPS)
+
+
+# ------------------------------------------------------------------ CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_matches_cpu(points, scene):
+    X, _ = points
+    _, cpu = mean_shift(X, EPS)
+    _, gpu = mean_shift(torch.from_numpy(X).cuda(), EPS)
+    _, gpu2 = mean_shift(X, EPS, device="cuda")
+    assert ari(cpu, gpu) >= 0.99 and ari(cpu, gpu2) >= 0.99
+    labels, emb = scene
+    pred, scores = cluster_embeddings(torch.from_numpy(emb).cuda(), labels > 0, EPS)
+    assert ari(labels[labels > 0], pred[labels > 0]) >= 0.99
