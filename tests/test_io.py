@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import data_path
+from .conftest import data_path
 from harmonic_seg.io import (
     Dataset,
     default_data_root,

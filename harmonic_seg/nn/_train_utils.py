@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -174,3 +175,17 @@ def check_fit_inputs(images, labels, ignore, in_channels):
         out_l.append(lab)
         out_g.append(ign)
     return out_i, out_l, out_g
+
+
+@contextlib.contextmanager
+def thread_limit(num_threads):
+    """``torch.set_num_threads(num_threads)`` for the duration of a block (None: no change)."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,520 @@
+"""HarmonicSegmenter: the scikit-learn face of the method."""
+
+from __future__ import annotations
+
+import logging
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from . import _persistence
+from ._validation import check_images, check_images_and_labels
+from .fitter import GuideFunctionFitter
+from .metrics import mean_symmetric_best_dice, symmetric_best_dice
+from .preprocessing import percentile_normalize, to_channels_first
+
+__all__ = ["HarmonicSegmenter"]
+
+logger = logging.getLogger(__name__)
+
+
+class HarmonicSegmenter(BaseEstimator):
+    """Instance segmentation with harmonic embeddings (Kulikov & Lempitsky, CVPR 2020).
+
+    ``fit`` runs the three stages on lists of images and integer label maps:
+    guide functions are fitted on the label maps (``guides``), a U-Net with
+    SinConv layers is trained to regress every pixel's harmonic embedding and
+    its foreground probability, and, optionally, the clustering bandwidth and
+    minimum instance size are tuned on held-out images. ``predict`` returns
+    one integer label map per image.
+
+    Parameters
+    ----------
+    guides : GuideFunctionFitter or None, default=None
+        Stage-1 estimator (cloned in ``fit``). None means
+        ``GuideFunctionFitter(random_state=random_state)``. Its parameters are
+        reachable as ``guides__margin``, ``guides__n_guides``, ...
+    variant : {"sin", "coord", "none"}, default="sin"
+        Decoder convolutions see the guide maps (SinConv), plain coordinates
+        (CoordConv) or nothing (the paper's ablations).
+    depth : int, default=4
+        Pooling steps of the U-Net.
+    base_width : int, default=32
+        Channels of its first level (doubled at every level).
+    norm : {"batch", "group", "instance"} or None, default="batch"
+    epochs : int, default=50
+    steps_per_epoch : int or None, default=None
+        Minibatches per epoch; None covers the training images once.
+    batch_size : int, default=4
+    crop_size : int, default=256
+        Side of the random training crops (the paper uses 448).
+    learning_rate : float, default=1e-3
+        Adam step size.
+    lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
+    validation_fraction : float, default=0.1
+        Fraction of the training images held out for validation loss, early
+        stopping and post-processing tuning (at least one image stays for
+        training).
+    patience : int or None, default=None
+        Early stopping after this many epochs without improvement.
+    fg_weight : float, default=1.0
+        Weight of the foreground loss beside the embedding L1 loss.
+    scale_range : tuple of float, default=(0.75, 1.33)
+        Random scaling of training images.
+    flips : bool, default=True
+        Random left-right and up-down flips.
+    percentiles : tuple of float or None, default=(1.0, 99.8)
+        Per-image percentile normalisation of the input (whole image, never
+        per tile); None feeds the images as they are (as float32).
+    bandwidth : float or None, default=None
+        Mean-shift bandwidth; None uses the guides' margin eps (the paper).
+    min_size : int, default=10
+        Instances with fewer pixels are dropped.
+    split_components : bool, default=False
+        Split each cluster into its connected components.
+    metric : {"euclidean", "l1"}, default="euclidean"
+        Distance of the mean-shift window ("euclidean" as in scikit-learn's
+        MeanShift, used by the reference implementation).
+    fg_threshold : float, default=0.5
+        Foreground probability above which a pixel is clustered (when no
+        foreground mask is given to ``predict``).
+    tune_postprocessing : bool, default=False
+        After training, choose ``bandwidth`` and ``min_size`` maximising the
+        mean symmetric best Dice on the validation images.
+    tile_size : int or None, default=1024
+        Images larger than this are predicted tile by tile (memory bounded by
+        the tile); None always predicts whole images.
+    tile_overlap : int or None, default=None
+        Overlap of tiles; None uses the network's receptive field, which
+        makes tiled and untiled predictions agree.
+    device : str, default="auto"
+        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    amp : bool or None, default=None
+        Mixed precision; None: on CUDA only.
+    num_threads : int or None, default=None
+        CPU threads of torch during fit and predict; None leaves torch's.
+    callbacks : list of Callback or None, default=None
+        Objects with the hooks of :class:`harmonic_seg.nn.Callback`
+        (``on_train_begin``, ``on_epoch_end``, ``on_train_end``), called by
+        the training loop; a callback may set ``trainer.stop_training``.
+    random_state : int, RandomState instance or None, default=None
+        Makes a CPU run repeatable.
+    verbose : int, default=0
+        0 silent, 1 progress bars, 2 also per-epoch log records.
+
+    Attributes
+    ----------
+    guides_ : GuideFunctionFitter
+        The fitted stage-1 estimator (``guides_.guides_`` are the functions).
+    module_ : HarmonicUNet
+        The trained network.
+    history_ : list of dict
+        Per-epoch training record (losses, learning rate, duration).
+    n_channels_in_ : int
+        Channels of the training images.
+    bandwidth_ : float
+        Mean-shift bandwidth used by ``predict``.
+    min_size_ : int
+        Minimum instance size used by ``predict``.
+    tuning_results_ : list of dict
+        Scores of the post-processing grid (empty unless tuned).
+
+    Examples
+    --------
+    >>> from harmonic_seg import HarmonicSegmenter
+    >>> from harmonic_seg.synthetic import make_instances
+    >>> data = make_instances(n_images=3, shape=(64, 64), random_state=0)
+    >>> seg = HarmonicSegmenter(depth=2, base_width=8, epochs=1, crop_size=64,
+    ...                         validation_fraction=0, random_state=0)
+    >>> seg.fit(data.images, data.labels).predict(data.images[:1])[0].shape
+    (64, 64)
+    """
+
+    _parameter_constraints = {
+        "guides": [GuideFunctionFitter, None],
+        "variant": [StrOptions({"sin", "coord", "none"})],
+        "depth": [Interval(Integral, 0, 8, closed="both")],
+        "base_width": [Interval(Integral, 1, None, closed="left")],
+        "norm": [StrOptions({"batch", "group", "instance"}), None],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "crop_size": [Interval(Integral, 8, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"cosine", "constant", "plateau"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "fg_weight": [Interval(Real, 0, None, closed="left")],
+        "scale_range": [tuple, list, None],
+        "flips": ["boolean"],
+        "percentiles": [tuple, list, None],
+        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
+        "min_size": [Interval(Integral, 0, None, closed="left")],
+        "split_components": ["boolean"],
+        "metric": [StrOptions({"euclidean", "l1"})],
+        "fg_threshold": [Interval(Real, 0, 1, closed="neither")],
+        "tune_postprocessing": ["boolean"],
+        "tile_size": [Interval(Integral, 16, None, closed="left"), None],
+        "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
+        "device": [str],
+        "amp": ["boolean", None],
+        "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        guides=None,
+        variant="sin",
+        depth=4,
+        base_width=32,
+        norm="batch",
+        epochs=50,
+        steps_per_epoch=None,
+        batch_size=4,
+        crop_size=256,
+        learning_rate=1e-3,
+        lr_schedule="cosine",
+        validation_fraction=0.1,
+        patience=None,
+        fg_weight=1.0,
+        scale_range=(0.75, 1.33),
+        flips=True,
+        percentiles=(1.0, 99.8),
+        bandwidth=None,
+        min_size=10,
+        split_components=False,
+        metric="euclidean",
+        fg_threshold=0.5,
+        tune_postprocessing=False,
+        tile_size=1024,
+        tile_overlap=None,
+        device="auto",
+        amp=None,
+        num_threads=None,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.guides = guides
+        self.variant = variant
+        self.depth = depth
+        self.base_width = base_width
+        self.norm = norm
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = batch_size
+        self.crop_size = crop_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.fg_weight = fg_weight
+        self.scale_range = scale_range
+        self.flips = flips
+        self.percentiles = percentiles
+        self.bandwidth = bandwidth
+        self.min_size = min_size
+        self.split_components = split_components
+        self.metric = metric
+        self.fg_threshold = fg_threshold
+        self.tune_postprocessing = tune_postprocessing
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        self.device = device
+        self.amp = amp
+        self.num_threads = num_threads
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.target_tags.required = True
+        tags.non_deterministic = False
+        return tags
+
+    def set_params(self, **params):
+        """Set parameters; ``guides__*`` keys also work while ``guides`` is None.
+
+        With ``guides=None`` (the default fitter), a ``guides__margin=...``
+        style key first replaces None by ``GuideFunctionFitter()``, which
+        behaves exactly like the default, so that grids over the guide
+        parameters work on a default-constructed segmenter.
+        """
+        if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
+            self.guides = GuideFunctionFitter()
+        return super().set_params(**params)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_extra_params(self):
+        if self.percentiles is not None:
+            lo, hi = self.percentiles
+            if not 0 <= lo < hi <= 100:
+                raise ValueError(
+                    f"percentiles must be None or (low, high) with 0 <= low < high <= 100; got {self.percentiles!r}."
+                )
+        if self.scale_range is not None:
+            lo, hi = self.scale_range
+            if not 0 < lo <= hi:
+                raise ValueError(f"scale_range must be None or (low, high) with 0 < low <= high; got {self.scale_range!r}.")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]'; got {self.device!r}.")
+
+    def _prepare(self, images):
+        """Validated images -> normalised float32 (C, H, W) arrays."""
+        out = []
+        for im in images:
+            if self.percentiles is not None:
+                im = percentile_normalize(im, *self.percentiles)
+            out.append(to_channels_first(im))
+        return out
+
+    def _threads(self):
+        from .nn._train_utils import thread_limit
+
+        return thread_limit(self.num_threads)
+
+    # ---------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, ignore=None):
+        """Fit guide functions, train the embedding network, tune post-processing.
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+            Training images of any numeric dtype; sizes may differ, channel
+            counts may not.
+        y : list of ndarray of shape (H, W)
+            Integer label maps, 0 = background.
+        ignore : list of ndarray of shape (H, W) or None, default=None
+            Pixels excluded from the losses (e.g. where instances overlap).
+
+        Returns
+        -------
+        self : HarmonicSegmenter
+        """
+        self._check_extra_params()
+        images, labels = check_images_and_labels(X, y)
+        if ignore is not None and len(ignore) != len(labels):
+            raise ValueError(f"ignore must have one mask per image; got {len(ignore)} masks for {len(labels)} images.")
+        rs = check_random_state(self.random_state)
+        seed_guides, seed_net = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
+
+        from .nn import HarmonicUNet, TrainConfig, Trainer
+
+        fitter = clone(self.guides) if self.guides is not None else GuideFunctionFitter(random_state=seed_guides)
+        if self.guides is not None and fitter.random_state is None:
+            fitter.set_params(random_state=seed_guides)
+        fitter.set_params(verbose=max(fitter.verbose, self.verbose - 1))
+        self.guides_ = fitter.fit(labels)
+        guides = self.guides_.guides_
+        self.n_channels_in_ = 1 if images[0].ndim == 2 else images[0].shape[2]
+        chw = self._prepare(images)
+        config = TrainConfig(
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            batch_size=self.batch_size,
+            crop_size=self.crop_size,
+            learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
+            validation_fraction=self.validation_fraction,
+            patience=self.patience,
+            fg_weight=self.fg_weight,
+            scale_range=None if self.scale_range is None else tuple(self.scale_range),
+            flips=self.flips,
+            device=self.device,
+            amp=self.amp,
+            num_threads=self.num_threads,
+            random_state=seed_net,
+            verbose=self.verbose,
+        )
+        with self._threads():
+            import torch
+
+            torch.manual_seed(seed_net)
+            module = HarmonicUNet(
+                self.n_channels_in_,
+                guides.n_guides,
+                guides=guides if self.variant == "sin" else None,
+                variant=self.variant,
+                depth=self.depth,
+                base_width=self.base_width,
+                norm=self.norm,
+                reference_shape=self.guides_.reference_shape_,
+            )
+            trainer = Trainer(module, guides, config, callbacks=self.callbacks).fit(chw, labels, ignore=ignore)
+        self.module_ = trainer.module
+        self.module_.eval()
+        self.history_ = trainer.history
+        self.bandwidth_ = float(self.bandwidth if self.bandwidth is not None else self.guides_.margin)
+        self.min_size_ = int(self.min_size)
+        self.tuning_results_ = []
+        val = list(getattr(trainer, "val_indices_", []))
+        if self.tune_postprocessing:
+            if val:
+                self._tune([chw[i] for i in val], [labels[i] for i in val])
+            else:
+                logger.warning("tune_postprocessing=True but no validation image was held out; keeping the defaults.")
+        return self
+
+    def _tune(self, chw, labels):
+        """Grid search of bandwidth and min_size on validation images (StarDist-style)."""
+        preds = [self._embed(im) for im in chw]
+        eps = self.bandwidth_
+        results = []
+        for factor in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5):
+            for min_size in sorted({0, self.min_size_, 2 * self.min_size_ + 10, 4 * self.min_size_ + 40}):
+                pred = [self._cluster(e, p > self.fg_threshold, p, eps * factor, min_size)[0] for e, p in preds]
+                score = float(np.mean([symmetric_best_dice(t, q) for t, q in zip(labels, pred)]))
+                results.append({"bandwidth": eps * factor, "min_size": min_size, "sbd": score})
+        best = max(results, key=lambda r: r["sbd"])
+        self.bandwidth_, self.min_size_ = float(best["bandwidth"]), int(best["min_size"])
+        self.tuning_results_ = results
+        logger.info("post-processing tuned: bandwidth=%.3f min_size=%d (validation SBD %.4f)", *best.values())
+
+    # ------------------------------------------------------------------ predict
+    def _embed(self, chw):
+        from .nn import predict_embeddings
+
+        rf = getattr(self.module_, "receptive_field", 0)
+        overlap = self.tile_overlap if self.tile_overlap is not None else 2 * (rf // 2)
+        return predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
+
+    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size):
+        from .nn.meanshift import cluster_embeddings
+
+        return cluster_embeddings(
+            embedding,
+            foreground,
+            bandwidth,
+            metric=self.metric,
+            min_size=min_size,
+            split_components=self.split_components,
+            fg_prob=fg_prob,
+            device=next(self.module_.parameters()).device,
+            random_state=0,
+        )
+
+    def _check_predict_input(self, X, foreground):
+        check_is_fitted(self, "module_")
+        images = check_images(X, "X", n_channels=self.n_channels_in_)
+        if foreground is not None:
+            if len(foreground) != len(images):
+                raise ValueError(
+                    f"foreground must have one mask per image; got {len(foreground)} masks for {len(images)} images."
+                )
+            foreground = [np.asarray(f) for f in foreground]
+            for i, (f, im) in enumerate(zip(foreground, images)):
+                if f.shape != im.shape[:2]:
+                    raise ValueError(f"foreground[{i}] has shape {f.shape} but X[{i}] has spatial shape {im.shape[:2]}.")
+        return images, foreground
+
+    def predict_embeddings(self, X):
+        """Predicted embeddings and foreground probabilities.
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+
+        Returns
+        -------
+        list of tuple (embedding, fg_prob)
+            ``embedding`` of shape (N, H, W) and ``fg_prob`` of shape (H, W),
+            float32.
+        """
+        images, _ = self._check_predict_input(X, None)
+        with self._threads():
+            return [self._embed(im) for im in self._prepare(images)]
+
+    def predict(self, X, foreground=None, *, return_scores=False):
+        """Instance label maps of images.
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+        foreground : list of ndarray of shape (H, W) or None, default=None
+            Known foreground masks, imposed instead of the predicted
+            foreground (e.g. the paper's HeLa protocol with ground-truth
+            foreground).
+        return_scores : bool, default=False
+            Also return one confidence per instance (for COCO AP).
+
+        Returns
+        -------
+        labels : list of ndarray of shape (H, W), int32
+        scores : list of ndarray of shape (K,)
+            Only when ``return_scores`` is True; ``scores[i][k]`` belongs to
+            instance ``k + 1`` of ``labels[i]``.
+        """
+        images, foreground = self._check_predict_input(X, foreground)
+        labels, scores = [], []
+        with self._threads():
+            for i, im in enumerate(self._prepare(images)):
+                emb, prob = self._embed(im)
+                fg = prob > self.fg_threshold if foreground is None else foreground[i].astype(bool)
+                lab, sc = self._cluster(emb, fg, prob, self.bandwidth_, self.min_size_)
+                labels.append(lab)
+                scores.append(sc)
+        return (labels, scores) if return_scores else labels
+
+    def score(self, X, y):
+        """Mean symmetric best Dice of the predictions (higher is better).
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+        y : list of ndarray of shape (H, W)
+
+        Returns
+        -------
+        score : float
+        """
+        images, labels = check_images_and_labels(X, y)
+        return mean_symmetric_best_dice(labels, self.predict(images))
+
+    # -------------------------------------------------------------- persistence
+    def __getstate__(self):
+        return _persistence.getstate(self)
+
+    def __setstate__(self, state):
+        _persistence.setstate(self, state)
+
+    def save(self, path, *, overwrite=False):
+        """Save to a folder in a safe format: JSON configuration + numpy weights.
+
+        Loading it never executes code (no pickle). See :meth:`load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Target folder; created. An existing one is only replaced with
+            ``overwrite=True``.
+        overwrite : bool, default=False
+        """
+        _persistence.save(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, *, device="cpu"):
+        """Load a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str, default="cpu"
+            Where to put the network.
+
+        Returns
+        -------
+        HarmonicSegmenter
+        """
+        return _persistence.load(cls, path, device=device)

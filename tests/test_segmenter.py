@@ -1,0 +1,237 @@
+import json
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import (
+    check_do_not_raise_errors_in_init_or_set_params,
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_get_params_invariance,
+    check_mixin_order,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+from harmonic_seg.metrics import SCORERS
+from harmonic_seg.synthetic import make_instances
+
+TINY = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_instances(n_images=6, shape=(48, 48), n_instances=(3, 6), random_state=0)
+    return d.images, d.labels
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return HarmonicSegmenter(random_state=0, validation_fraction=0.2, **TINY).fit(X, y)
+
+
+CHECKS = [
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_get_params_invariance,
+    check_set_params,
+    check_do_not_raise_errors_in_init_or_set_params,
+    check_mixin_order,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_data_free_sklearn_checks(check):
+    check("HarmonicSegmenter", HarmonicSegmenter())
+
+
+def test_keyword_only_and_tags():
+    with pytest.raises(TypeError):
+        HarmonicSegmenter(None)
+    tags = HarmonicSegmenter().__sklearn_tags__()
+    assert tags.target_tags.required and not tags.input_tags.two_d_array
+
+
+def test_fit_predict_shapes_and_attributes(fitted, data):
+    X, y = data
+    assert fitted.guides_.n_guides_ == 12 and fitted.n_channels_in_ == 1
+    assert len(fitted.history_) == 1 and {"train_loss", "val_loss"} <= set(fitted.history_[0])
+    assert fitted.bandwidth_ == 0.5
+    odd = [np.random.default_rng(0).random((37, 53)).astype(np.float32), X[0][:45, :20]]
+    labels, scores = fitted.predict(odd, return_scores=True)
+    assert [p.shape for p in labels] == [(37, 53), (45, 20)]
+    assert all(p.dtype == np.int32 for p in labels)
+    assert all(s.shape == (int(p.max()),) for p, s in zip(labels, scores))
+    emb, prob = fitted.predict_embeddings(X[:1])[0]
+    assert emb.shape == (12, 48, 48) and prob.shape == (48, 48)
+    assert 0 <= fitted.score(X, y) <= 1
+
+
+def test_foreground_mask_is_imposed(fitted, data):
+    X, y = data
+    none = [np.zeros_like(y[0], dtype=bool)]
+    assert fitted.predict(X[:1], foreground=none)[0].max() == 0
+
+
+def test_reproducible_and_set_params_equals_constructor(data):
+    X, y = data
+    a = HarmonicSegmenter(random_state=3, **TINY).fit(X, y)
+    b = HarmonicSegmenter(**TINY).set_params(random_state=3).fit(X, y)
+    for pa, pb in zip(a.module_.parameters(), b.module_.parameters()):
+        assert torch.equal(pa, pb)
+    assert a.history_[0]["train_loss"] == b.history_[0]["train_loss"]
+    c = clone(a)
+    assert not hasattr(c, "module_") and c.get_params()["random_state"] == 3
+
+
+def test_multichannel_and_channel_check(data):
+    X, y = data
+    rgb = [np.stack([im, im * 0.5, 1 - im], axis=-1) for im in X]
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0, **TINY).fit(rgb, y)
+    assert seg.n_channels_in_ == 3
+    with pytest.raises(ValueError, match="1 channel.*fitted on images with 3"):
+        seg.predict(X[:1])
+
+
+def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
+    X, _ = data
+    ref = fitted.predict(X[:2])
+    joblib.dump(fitted, tmp_path / "m.joblib")
+    again = joblib.load(tmp_path / "m.joblib").predict(X[:2])
+    assert all(np.array_equal(a, b) for a, b in zip(ref, again))
+    fitted.save(tmp_path / "model")
+    loaded = HarmonicSegmenter.load(tmp_path / "model")
+    assert all(np.array_equal(a, b) for a, b in zip(ref, loaded.predict(X[:2])))
+    assert loaded.get_params()["depth"] == 2 and loaded.guides_.guides_ == fitted.guides_.guides_
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        fitted.save(tmp_path / "model")
+    fitted.save(tmp_path / "model", overwrite=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a saved HarmonicSegmenter"):
+        fitted.save(tmp_path / "other", overwrite=True)
+    assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"
+
+
+def test_incompatible_format_version(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    cfg["format_version"] = 99
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="format version 99"):
+        HarmonicSegmenter.load(tmp_path / "model")
+    with pytest.raises(FileNotFoundError, match="not a folder written by"):
+        HarmonicSegmenter.load(tmp_path / "nothing")
+
+
+def test_gpu_fitted_model_unpickles_on_cpu_with_warning(fitted, monkeypatch):
+    state = fitted.__getstate__()
+    state["_module_device"] = "cuda:0"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    est = HarmonicSegmenter.__new__(HarmonicSegmenter)
+    with pytest.warns(UserWarning, match="moved to the CPU"):
+        est.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert next(est.module_.parameters()).device.type == "cpu"
+
+
+def test_pipeline_with_image_transformers(data):
+    X, y = data
+    rgb = [np.stack([im * 1000, im * 1000], axis=-1).astype(np.uint16) for im in X]
+    pipe = make_pipeline(ChannelSelector(0), PercentileNormalizer(1, 99.8), HarmonicSegmenter(random_state=0, **TINY))
+    pipe.fit(rgb, y)
+    assert pipe.predict(rgb[:1])[0].shape == (48, 48)
+
+
+def test_grid_search_over_guides_and_cross_val(data):
+    X, y = data
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0, **TINY)
+    grid = {"guides": [GuideFunctionFitter(max_iter=20)], "guides__margin": [0.3, 0.7], "guides__n_guides": [4, 8]}
+    gs = GridSearchCV(seg, grid, cv=2, scoring=SCORERS["sbd"], n_jobs=1).fit(X, y)
+    assert len(gs.cv_results_["params"]) == 4
+    assert gs.best_estimator_.guides_.n_guides_ in (4, 8)
+    groups = [0, 0, 1, 1, 2, 2]
+    scores = cross_val_score(seg, X, y, groups=groups, cv=GroupKFold(3), scoring=SCORERS["ap50"])
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+
+
+@pytest.mark.slow
+def test_grid_search_two_jobs(data):
+    X, y = data
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0, **TINY)
+    gs = GridSearchCV(seg, {"guides__margin": [0.3, 0.7]}, cv=2, n_jobs=2).fit(X, y)
+    assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
+
+
+def test_guides_params_on_default_segmenter(data):
+    X, y = data
+    a = HarmonicSegmenter(random_state=0, **TINY).set_params(guides__n_guides=5).fit(X, y)
+    assert a.guides_.n_guides_ == 5
+    b = HarmonicSegmenter(random_state=0, **TINY).set_params(guides__n_guides=12).fit(X, y)
+    c = HarmonicSegmenter(random_state=0, **TINY).fit(X, y)
+    assert b.guides_.guides_ == c.guides_.guides_
+
+
+def test_error_score(data):
+    X, y = data
+    bad = HarmonicSegmenter(crop_size=4, **{k: v for k, v in TINY.items() if k != "crop_size"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gs = GridSearchCV(bad, {"crop_size": [4, 32]}, cv=2, error_score=np.nan).fit(X, y)
+    scores = gs.cv_results_["mean_test_score"]
+    assert np.isnan(scores[0]) and np.isfinite(scores[1]) and gs.best_params_ == {"crop_size": 32}
+    with pytest.raises(ValueError, match="crop_size"):
+        GridSearchCV(bad, {"crop_size": [4, 32]}, cv=2, error_score="raise").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "make, exc, match",
+    [
+        (lambda X, y: (X[:3], y[:2]), ValueError, "same length"),
+        (lambda X, y: (X[:1], [y[0][:10]]), ValueError, r"y\[0\] has shape"),
+        (lambda X, y: ([np.stack([X[0]] * 40)], y[:1]), ValueError, "3-D stack"),
+        (lambda X, y: (X[:1], [y[0].astype(float)]), TypeError, "integer instance ids"),
+        (lambda X, y: (X[:1], [-y[0]]), ValueError, "non-negative"),
+        (lambda X, y: ([], []), ValueError, "at least one"),
+        (lambda X, y: ([np.full((8, 8), np.nan)], [np.zeros((8, 8), int)]), ValueError, "NaN"),
+    ],
+)
+def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch):
+    import harmonic_seg.nn.trainer as trainer
+
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    X, y = make(*data)
+    with pytest.raises(exc, match=match):
+        HarmonicSegmenter(**TINY).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(variant="sine"), "variant"),
+        (dict(epochs=-1), "epochs"),
+        (dict(percentiles=(99, 1)), "percentiles"),
+        (dict(device="tpu"), "device"),
+        (dict(guides="fitter"), "guides"),
+    ],
+)
+def test_bad_params_name_the_parameter(data, params, match):
+    X, y = data
+    with pytest.raises((ValueError, TypeError), match=match):
+        HarmonicSegmenter(**{**TINY, **params}).fit(X, y)
+
+
+def test_predict_before_fit(data):
+    with pytest.raises(NotFittedError):
+        HarmonicSegmenter().predict(data[0])
