@@ -11,8 +11,8 @@ embeddings are clustered by
 * ``harmonic_seg.nn.meanshift.mean_shift(points, eps)`` on the CPU (best of
   ``--repeats`` after one warm-up call), with the default subsampling of the
   mode search (``max_points=20000``) and without it (``max_points=None``),
-  plus the whole ``cluster_embeddings`` pipeline and, with ``--device cuda``
-  when available, the GPU.
+  plus the whole ``harmonic_seg.nn.cluster.cluster_embeddings`` pipeline
+  and, with ``--device cuda`` when available, the GPU.
 
 Reported: absolute times, the speed ratio, the adjusted Rand index (ARI)
 between the two labelings and against the ground truth (foreground pixels),
@@ -247,7 +247,8 @@ def main(argv=None):
     import torch
     from sklearn.metrics import adjusted_rand_score as ari
 
-    from harmonic_seg.nn.meanshift import cluster_embeddings, mean_shift
+    from harmonic_seg.nn.cluster import cluster_embeddings
+    from harmonic_seg.nn.meanshift import mean_shift
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,10 +3,11 @@
 Everything that imports torch lives in this subpackage.
 """
 
+from .cluster import cluster_embeddings
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
 from .losses import harmonic_loss
-from .meanshift import MeanShift, cluster_embeddings, mean_shift
+from .meanshift import MeanShift, mean_shift
 from .trainer import Callback, TrainConfig, Trainer
 from .unet import HarmonicUNet, count_parameters
 

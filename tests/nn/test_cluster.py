@@ -1,0 +1,104 @@
+"""Tests of harmonic_seg.nn.cluster: instance label maps from embeddings by mean-shift clustering."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
+from test_meanshift import EPS, make_scene  # noqa: E402  (tests/nn is on sys.path: no __init__.py)
+
+from harmonic_seg.nn.cluster import cluster_embeddings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene()
+
+
+@pytest.mark.parametrize("seeds", ["bin", "bin_mean"])
+def test_cluster_embeddings_recovers_instances(scene, seeds):
+    labels, emb = scene
+    fg = labels > 0
+    pred, scores = cluster_embeddings(emb, fg, EPS, seeds=seeds)
+    assert pred.dtype == np.int32 and pred.shape == labels.shape
+    assert (pred[~fg] == 0).all()
+    assert ari(labels[fg], pred[fg]) >= 0.99
+    assert scores.shape == (pred.max(),)
+    assert np.all((scores >= 0) & (scores <= 1)) and np.median(scores) > 0.9
+    np.testing.assert_array_equal(np.unique(pred), np.arange(pred.max() + 1))
+
+
+def test_cluster_embeddings_torch_and_fg_prob(scene):
+    labels, emb = scene
+    fg = labels > 0
+    pred, scores = cluster_embeddings(torch.from_numpy(emb), torch.from_numpy(fg), EPS)
+    pred2, scores2 = cluster_embeddings(emb, fg, EPS, fg_prob=np.where(fg, 0.5, 0.0))
+    np.testing.assert_array_equal(pred, pred2)
+    np.testing.assert_allclose(scores2, 0.5 * scores)
+
+
+def test_cluster_embeddings_split_components():
+    # one embedding value on two separate blobs: one cluster, two components
+    emb = np.zeros((4, 20, 20), dtype=np.float32)
+    fg = np.zeros((20, 20), dtype=bool)
+    fg[2:8, 2:8] = fg[12:18, 12:18] = True
+    emb[:, fg] = 0.7
+    pred, _ = cluster_embeddings(emb, fg, EPS)
+    assert pred.max() == 1
+    pred, scores = cluster_embeddings(emb, fg, EPS, split_components=True)
+    assert pred.max() == 2 and pred[3, 3] != pred[15, 15]
+    np.testing.assert_allclose(scores, [1.0, 1.0])
+
+
+def test_cluster_embeddings_edge_cases():
+    emb = np.random.default_rng(0).normal(0, 0.01, (12, 16, 16)).astype(np.float32)
+    # empty foreground
+    pred, scores = cluster_embeddings(emb, np.zeros((16, 16), bool), EPS)
+    assert pred.shape == (16, 16) and pred.dtype == np.int32 and not pred.any() and scores.shape == (0,)
+    # a single foreground pixel: removed by min_size, kept with min_size=1
+    one = np.zeros((16, 16), bool)
+    one[4, 5] = True
+    pred, scores = cluster_embeddings(emb, one, EPS)
+    assert not pred.any() and scores.shape == (0,)
+    pred, scores = cluster_embeddings(emb, one, EPS, min_size=1)
+    assert pred[4, 5] == 1 and pred.sum() == 1 and scores.shape == (1,)
+    # all pixels one cluster (foreground=None: every pixel)
+    pred, scores = cluster_embeddings(emb, None, EPS)
+    assert (pred == 1).all() and scores.shape == (1,) and scores[0] == pytest.approx(1.0)
+
+
+def test_cluster_embeddings_errors():
+    emb = np.zeros((12, 8, 8), dtype=np.float32)
+    bad = emb.copy()
+    bad[0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="embedding"):
+        cluster_embeddings(bad, None, EPS)
+    with pytest.raises(ValueError, match="bandwidth"):
+        cluster_embeddings(emb, None, 0.0)
+    with pytest.raises(ValueError, match="bandwidth"):
+        cluster_embeddings(emb, None, -0.5)
+    with pytest.raises(ValueError, match="foreground"):
+        cluster_embeddings(emb, np.ones((8, 9), bool), EPS)
+    with pytest.raises(ValueError, match="fg_prob"):
+        cluster_embeddings(emb, None, EPS, fg_prob=np.ones((9, 8)))
+    with pytest.raises(ValueError, match="embedding"):
+        cluster_embeddings(np.zeros((8, 8)), None, EPS)
+
+
+def test_old_import_path_still_works():
+    from harmonic_seg.nn import meanshift
+
+    assert meanshift.cluster_embeddings is cluster_embeddings
+    from harmonic_seg.nn.meanshift import cluster_embeddings as old
+
+    assert old is cluster_embeddings
+
+
+# ------------------------------------------------------------------ CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_cluster_embeddings_matches_ground_truth(scene):
+    labels, emb = scene
+    pred, scores = cluster_embeddings(torch.from_numpy(emb).cuda(), labels > 0, EPS)
+    assert ari(labels[labels > 0], pred[labels > 0]) >= 0.99
