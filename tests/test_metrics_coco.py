@@ -169,3 +169,16 @@ def test_bad_inputs():
         coco_average_precision([GT], [GT.astype(float)])
     with pytest.raises(ValueError, match=r"ys_pred\[0\].*\(2, 14, 14\)"):
         coco_average_precision([GT], [np.stack([GT, GT])])
+
+
+def test_max_dets_other_than_100_gives_ap_not_nan():
+    from harmonic_seg.metrics import coco_average_precision
+
+    lab = np.zeros((64, 64), np.int32)
+    for k in range(12):
+        y, x = divmod(k, 4)
+        lab[y * 16 + 2 : y * 16 + 12, x * 16 + 2 : x * 16 + 12] = k + 1
+    for md in (5, 50, 100, 300):
+        r = coco_average_precision([lab], [lab], max_dets=md)
+        expected = 1.0 if md >= 12 else pytest.approx(5 / 12, abs=0.02)
+        assert r["AP"] == expected and r["AP50"] == expected, (md, r)

@@ -86,8 +86,10 @@ def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=100):
         keeps the instances in id order (stable sort).
     max_dets : int, default=100
         Largest number of detections per image that are evaluated
-        (``params.maxDets = [1, 10, max_dets]``). The COCO default 100 is
-        too small for images with many nuclei; raise it there.
+        (``params.maxDets`` ends with it). All six figures are read at this
+        number of detections (pycocotools' own ``summarize`` reads AP at 100
+        whatever ``maxDets`` holds). The COCO default 100 is too small for
+        images with many nuclei; raise it there.
 
     Returns
     -------
@@ -140,9 +142,33 @@ def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=100):
             coco_dt.dataset = {"images": list(images), "annotations": [], "categories": categories}
             coco_dt.createIndex()
         ev = COCOeval(coco_gt, coco_dt, iouType="segm")
-        ev.params.maxDets = [1, 10, int(max_dets)]
+        ev.params.maxDets = sorted({1, min(10, int(max_dets)), int(max_dets)})  # last = max_dets
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    stats = np.asarray(ev.stats[:6], dtype=np.float64)
-    return {k: (float("nan") if v < 0 else float(v)) for k, v in zip(_KEYS, stats)}
+    return _summary(ev)
+
+
+def _summary(ev):
+    """AP, AP50, AP75, APs, APm, APl at the largest ``maxDets``, as COCOeval.summarize computes them.
+
+    ``summarize`` itself reads its first figure (AP) at 100 detections whatever
+    ``maxDets`` holds, so it is recomputed here from the accumulated precision
+    array ``[T, R, K, A, M]`` at the last (largest) ``maxDets`` index.
+    """
+    precision = ev.eval["precision"][..., -1]  # (T, R, K, A)
+    iou = np.asarray(ev.params.iouThrs)
+    areas = list(ev.params.areaRngLbl)
+
+    def mean(p):
+        p = p[p > -1]
+        return float(p.mean()) if p.size else float("nan")
+
+    a_all = areas.index("all")
+    return {
+        "AP": mean(precision[..., a_all]),
+        "AP50": mean(precision[np.isclose(iou, 0.5)][..., a_all]),
+        "AP75": mean(precision[np.isclose(iou, 0.75)][..., a_all]),
+        "APs": mean(precision[..., areas.index("small")]),
+        "APm": mean(precision[..., areas.index("medium")]),
+        "APl": mean(precision[..., areas.index("large")]),
+    }
