@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
 FORMAT_VERSION = 1
-_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_")
+_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_")
 
 
 def _module_payload(module):
