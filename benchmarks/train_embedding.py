@@ -70,7 +70,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="fixed number of epochs (default: fit --minutes)")
     p.add_argument("--out", default=None)
+    p.add_argument("--save-model", default=None, help="folder for the trained model (default: out/model_<dataset>_<variant>)")
     args = p.parse_args(argv)
 
     train, test = load(args.dataset, "train"), load(args.dataset, "test")
@@ -80,13 +82,15 @@ def main(argv=None):
         batch_size=args.batch, learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         validation_fraction=0.0, device=args.device, num_threads=args.threads, random_state=args.seed,
     )
-    # Calibration: time a few steps to choose the number of epochs.
-    t0 = time.perf_counter()
-    HarmonicSegmenter(**{**params, "epochs": 1, "steps_per_epoch": 3}).fit(train.images[:4], train.labels[:4])
-    step = (time.perf_counter() - t0) / 3
-    epochs = max(1, int(args.minutes * 60 / (step * args.steps_per_epoch)))
-    print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
-
+    if args.epochs is None:
+        # Calibration: the duration of a second epoch of a few steps (the first
+        # one pays for imports and allocations) sets the number of epochs.
+        cal = HarmonicSegmenter(**{**params, "epochs": 2, "steps_per_epoch": 3}).fit(train.images[:8], train.labels[:8])
+        step = cal.history_[-1]["dur"] / 3
+        epochs = max(1, int(args.minutes * 60 / (step * args.steps_per_epoch)))
+        print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
+    else:
+        epochs = args.epochs
     seg = HarmonicSegmenter(**params, epochs=epochs, verbose=1)
     t0 = time.perf_counter()
     seg.fit(train.images, train.labels, ignore=train.ignore)
@@ -116,6 +120,8 @@ def main(argv=None):
         final_train_l1=seg.history_[-1]["train_l1"], params=int(seg.module_.n_parameters()),
     )
     print(row, flush=True)
+    model_dir = Path(args.save_model or OUT / f"model_{args.dataset}_{args.variant}")
+    seg.save(model_dir, overwrite=True)
     out = args.out or OUT / f"train_{args.dataset}_{args.variant}.json"
     write_json(out, {"machine": machine(), "device": args.device, "row": row, "history": seg.history_})
 

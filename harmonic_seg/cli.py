@@ -1,4 +1,4 @@
-"""Command line: ``harmonic-seg {demo,guides,fit,predict,evaluate}``.
+"""Command line: ``harmonic-seg {guides,demo,fit,predict,evaluate}``.
 
 Every sub-command prints a one-line message and exits non-zero on bad paths or
 formats; ``--help`` documents each.
@@ -72,6 +72,99 @@ def cmd_guides(args):
     return 0
 
 
+def _print_table(rows, as_json):
+    if as_json:
+        print(json.dumps(rows, indent=2, default=float))
+        return
+    for name, metrics in rows.items():
+        if isinstance(metrics, dict):
+            print(f"{name}:")
+            for k, v in metrics.items():
+                print(f"  {k:<26} {v:.4f}" if isinstance(v, float) else f"  {k:<26} {v}")
+        else:
+            print(f"{name}: {metrics}")
+
+
+def cmd_demo(args):
+    """Train on 12 tiles of the embedded nuclei sample, evaluate on 4, draw a picture."""
+    from .demo import run_demo
+
+    report = run_demo(epochs=args.epochs, out=None if args.no_picture else args.out, device=args.device,
+                      verbose=max(1, args.verbose))
+    _print_table(report, args.json)
+    return 0
+
+
+def _model_out(path, overwrite):
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise CLIError(f"{out} exists; pass --overwrite to replace it")
+    return out
+
+
+def cmd_fit(args):
+    """Fit a HarmonicSegmenter on images and label maps paired by file name, save it (safe format)."""
+    from .fitter import GuideFunctionFitter
+    from .io import load_folder
+    from .segmenter import HarmonicSegmenter
+
+    out = _model_out(args.out, args.overwrite)
+    data = load_folder(args.images, args.labels)
+    seg = HarmonicSegmenter(
+        guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
+        depth=args.depth, base_width=args.width, epochs=args.epochs, crop_size=args.crop_size,
+        batch_size=args.batch_size, device=args.device, random_state=args.seed, verbose=max(1, args.verbose),
+    )
+    seg.fit(data.images, data.labels)
+    seg.save(out, overwrite=args.overwrite)
+    print(f"fitted on {len(data)} images; model saved to {out}")
+    return 0
+
+
+def cmd_predict(args):
+    """Segment images with a saved model; write one label map per image (tif or png)."""
+    from .io import read_image, write_label_map
+    from .segmenter import HarmonicSegmenter
+
+    files = _image_files(args.images)
+    seg = HarmonicSegmenter.load(args.model, device=args.device)
+    if args.tile_size is not None:
+        seg.set_params(tile_size=args.tile_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"{f.stem}_label.{args.format}" for f in files]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise CLIError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --overwrite to replace them")
+    for f, t in zip(files, targets):
+        labels = seg.predict([read_image(f)])[0]
+        write_label_map(t, labels, overwrite=args.overwrite)
+        print(f"{f.name}: {int(labels.max())} instances -> {t}")
+    return 0
+
+
+def cmd_evaluate(args):
+    """Score predicted label maps against ground truth paired by file name."""
+    from .demo import evaluate
+    from .io import load_label_pairs
+
+    names, preds, truth = load_label_pairs(args.pred, args.gt)
+    _print_table({f"{len(names)} images": evaluate(truth, preds)}, args.json)
+    return 0
+
+
+def _image_files(spec):
+    p = Path(spec)
+    suffixes = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes)
+    else:
+        files = sorted(Path(f) for f in __import__("glob").glob(spec))
+    if not files:
+        raise CLIError(f"no images (png/tif/jpg) found at {spec!r}")
+    return files
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="harmonic-seg",
@@ -89,6 +182,46 @@ def build_parser():
     g.add_argument("--out", help="write the JSON report (with the guides) to this file")
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_guides)
+
+    d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    d.add_argument("--epochs", type=int, default=60, help="epochs of 10 minibatches (default 60)")
+    d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
+    d.add_argument("--no-picture", action="store_true")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    f = sub.add_parser("fit", help=cmd_fit.__doc__, description=cmd_fit.__doc__)
+    f.add_argument("images", help="folder or glob of images")
+    f.add_argument("labels", help="folder or glob of label maps (paired with the images by file name)")
+    f.add_argument("--out", required=True, help="model folder to write")
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--n-guides", type=int, default=12)
+    f.add_argument("--margin", type=float, default=0.5)
+    f.add_argument("--depth", type=int, default=4)
+    f.add_argument("--width", type=int, default=32, help="channels of the first level")
+    f.add_argument("--epochs", type=int, default=50)
+    f.add_argument("--crop-size", type=int, default=256)
+    f.add_argument("--batch-size", type=int, default=4)
+    f.add_argument("--device", default="auto")
+    f.add_argument("--seed", type=int, default=0)
+    f.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help=cmd_predict.__doc__, description=cmd_predict.__doc__)
+    p.add_argument("model", help="model folder written by 'fit' or HarmonicSegmenter.save")
+    p.add_argument("images", help="folder or glob of images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=["tif", "png"], default="tif")
+    p.add_argument("--tile-size", type=int, default=None, help="predict large images in tiles of this size")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
+    e.add_argument("pred", help="folder of predicted label maps")
+    e.add_argument("gt", help="folder of ground-truth label maps")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -7,6 +7,7 @@ from .datasets import (
     Dataset,
     default_data_root,
     load_folder,
+    load_label_pairs,
     load_split,
     masks_to_label_map,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "load_bbbc010",
     "load_ctc",
     "load_folder",
+    "load_label_pairs",
     "load_nuclei_sample",
     "masks_to_label_map",
     "read_image",

@@ -26,6 +26,7 @@ import numpy as np
 from .imread import IMAGE_SUFFIXES, read_image, read_label_map
 
 __all__ = [
+    "load_label_pairs",
     "Dataset",
     "default_data_root",
     "load_split",
@@ -420,6 +421,36 @@ def load_folder(images, labels, pattern=None, *, label_pattern=None):
         out_labels.append(lab)
         names.append(key)
     return Dataset(images=out_images, labels=out_labels, names=names)
+
+
+def load_label_pairs(predicted, truth):
+    """Two folders (or glob patterns) of label maps paired by name, e.g. to score predictions.
+
+    Both sides are keyed like label maps in :func:`load_folder` (a trailing
+    ``_label``, ``_mask``, ... or a leading ``man_seg`` is dropped), so
+    ``a_label.tif`` pairs with ``a.png`` or ``a_mask.png``.
+
+    Returns
+    -------
+    names : list of str
+    predicted, truth : list of ndarray of shape (H, W)
+        Integer label maps, in the same order as ``names``.
+    """
+    pf = _index_by_key(_list_files(predicted, None, "predicted label map"), _label_key, "predicted label map")
+    tf = _index_by_key(_list_files(truth, None, "ground-truth label map"), _label_key, "ground-truth label map")
+    only_p, only_t = sorted(set(pf) - set(tf)), sorted(set(tf) - set(pf))
+    if only_p or only_t:
+        raise ValueError(
+            f"could not pair label maps by name: without ground truth {[str(pf[k]) for k in only_p]}, "
+            f"without prediction {[str(tf[k]) for k in only_t]}"
+        )
+    names = sorted(pf)
+    pred = [read_label_map(pf[k]) for k in names]
+    true = [read_label_map(tf[k]) for k in names]
+    for k, a, b in zip(names, pred, true):
+        if a.shape != b.shape:
+            raise ValueError(f"{pf[k]} has shape {a.shape} but {tf[k]} has shape {b.shape}.")
+    return names, pred, true
 
 
 def _check_same_shape(image, label, image_file, label_file):
