@@ -235,3 +235,21 @@ def test_bad_params_name_the_parameter(data, params, match):
 def test_predict_before_fit(data):
     with pytest.raises(NotFittedError):
         HarmonicSegmenter().predict(data[0])
+
+
+@pytest.mark.data
+def test_fit_predict_on_real_bbbc010_sample(tmp_path):
+    from harmonic_seg.io import load_bbbc010
+
+    from .conftest import data_path
+
+    data_path("bbbc010")
+    d = load_bbbc010(split="train", input="mask", ids=["A02", "A03"])
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0, **TINY).fit(d.images, d.labels, ignore=d.ignore)
+    assert seg.guides_.separation_ == 1.0  # eps = 0.5 separates every worm pair of these wells
+    labels, scores = seg.predict(d.images[:1], foreground=[d.images[0] > 0], return_scores=True)
+    assert labels[0].shape == (520, 696) and labels[0].max() == scores[0].size
+    assert not np.any(labels[0][d.images[0] == 0])  # the given foreground is respected
+    seg.save(tmp_path / "m")
+    again = HarmonicSegmenter.load(tmp_path / "m").predict(d.images[:1], foreground=[d.images[0] > 0])
+    assert np.array_equal(again[0], labels[0])
