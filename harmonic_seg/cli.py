@@ -184,7 +184,7 @@ def build_parser():
     g.set_defaults(func=cmd_guides)
 
     d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
-    d.add_argument("--epochs", type=int, default=60, help="epochs of 10 minibatches (default 60)")
+    d.add_argument("--epochs", type=int, default=40, help="epochs of 10 minibatches (default 40)")
     d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
     d.add_argument("--no-picture", action="store_true")
     d.add_argument("--device", default="auto")
