@@ -36,40 +36,16 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-from harmonic_seg.demo import free_path
+from _common import add_device_option, make_parser, nuclei_split, output_folder, quick_budget, write_json
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budget (smoke test): depth 2, width 4, 1 epoch of 2 steps, crops of 32, 1 thread")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default: a new folder example_output/ in the current directory, or "
-        "example_output-1/, ... if that exists); existing files are never overwritten",
-    )
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ...")
+    parser = make_parser(__doc__)
+    add_device_option(parser)
     return parser.parse_args(argv)
-
-
-def output_folder(out):
-    """The folder to write into: ``out`` (created if needed) or a new ``example_output*`` folder."""
-    if out is None:
-        out = free_path(Path("example_output"))
-    elif out.exists() and not out.is_dir():
-        sys.exit(f"error: --out {out} exists and is not a folder; give a folder (new or existing).")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def main(argv=None):
@@ -77,28 +53,23 @@ def main(argv=None):
     out = output_folder(args.out)
 
     import numpy as np
-    import torch
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
     from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
-    from harmonic_seg.demo import TEST_TILES
-    from harmonic_seg.io import load_nuclei_sample
     from harmonic_seg.metrics import SCORERS
 
     if args.quick:
-        torch.set_num_threads(1)
-        budget = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, crop_size=32, batch_size=2)
+        budget = quick_budget()  # a tiny network, one torch thread
         search_iter = 10
     else:
         budget = dict(depth=2, base_width=8, epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
         search_iter = 200  # cap the stage-1 search: some (margin, N) pairs cannot be fully separated
 
-    data = load_nuclei_sample(tile=128)
-    test = list(TEST_TILES)
-    train = [i for i in range(len(data)) if i not in test]
-    X, y = [data.images[i] for i in train], [data.labels[i] for i in train]
-    X_test, y_test = [data.images[i] for i in test], [data.labels[i] for i in test]
+    split = nuclei_split()  # 12 training and 4 test tiles of 128x128
+    test = split.test
+    X, y = split.X_train, split.y_train
+    X_test, y_test = split.X_test, split.y_test
 
     pipe = Pipeline([
         ("normalize", PercentileNormalizer(1.0, 99.8)),
@@ -163,9 +134,7 @@ def main(argv=None):
         "held_out_sbd": float(test_score),
         "held_out_ap50": float(ap50),
     }
-    path = free_path(out / "grid_search.json")
-    with open(path, "x") as fh:
-        json.dump(report, fh, indent=2)
+    path = write_json(out, "grid_search.json", report)
     print(f"\nwrote {path}")
     return 0
 

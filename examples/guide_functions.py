@@ -33,38 +33,15 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-from harmonic_seg.demo import free_path
+from _common import has_matplotlib, make_parser, nuclei_split, output_folder, save_figure, write_json
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny budget (for tests): 30 search steps, 1 thread")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default: a new folder example_output/ in the current directory, or "
-        "example_output-1/, ... if that exists); existing files are never overwritten",
-    )
+    parser = make_parser(__doc__, quick_help="tiny budget (for tests): 30 search steps, 1 thread")
     return parser.parse_args(argv)
-
-
-def output_folder(out):
-    """The folder to write into: ``out`` (created if needed) or a new ``example_output*`` folder."""
-    if out is None:
-        out = free_path(Path("example_output"))
-    elif out.exists() and not out.is_dir():
-        sys.exit(f"error: --out {out} exists and is not a folder; give a folder (new or existing).")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def main(argv=None):
@@ -78,14 +55,10 @@ def main(argv=None):
     import numpy as np
 
     from harmonic_seg import GuideFunctionFitter
-    from harmonic_seg.demo import TEST_TILES
-    from harmonic_seg.io import load_nuclei_sample
 
-    data = load_nuclei_sample(tile=128)  # 16 tiles of 128x128, 125 nuclei
-    train = [i for i in range(len(data)) if i not in TEST_TILES]
-    test = list(TEST_TILES)
-    y_train = [data.labels[i] for i in train]
-    y_test = [data.labels[i] for i in test]
+    split = nuclei_split()  # 16 tiles of 128x128, 125 nuclei
+    data, train, test = split.data, split.train, split.test
+    y_train, y_test = split.y_train, split.y_test
     max_iter = 30 if args.quick else 1000
 
     # --- the paper's search ---------------------------------------------------
@@ -135,16 +108,11 @@ def main(argv=None):
         "reference_shape": list(fitter.reference_shape_),
         "guides": fitter.guides_.to_dict(),
     }
-    path = free_path(out / "guide_functions.json")
-    with open(path, "x") as fh:
-        json.dump(report, fh, indent=2)
+    path = write_json(out, "guide_functions.json", report)
     print(f"\nwrote {path}")
 
     # --- picture ----------------------------------------------------------------
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("matplotlib is not installed: no picture (pip install matplotlib).")
+    if not has_matplotlib():
         return 0
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -170,8 +138,7 @@ def main(argv=None):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"Guide functions fitted on the nuclei sample; tile {data.names[train[k]]}")
-    path = free_path(out / "guide_functions.png")
-    fig.savefig(path, dpi=100)
+    path = save_figure(fig, out, "guide_functions.png")
     print(f"wrote {path}")
     return 0
 

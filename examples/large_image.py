@@ -37,46 +37,26 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 from harmonic_seg.demo import free_path
 
+from _common import (
+    QUICK_HELP, add_device_option, has_matplotlib, make_parser, nuclei_split, output_folder, quick_budget, save_figure,
+    write_json,
+)
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budget (smoke test): depth 2, width 4, 1 epoch of 2 steps, crops of 32, "
-                        "1 thread, a 512x512 image in tiles of 256")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default: a new folder example_output/ in the current directory, or "
-        "example_output-1/, ... if that exists); existing files are never overwritten",
-    )
+    parser = make_parser(__doc__, quick_help=QUICK_HELP + ", a 512x512 image in tiles of 256")
     parser.add_argument("--repeat", type=int, default=None,
                         help="the large image is the 512x512 sample repeated R x R times (default 2; --quick: 1)")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ...")
+    add_device_option(parser)
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error(f"--repeat must be at least 1; got {args.repeat}.")
     return args
-
-
-def output_folder(out):
-    """The folder to write into: ``out`` (created if needed) or a new ``example_output*`` folder."""
-    if out is None:
-        out = free_path(Path("example_output"))
-    elif out.exists() and not out.is_dir():
-        sys.exit(f"error: --out {out} exists and is not a folder; give a folder (new or existing).")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def mosaic(image, labels, repeat):
@@ -97,17 +77,15 @@ def main(argv=None):
     out = output_folder(args.out)
 
     import numpy as np
-    import torch
     from sklearn.metrics import adjusted_rand_score
 
     from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
-    from harmonic_seg.demo import TEST_TILES, evaluate
+    from harmonic_seg.demo import evaluate
     from harmonic_seg.io import load_nuclei_sample, write_label_map
     from harmonic_seg.nn.inference import tile_starts
 
     if args.quick:
-        torch.set_num_threads(1)
-        budget = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, crop_size=32, batch_size=2)
+        budget = quick_budget()  # a tiny network, one torch thread
         guides, repeat, tile_size = GuideFunctionFitter(max_iter=30), 1, 256
     else:
         budget = dict(depth=3, base_width=8, epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
@@ -116,8 +94,7 @@ def main(argv=None):
         repeat = args.repeat
 
     # --- a small model ---------------------------------------------------------
-    tiles = load_nuclei_sample(tile=128)
-    train = [i for i in range(len(tiles)) if i not in TEST_TILES]
+    split = nuclei_split()  # the 12 training tiles of 128x128
     seg = HarmonicSegmenter(
         guides=guides,
         learning_rate=5e-3,
@@ -128,9 +105,9 @@ def main(argv=None):
         **budget,
     )
     t0 = time.perf_counter()
-    seg.fit([tiles.images[i] for i in train], [tiles.labels[i] for i in train])
-    print(f"fitted a depth-{seg.depth} network on {len(train)} tiles of 128x128 in {time.perf_counter() - t0:.1f} s "
-          f"(receptive field {seg.module_.receptive_field} px)")
+    seg.fit(split.X_train, split.y_train)
+    print(f"fitted a depth-{seg.depth} network on {len(split.train)} tiles of 128x128 in "
+          f"{time.perf_counter() - t0:.1f} s (receptive field {seg.module_.receptive_field} px)")
 
     # --- a large image -----------------------------------------------------------
     whole = load_nuclei_sample(tile=None)
@@ -202,23 +179,17 @@ def main(argv=None):
     path = write_label_map(free_path(out / "large_image_labels.tif"), lab_t)
     print(f"\nwrote {path}")
     result["label_map"] = path.name
-    path = free_path(out / "large_image.json")
-    with open(path, "x") as fh:
-        json.dump(result, fh, indent=2, default=float)
+    path = write_json(out, "large_image.json", result, default=float)
     print(f"wrote {path}")
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("matplotlib is not installed: no picture (pip install matplotlib).")
+    if not has_matplotlib():
         return 0
     from harmonic_seg.plotting import overlay_instances
 
     ax = overlay_instances(image, lab_t, alpha=0.4,
                            title=f"tiled prediction, {h}x{w}, {result['instances_tiled']} instance(s)")
     ax.figure.set_size_inches(8, 8.4)
-    path = free_path(out / "large_image_overlay.png")
-    ax.figure.savefig(path, dpi=max(100, w // 8))
+    path = save_figure(ax.figure, out, "large_image_overlay.png", dpi=max(100, w // 8))
     print(f"wrote {path}")
     return 0
 

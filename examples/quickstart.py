@@ -37,41 +37,19 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-from harmonic_seg.demo import free_path
+from _common import (
+    add_device_option, has_matplotlib, make_parser, nuclei_split, output_folder, quick_budget, save_figure, write_json,
+)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budget (smoke test): depth 2, width 4, 1 epoch of 2 steps, crops of 32, 1 thread")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default: a new folder example_output/ in the current directory, or "
-        "example_output-1/, ... if that exists); existing files are never overwritten",
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs of 10 minibatches (default 20)")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda', ...")
+    add_device_option(parser)
     return parser.parse_args(argv)
-
-
-def output_folder(out):
-    """The folder to write into: ``out`` (created if needed) or a new ``example_output*`` folder."""
-    if out is None:
-        out = free_path(Path("example_output"))
-    elif out.exists() and not out.is_dir():
-        sys.exit(f"error: --out {out} exists and is not a folder; give a folder (new or existing).")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def main(argv=None):
@@ -79,16 +57,13 @@ def main(argv=None):
     out = output_folder(args.out)
 
     import numpy as np
-    import torch
     from skimage.measure import label as connected_components
 
     from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
-    from harmonic_seg.demo import TEST_TILES, evaluate
-    from harmonic_seg.io import load_nuclei_sample
+    from harmonic_seg.demo import evaluate
 
     if args.quick:
-        torch.set_num_threads(1)
-        budget = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, crop_size=32, batch_size=2)
+        budget = quick_budget()  # a tiny network, one torch thread
         guides = GuideFunctionFitter(max_iter=30)
     else:
         budget = dict(depth=3, base_width=16, epochs=20, steps_per_epoch=10, crop_size=64, batch_size=8)
@@ -97,11 +72,10 @@ def main(argv=None):
         budget["epochs"] = args.epochs
 
     # 16 tiles of 128x128; the demo's 4 test tiles are held out.
-    data = load_nuclei_sample(tile=128)
-    test = list(TEST_TILES)
-    train = [i for i in range(len(data)) if i not in test]
-    X, y = [data.images[i] for i in train], [data.labels[i] for i in train]
-    X_new, y_new = [data.images[i] for i in test], [data.labels[i] for i in test]
+    split = nuclei_split()
+    data, train, test = split.data, split.train, split.test
+    X, y = split.X_train, split.y_train
+    X_new, y_new = split.X_test, split.y_test
     print(f"nuclei sample: {len(X)} training tiles, {len(X_new)} test tiles of {X[0].shape}, dtype {X[0].dtype}")
 
     seg = HarmonicSegmenter(
@@ -149,23 +123,17 @@ def main(argv=None):
         "instances_true_pred": counts,
         "metrics": metrics,
     }
-    path = free_path(out / "quickstart.json")
-    with open(path, "x") as fh:
-        json.dump(report, fh, indent=2, default=float)
+    path = write_json(out, "quickstart.json", report, default=float)
     print(f"\nwrote {path}")
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("matplotlib is not installed: no picture (pip install matplotlib).")
+    if not has_matplotlib():
         return 0
     from harmonic_seg.plotting import plot_comparison
 
     k = 0  # the first test tile
-    path = free_path(out / "quickstart_comparison.png")
     fig = plot_comparison(X_new[k], y_new[k], y_pred[k], embedding=embeddings[k][0])
     fig.suptitle(f"held-out tile {data.names[test[k]]}: SBD {evaluate([y_new[k]], [y_pred[k]])['SBD']:.2f}")
-    fig.savefig(path, dpi=100)
+    path = save_figure(fig, out, "quickstart_comparison.png")
     print(f"wrote {path} (test tile {data.names[test[k]]})")
     return 0
 
