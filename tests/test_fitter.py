@@ -4,35 +4,16 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import (
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_mixin_order,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 from harmonic_seg import GuideFunctionFitter
 from harmonic_seg.guides import GuideFunctions
 
+from ._sklearn_checks import DATA_FREE_CHECKS
+
 from .test_guide_fitting import grid_labels
 
-CHECKS = [
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_get_params_invariance,
-    check_set_params,
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_mixin_order,
-]
 
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", DATA_FREE_CHECKS, ids=lambda c: c.__name__)
 def test_data_free_sklearn_checks(check):
     check(type(GuideFunctionFitter()).__name__, GuideFunctionFitter())
 
