@@ -88,6 +88,11 @@ def _jsonable(value):
     return value
 
 
+def _range(value):
+    """A JSON-loaded ``init_range``: ``"auto"`` stays, a list becomes a tuple."""
+    return value if isinstance(value, str) else tuple(value)
+
+
 def save(est, path, *, overwrite=False):
     from sklearn.utils.validation import check_is_fitted
 
@@ -158,11 +163,11 @@ def load(cls, path, *, device="cpu"):
             params[key] = tuple(params[key])
     gp = config["guides_params"]
     if gp is not None:
-        gp["init_range"] = tuple(gp["init_range"])
+        gp["init_range"] = _range(gp["init_range"])
     est = cls(guides=None if gp is None else GuideFunctionFitter(**gp), **params)
     gf = config["guide_fitter"]
     fp = dict(gf["params"])
-    fp["init_range"] = tuple(fp["init_range"])
+    fp["init_range"] = _range(fp["init_range"])
     fitter = GuideFunctionFitter(**fp)
     fitter.guides_ = GuideFunctions.from_dict(gf["guides"])
     fitter.reference_shape_ = tuple(gf["reference_shape"])

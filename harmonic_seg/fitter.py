@@ -39,9 +39,14 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         :data:`harmonic_seg.guides.FREQUENCY_RANGES` (the ablations of the
         paper's Tables 4-5). ``"coord"``: plain normalised coordinates
         ``(y/H, x/W)``, the embedding being the instance's centroid.
-    init_range : tuple of float, default=(0.0, 50.0)
+    init_range : "auto" or tuple of float, default="auto"
         Range of the initial frequencies in the paper's units (radians per
-        image side of the median training shape).
+        image side of the median training shape). ``"auto"`` scales it to the
+        objects: every initial period is at least four median instance
+        diameters along each axis (see
+        :func:`~harmonic_seg.guide_fitting.auto_frequency_bound`). The paper
+        uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
+        the objects and targets that a network learns poorly.
     learning_rate : float, default=0.1
         Adam step size of the search.
     max_iter : int, default=1000
@@ -90,7 +95,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         "n_guides": [Interval(Integral, 1, None, closed="left")],
         "margin": [Interval(Real, 0, None, closed="neither")],
         "strategy": [StrOptions(set(STRATEGIES))],
-        "init_range": [tuple, list],
+        "init_range": [tuple, list, StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -105,7 +110,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         n_guides=12,
         margin=0.5,
         strategy="optimize",
-        init_range=(0.0, 50.0),
+        init_range="auto",
         learning_rate=0.1,
         max_iter=1000,
         batch_size=16,

@@ -4,7 +4,13 @@ import sys
 import numpy as np
 import pytest
 
-from harmonic_seg.guide_fitting import fit_guides, pairwise_separation, separation_score
+from harmonic_seg.guide_fitting import (
+    AUTO_PERIOD_FACTOR,
+    auto_frequency_bound,
+    fit_guides,
+    pairwise_separation,
+    separation_score,
+)
 from harmonic_seg.guides import random_guides
 
 
@@ -34,7 +40,7 @@ def test_search_improves_on_its_random_initialisation():
     # the search starts from exactly random_guides(..., random_state=0).
     labs = grid_labels()
     init = random_guides(4, (96, 96), kind="random", random_state=0)
-    res = fit_guides(labs, n_guides=4, margin=1.0, random_state=0, max_iter=400)
+    res = fit_guides(labs, n_guides=4, margin=1.0, init_range=(0.0, 50.0), random_state=0, max_iter=400)
     before = separation_score(labs, init, 1.0)
     after = separation_score(labs, res.guides, 1.0)
     assert before < 0.4 and after > before + 0.3, (before, after)
@@ -88,6 +94,30 @@ def test_pairwise_separation_counts_pairs():
     assert [x.size for x in d] == [6, 6]
 
 
+def test_auto_frequency_bound_follows_the_object_size():
+    # 12x12 squares: equivalent diameter 2 * sqrt(144 / pi).
+    labs = grid_labels(n_images=2, shape=(96, 96), cells=8)
+    d = 2 * np.sqrt(144 / np.pi)
+    assert np.isclose(auto_frequency_bound(labs), 2 * np.pi / (AUTO_PERIOD_FACTOR * d))
+    # Twice the object size, half the bound.
+    big = grid_labels(n_images=2, shape=(192, 192), cells=8)
+    assert np.isclose(auto_frequency_bound(big), auto_frequency_bound(labs) / 2)
+    # No instance at all: a period of one image side.
+    assert np.isclose(auto_frequency_bound([np.zeros((50, 80), int)]), 2 * np.pi / 80)
+
+
+def test_auto_init_range_starts_below_the_bound():
+    labs = grid_labels(n_images=3, shape=(96, 128))
+    res = fit_guides(labs, max_iter=0, random_state=0)  # the initialisation itself
+    bound = auto_frequency_bound(labs)
+    assert np.allclose(res.init_bound, bound * np.array([96, 128]))
+    freqs = np.abs(res.guides.frequencies)
+    assert freqs.max() <= bound and freqs.max() > bound / 2
+    # An explicit range is still honoured (paper units: radians per side).
+    paper = fit_guides(labs, init_range=(0.0, 50.0), max_iter=0, random_state=0)
+    assert np.abs(paper.guides.frequencies).max() > bound
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
@@ -97,6 +127,7 @@ def test_pairwise_separation_counts_pairs():
         (dict(label_maps=[np.zeros((4, 4), int)], margin=0), ValueError, "margin"),
         (dict(label_maps=[np.zeros((4, 4), int)], n_guides=2.5), TypeError, "n_guides"),
         (dict(label_maps=[np.zeros((4, 4), int)], init_range=(5, 1)), ValueError, "init_range"),
+        (dict(label_maps=[np.zeros((4, 4), int)], init_range="high"), ValueError, "init_range"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
