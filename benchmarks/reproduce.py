@@ -103,7 +103,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--save-model", type=Path, default=None, help="also save the trained model to this new folder")
     args = p.parse_args(argv)
+    if args.save_model is not None and args.save_model.exists():
+        p.error(f"--save-model {args.save_model} exists; choose a new folder")
 
     train, test = load(args.dataset, "train"), load(args.dataset, "test")
     params = dict(
@@ -121,6 +124,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     seg.fit(train.images, train.labels, ignore=train.ignore)
     train_s = time.perf_counter() - t0
+    if args.save_model is not None:
+        seg.save(args.save_model)
 
     t0 = time.perf_counter()
     gt = test.masks if test.masks is not None else test.labels
