@@ -103,6 +103,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--pictures", type=Path, default=None,
+                   help="folder for pictures (image | truth | prediction | embedding) of test images")
+    p.add_argument("--n-pictures", type=int, default=2)
     p.add_argument("--save-model", type=Path, default=None, help="also save the trained model to this new folder")
     args = p.parse_args(argv)
     if args.save_model is not None and args.save_model.exists():
@@ -132,7 +135,7 @@ def main(argv=None):
     given = given_foreground(args.dataset, test)
     embedded = seg.predict_embeddings(test.images)
     predict_s = time.perf_counter() - t0
-    rows = {}
+    rows, shown = {}, {}
     for fg_name, fgs in (("predicted", [prob > seg.fg_threshold for _, prob in embedded]), ("given", given)):
         labels, inst_scores = [], []
         for (emb, prob), fg in zip(embedded, fgs):
@@ -143,6 +146,7 @@ def main(argv=None):
             labels.append(lab)
             inst_scores.append(sc)
         rows[f"harmonic, {fg_name} foreground"] = scores(gt, labels, inst_scores)
+        shown[fg_name] = labels
         floor = [connected_components(fg, connectivity=1).astype(np.int32) for fg in fgs]
         rows[f"floor: connected components of the {fg_name} foreground"] = scores(gt, floor)
 
@@ -153,6 +157,21 @@ def main(argv=None):
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
     )
+    pictures = []
+    if args.pictures is not None:
+        from harmonic_seg.demo import free_path
+        from harmonic_seg.plotting import plot_comparison
+
+        fg_name = "given" if args.dataset == "bbbc010" else "predicted"  # the protocol's own setting
+        for i in range(min(args.n_pictures, len(test))):
+            name = test.names[i].replace("/", "_")
+            path = free_path(args.pictures / f"{args.dataset}_{args.variant}_{name}.png")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plot_comparison(test.images[i], gt[i], shown[fg_name][i], embedding=embedded[i][0],
+                            foreground=shown[fg_name][i] > 0, path=path)
+            pictures.append(str(path))
+        print("pictures:", *pictures)
+    result["pictures"] = pictures
     suffix = "" if (args.variant, args.guides) == ("sin", "optimize") else f"_{args.variant}_{args.guides}"
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)
     keys = list(next(iter(rows.values())))
