@@ -3,7 +3,11 @@
     python benchmarks/predict_embeddings.py benchmarks/out/model_bbbc010_sin \
         --dataset bbbc010 --index 0 --out benchmarks/out/pred_bbbc010_A01.npz
 
-The ``.npz`` holds ``embedding`` (N, H, W), ``fg_prob`` (H, W), ``labels``
+    python benchmarks/predict_embeddings.py demo_model --dataset nuclei \
+        --out benchmarks/out/pred_nuclei.npz      # model from `harmonic-seg demo --save-model demo_model`
+
+``--dataset nuclei`` is the whole 512x512 image of the shipped nuclei sample
+(the demo trains on 12 of its 16 tiles). The ``.npz`` holds ``embedding`` (N, H, W), ``fg_prob`` (H, W), ``labels``
 (H, W, the ground truth) and ``foreground`` (H, W, bool): the input mask for
 the BBBC010 paper protocol, the ground-truth foreground otherwise.
 """
@@ -30,7 +34,12 @@ def main(argv=None):
     if args.out.exists() and not args.overwrite:
         p.error(f"{args.out} exists; pass --overwrite to replace it")
     seg = HarmonicSegmenter.load(args.model)
-    test = load(args.dataset, "test")
+    if args.dataset == "nuclei":
+        from harmonic_seg.io import load_nuclei_sample
+
+        test = load_nuclei_sample(tile=None)
+    else:
+        test = load(args.dataset, "test")
     image, labels = test.images[args.index], test.labels[args.index]
     ((emb, prob),) = seg.predict_embeddings([image])
     fg = image > 0 if args.dataset == "bbbc010" else labels > 0

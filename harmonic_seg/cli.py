@@ -89,8 +89,10 @@ def cmd_demo(args):
     """Train on 12 tiles of the embedded nuclei sample, evaluate on 4, draw a picture."""
     from .demo import run_demo
 
+    if args.save_model is not None and Path(args.save_model).exists():
+        raise CLIError(f"{args.save_model} exists; choose a new folder for --save-model")
     report = run_demo(epochs=args.epochs, out=None if args.no_picture else args.out, device=args.device,
-                      verbose=max(1, args.verbose))
+                      save_model=args.save_model, verbose=max(1, args.verbose))
     _print_table(report, args.json)
     return 0
 
@@ -187,6 +189,7 @@ def build_parser():
     d.add_argument("--epochs", type=int, default=40, help="epochs of 10 minibatches (default 40)")
     d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
     d.add_argument("--no-picture", action="store_true")
+    d.add_argument("--save-model", default=None, help="also save the trained model to this new folder")
     d.add_argument("--device", default="auto")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)

@@ -51,7 +51,16 @@ def evaluate(y_true, y_pred, scores=None):
     }
 
 
-def run_demo(*, epochs=40, steps_per_epoch=10, out="harmonic_seg_demo.png", random_state=0, verbose=1, device="auto"):
+def run_demo(
+    *,
+    epochs=40,
+    steps_per_epoch=10,
+    out="harmonic_seg_demo.png",
+    save_model=None,
+    random_state=0,
+    verbose=1,
+    device="auto",
+):
     """Train, evaluate and draw the embedded demo.
 
     Parameters
@@ -63,6 +72,10 @@ def run_demo(*, epochs=40, steps_per_epoch=10, out="harmonic_seg_demo.png", rand
     out : str or path-like or None, default="harmonic_seg_demo.png"
         Picture of image | ground truth | prediction | embedding; never
         overwrites (a free name ``-1``, ``-2``, ... is chosen). None: no picture.
+    save_model : str or path-like or None, default=None
+        Also save the trained model to this folder (see
+        :meth:`HarmonicSegmenter.save`); it must not exist yet, which is
+        checked before training.
     random_state : int, default=0
     verbose : int, default=1
     device : str, default="auto"
@@ -79,6 +92,8 @@ def run_demo(*, epochs=40, steps_per_epoch=10, out="harmonic_seg_demo.png", rand
     from .io import load_nuclei_sample
     from .segmenter import HarmonicSegmenter
 
+    if save_model is not None and Path(save_model).exists():
+        raise FileExistsError(f"save_model={str(save_model)!r} exists; choose a new folder.")
     data = load_nuclei_sample(tile=128)
     test = [i for i in range(len(data)) if i in TEST_TILES]
     train = [i for i in range(len(data)) if i not in TEST_TILES]
@@ -101,6 +116,8 @@ def run_demo(*, epochs=40, steps_per_epoch=10, out="harmonic_seg_demo.png", rand
     t0 = time.perf_counter()
     seg.fit(Xtr, ytr)
     fit_s = time.perf_counter() - t0
+    if save_model is not None:
+        seg.save(save_model)
     t0 = time.perf_counter()
     pred, scores = seg.predict(Xte, return_scores=True)
     predict_s = time.perf_counter() - t0
@@ -116,6 +133,7 @@ def run_demo(*, epochs=40, steps_per_epoch=10, out="harmonic_seg_demo.png", rand
         "harmonic": evaluate(yte, pred, scores),
         "floor (connected components of predicted foreground)": evaluate(yte, floor),
         "picture": None,
+        "model": None if save_model is None else str(save_model),
     }
     if out is not None:
         from .plotting import plot_comparison

@@ -19,8 +19,13 @@ def test_demo_runs_and_reports(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "demo.png"
     out.write_bytes(b"precious")
-    report = run_demo(epochs=1, steps_per_epoch=2, out=out, verbose=0, device="cpu")
+    model = tmp_path / "model"
+    report = run_demo(epochs=1, steps_per_epoch=2, out=out, save_model=model, verbose=0, device="cpu")
     assert out.read_bytes() == b"precious"  # never overwritten
+    assert report["model"] == str(model) and (model / "config.json").exists()
+    # An existing model folder is refused before any training.
+    with pytest.raises(FileExistsError, match="save_model"):
+        run_demo(epochs=1, steps_per_epoch=2, out=None, save_model=model, verbose=0, device="cpu")
     assert report["picture"] == str(tmp_path / "demo-1.png")
     assert (tmp_path / "demo-1.png").stat().st_size > 10_000
     assert report["train_tiles"] == 12 and report["test_tiles"] == 4
