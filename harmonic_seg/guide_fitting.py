@@ -42,7 +42,7 @@ __all__ = [
 #: sample (docs/benchmarks.md): guides whose period is shorter than the objects
 #: average to almost 0 over every object, so the targets carry little signal and
 #: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
-#: 0.79 with about 3.7 D, same training budget).
+#: 0.80 with 4-5 D, same training budget; benchmarks/guide_frequency.py).
 AUTO_PERIOD_FACTOR = 4.0
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR):
         instance area in pixels (over all instances of all maps); with no
         instance at all, the bound of a period equal to the median image side.
     """
+    label_maps = check_label_maps(label_maps, "label_maps")
     areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
     areas = np.concatenate(areas) if areas else np.zeros(0)
     areas = areas[areas > 0]
