@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from _common import machine, write_json
 from skimage.measure import label as connected_components
-from train_embedding import load
+from train_embedding import calibrate, load
 
 from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
 from harmonic_seg.metrics import (
@@ -81,14 +81,6 @@ def given_foreground(dataset, data):
     if dataset == "bbbc010":  # the input is the mask itself
         return [np.asarray(im) > 0 for im in data.images]
     return [lab > 0 for lab in data.labels]
-
-
-def calibrate(params, train, steps_per_epoch, minutes):
-    """Epochs of ``steps_per_epoch`` minibatches that fit in ``minutes`` (timed second epoch)."""
-    cal = HarmonicSegmenter(**{**params, "epochs": 2, "steps_per_epoch": 3, "validation_fraction": 0.0})
-    cal.fit(train.images[:8], train.labels[:8])
-    step = cal.history_[-1]["dur"] / 3
-    return max(1, int(minutes * 60 / (step * steps_per_epoch))), step
 
 
 def main(argv=None):

@@ -56,6 +56,18 @@ def embedding_errors(seg, data, preds):
     return np.concatenate(errs), train_targets
 
 
+def calibrate(params, train, steps_per_epoch, minutes):
+    """Epochs of ``steps_per_epoch`` minibatches that fit in ``minutes``, and the seconds per minibatch.
+
+    The duration of a second epoch of a few steps (the first one pays for
+    imports and allocations), without validation, sets the number of epochs.
+    """
+    cal = HarmonicSegmenter(**{**params, "epochs": 2, "steps_per_epoch": 3, "validation_fraction": 0.0})
+    cal.fit(train.images[:8], train.labels[:8])
+    step = cal.history_[-1]["dur"] / 3
+    return max(1, int(minutes * 60 / (step * steps_per_epoch))), step
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="bbbc010", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
@@ -83,11 +95,7 @@ def main(argv=None):
         validation_fraction=0.0, device=args.device, num_threads=args.threads, random_state=args.seed,
     )
     if args.epochs is None:
-        # Calibration: the duration of a second epoch of a few steps (the first
-        # one pays for imports and allocations) sets the number of epochs.
-        cal = HarmonicSegmenter(**{**params, "epochs": 2, "steps_per_epoch": 3}).fit(train.images[:8], train.labels[:8])
-        step = cal.history_[-1]["dur"] / 3
-        epochs = max(1, int(args.minutes * 60 / (step * args.steps_per_epoch)))
+        epochs, step = calibrate(params, train, args.steps_per_epoch, args.minutes)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
     else:
         epochs = args.epochs

@@ -89,8 +89,6 @@ def cmd_demo(args):
     """Train on 12 tiles of the embedded nuclei sample, evaluate on 4, draw a picture."""
     from .demo import run_demo
 
-    if args.save_model is not None and Path(args.save_model).exists():
-        raise CLIError(f"{args.save_model} exists; choose a new folder for --save-model")
     report = run_demo(epochs=args.epochs, out=None if args.no_picture else args.out, device=args.device,
                       save_model=args.save_model, verbose=max(1, args.verbose))
     _print_table(report, args.json)

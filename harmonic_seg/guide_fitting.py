@@ -96,7 +96,11 @@ def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR):
         instance area in pixels (over all instances of all maps); with no
         instance at all, the bound of a period equal to the median image side.
     """
-    label_maps = check_label_maps(label_maps, "label_maps")
+    return _frequency_bound(check_label_maps(label_maps, "label_maps"), factor)
+
+
+def _frequency_bound(label_maps, factor):
+    """:func:`auto_frequency_bound` of already validated label maps."""
     areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
     areas = np.concatenate(areas) if areas else np.zeros(0)
     areas = areas[areas > 0]
@@ -312,7 +316,7 @@ def fit_guides(
     ref = tuple(ref_shape) if ref_shape is not None else reference_shape(label_maps)
     scale = np.array([ref[0], ref[1]], dtype=np.float64)
     if isinstance(init_range, str) and init_range == "auto":
-        lo, hi = np.zeros(2), auto_frequency_bound(label_maps) * scale
+        lo, hi = np.zeros(2), _frequency_bound(label_maps, AUTO_PERIOD_FACTOR) * scale
     elif isinstance(init_range, str):
         raise ValueError(f'init_range must be "auto" or a pair (low, high); got {init_range!r}.')
     else:
