@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from numbers import Integral, Real
 
@@ -20,6 +21,9 @@ from .preprocessing import percentile_normalize, to_channels_first
 __all__ = ["HarmonicSegmenter"]
 
 logger = logging.getLogger(__name__)
+
+#: Bandwidths tried by ``tune_postprocessing``, as multiples of the default (eps).
+_BANDWIDTH_FACTORS = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)
 
 
 class HarmonicSegmenter(BaseEstimator):
@@ -82,6 +86,12 @@ class HarmonicSegmenter(BaseEstimator):
     fg_threshold : float, default=0.5
         Foreground probability above which a pixel is clustered (when no
         foreground mask is given to ``predict``).
+    core_threshold : float or None, default=None
+        Only foreground pixels with a predicted foreground probability of at
+        least this seek the mean-shift modes; all foreground pixels are then
+        assigned to the nearest mode (see
+        :func:`~harmonic_seg.nn.cluster_embeddings`). None: every foreground
+        pixel seeks (the paper).
     tune_postprocessing : bool, default=False
         After training, choose the bandwidth (0.5 to 1.5 times its default),
         the distance (``metric``) and ``min_size`` maximising the mean
@@ -161,6 +171,7 @@ class HarmonicSegmenter(BaseEstimator):
         "split_components": ["boolean"],
         "metric": [StrOptions({"euclidean", "l1"})],
         "fg_threshold": [Interval(Real, 0, 1, closed="neither")],
+        "core_threshold": [Interval(Real, 0, 1, closed="both"), None],
         "tune_postprocessing": ["boolean"],
         "tile_size": [Interval(Integral, 16, None, closed="left"), None],
         "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
@@ -197,6 +208,7 @@ class HarmonicSegmenter(BaseEstimator):
         split_components=False,
         metric="euclidean",
         fg_threshold=0.5,
+        core_threshold=None,
         tune_postprocessing=False,
         tile_size=1024,
         tile_overlap=None,
@@ -229,6 +241,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.split_components = split_components
         self.metric = metric
         self.fg_threshold = fg_threshold
+        self.core_threshold = core_threshold
         self.tune_postprocessing = tune_postprocessing
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
@@ -373,18 +386,15 @@ class HarmonicSegmenter(BaseEstimator):
         return self
 
     def _tune(self, chw, labels):
-        """Grid search of bandwidth and min_size on validation images (StarDist-style)."""
+        """Grid search of the clustering parameters on validation images (StarDist-style)."""
         preds = [self._embed(im) for im in chw]
         eps = self.bandwidth_
+        sizes = sorted({0, self.min_size_, 2 * self.min_size_ + 10, 4 * self.min_size_ + 40})
         results = []
-        for metric in ("euclidean", "l1"):
-            for factor in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5):
-                for min_size in sorted({0, self.min_size_, 2 * self.min_size_ + 10, 4 * self.min_size_ + 40}):
-                    pred = [
-                        self._cluster(e, p > self.fg_threshold, p, eps * factor, min_size, metric)[0] for e, p in preds
-                    ]
-                    score = float(np.mean([symmetric_best_dice(t, q) for t, q in zip(labels, pred)]))
-                    results.append({"metric": metric, "bandwidth": eps * factor, "min_size": min_size, "sbd": score})
+        for metric, factor, min_size in itertools.product(("euclidean", "l1"), _BANDWIDTH_FACTORS, sizes):
+            pred = [self._cluster(e, p > self.fg_threshold, p, eps * factor, min_size, metric)[0] for e, p in preds]
+            score = float(np.mean([symmetric_best_dice(t, q) for t, q in zip(labels, pred)]))
+            results.append({"metric": metric, "bandwidth": eps * factor, "min_size": min_size, "sbd": score})
         best = max(results, key=lambda r: r["sbd"])
         self.metric_, self.bandwidth_, self.min_size_ = best["metric"], float(best["bandwidth"]), int(best["min_size"])
         self.tuning_results_ = results
@@ -411,6 +421,7 @@ class HarmonicSegmenter(BaseEstimator):
             min_size=min_size,
             split_components=self.split_components,
             fg_prob=fg_prob,
+            core_threshold=self.core_threshold,
             device=next(self.module_.parameters()).device,
             random_state=0,
         )

@@ -106,6 +106,19 @@ def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
     assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"
 
 
+def test_core_threshold_reaches_the_clustering_without_refit(fitted, data, monkeypatch):
+    X, _ = data
+    seen = []
+    import harmonic_seg.nn.cluster as cluster
+
+    real = cluster.cluster_embeddings
+    monkeypatch.setattr(cluster, "cluster_embeddings", lambda *a, **k: seen.append(k["core_threshold"]) or real(*a, **k))
+    seg = pickle.loads(pickle.dumps(fitted)).set_params(core_threshold=0.9)
+    seg.predict(X[:1])
+    fitted.predict(X[:1])
+    assert seen == [0.9, None]
+
+
 def test_incompatible_format_version(fitted, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())

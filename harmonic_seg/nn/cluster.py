@@ -18,6 +18,7 @@ import torch
 
 from .. import postprocess as pp
 from .._validation import _describe, check_positive
+from ._meanshift_ops import _assign
 from .meanshift import _DTYPE, KERNELS, METRICS, _check_choice, _mean_shift, _resolve_device
 
 __all__ = ["cluster_embeddings"]
@@ -73,6 +74,7 @@ def cluster_embeddings(
     min_size=10,
     split_components=False,
     fg_prob=None,
+    core_threshold=None,
     max_points=20000,
     device=None,
     random_state=0,
@@ -108,7 +110,16 @@ def cluster_embeddings(
     split_components : bool, default=False
         Split every cluster into its 4-connected components first.
     fg_prob : array-like of shape (H, W) or None, default=None
-        Foreground probability, used by the scores (None = 1).
+        Foreground probability, used by the scores (None = 1) and by
+        ``core_threshold``.
+    core_threshold : float or None, default=None
+        When given (with ``fg_prob``), only the foreground pixels whose
+        probability is at least this take part in the mode search; every
+        foreground pixel is then assigned to its nearest mode. Pixels on the
+        border between two touching instances, whose predicted embeddings
+        blend both, then cannot bridge their modes. When no pixel reaches
+        the threshold, every foreground pixel searches. None: every
+        foreground pixel searches (the paper).
     max_points : int or None, default=20000
         Size of the random subsample used for the mode search.
     device : str, torch.device or None, default=None
@@ -130,6 +141,12 @@ def cluster_embeddings(
     """
     check_positive(bandwidth, "bandwidth")
     check_positive(min_size, "min_size", integer=True, allow_zero=True)
+    if core_threshold is not None:
+        check_positive(core_threshold, "core_threshold", allow_zero=True)
+        if core_threshold > 1:
+            raise ValueError(f"core_threshold must be a probability in [0, 1] or None; got {core_threshold!r}.")
+        if fg_prob is None:
+            raise ValueError("core_threshold needs fg_prob (the foreground probability map); got fg_prob=None.")
     _check_choice(kernel, "kernel", KERNELS)
     _check_choice(metric, "metric", METRICS)
     dev = _resolve_device(device, embedding)
@@ -142,12 +159,18 @@ def cluster_embeddings(
     if fg_idx.size == 0:
         return out.reshape(h, w), np.zeros(0, dtype=np.float64)
     points = emb.reshape(n_dims, h * w)[:, torch.from_numpy(fg_idx).to(dev)].T.contiguous()
+    search = points
+    if core_threshold is not None:
+        core = prob.ravel()[fg_idx] >= core_threshold
+        if core.any():
+            search = points[torch.from_numpy(core).to(dev)]
     res = _mean_shift(
-        points, bandwidth, kernel=kernel, metric=metric, seeds=seeds, max_points=max_points, device=dev,
+        search, bandwidth, kernel=kernel, metric=metric, seeds=seeds, max_points=max_points, device=dev,
         random_state=random_state, name="embedding",
     )
-    labels = res.labels.cpu().numpy()
-    within = (res.dist <= bandwidth).cpu().numpy()
+    assigned, dist = (res.labels, res.dist) if search is points else _assign(points, res.centers, metric)
+    labels = assigned.cpu().numpy()
+    within = (dist <= bandwidth).cpu().numpy()
     out[fg_idx] = labels + 1
     out = out.reshape(h, w)
     cluster_of = np.arange(res.centers.shape[0] + 1)  # instance id -> cluster id + 1

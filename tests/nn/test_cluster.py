@@ -51,6 +51,29 @@ def test_cluster_embeddings_split_components():
     np.testing.assert_allclose(scores, [1.0, 1.0])
 
 
+def test_cluster_embeddings_core_threshold():
+    # two confident instances and a band of uncertain pixels whose embedding is
+    # a third, distinct value (as on a border blending two neighbours)
+    emb = np.zeros((2, 20, 30), dtype=np.float32)
+    fg = np.zeros((20, 30), dtype=bool)
+    fg[2:18, 2:12] = fg[2:18, 16:28] = fg[2:18, 12:16] = True
+    emb[0, :, 16:28] = 1.0
+    emb[:, :, 12:16] = [[[0.4]], [[1.0]]]
+    prob = np.where(fg, 0.99, 0.0)
+    prob[:, 12:16] = 0.6
+    pred, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob)
+    assert pred.max() == 3
+    pred, scores = cluster_embeddings(emb, fg, 0.3, fg_prob=prob, core_threshold=0.9)
+    assert pred.max() == 2 and scores.shape == (2,)
+    assert (pred[fg] > 0).all() and pred[5, 5] != pred[5, 20]
+    # the band goes to the nearer mode (0, 0), that of the left instance
+    assert (pred[2:18, 12:16] == pred[5, 5]).all()
+    # no pixel reaches the threshold: every foreground pixel searches, as without it
+    same, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob * 0.5, core_threshold=0.9)
+    ref, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob * 0.5)
+    np.testing.assert_array_equal(same, ref)
+
+
 def test_cluster_embeddings_edge_cases():
     emb = np.random.default_rng(0).normal(0, 0.01, (12, 16, 16)).astype(np.float32)
     # empty foreground
@@ -84,6 +107,10 @@ def test_cluster_embeddings_errors():
         cluster_embeddings(emb, None, EPS, fg_prob=np.ones((9, 8)))
     with pytest.raises(ValueError, match="embedding"):
         cluster_embeddings(np.zeros((8, 8)), None, EPS)
+    with pytest.raises(ValueError, match="core_threshold needs fg_prob"):
+        cluster_embeddings(emb, None, EPS, core_threshold=0.9)
+    with pytest.raises(ValueError, match="core_threshold must be a probability"):
+        cluster_embeddings(emb, None, EPS, fg_prob=np.ones((8, 8)), core_threshold=1.5)
 
 
 def test_old_import_path_still_works():
