@@ -76,6 +76,7 @@ def cluster_embeddings(
     fg_prob=None,
     core_threshold=None,
     max_points=20000,
+    coarse_to_fine=True,
     device=None,
     random_state=0,
 ):
@@ -122,6 +123,10 @@ def cluster_embeddings(
         foreground pixel searches (the paper).
     max_points : int or None, default=20000
         Size of the random subsample used for the mode search.
+    coarse_to_fine : bool, default=True
+        See :func:`mean_shift`. ``max_points=None, coarse_to_fine=False,
+        seeds="bin"`` is the exact mode: scikit-learn's clustering (ARI 1.000
+        on predicted embeddings in docs/benchmarks.md), several times slower.
     device : str, torch.device or None, default=None
     random_state : int, RandomState instance or None, default=0
 
@@ -165,8 +170,8 @@ def cluster_embeddings(
         if core.any():
             search = points[torch.from_numpy(core).to(dev)]
     res = _mean_shift(
-        search, bandwidth, kernel=kernel, metric=metric, seeds=seeds, max_points=max_points, device=dev,
-        random_state=random_state, name="embedding",
+        search, bandwidth, kernel=kernel, metric=metric, seeds=seeds, max_points=max_points,
+        coarse_to_fine=coarse_to_fine, device=dev, random_state=random_state, name="embedding",
     )
     assigned, dist = (res.labels, res.dist) if search is points else _assign(points, res.centers, metric)
     labels = assigned.cpu().numpy()

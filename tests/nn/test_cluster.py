@@ -38,6 +38,17 @@ def test_cluster_embeddings_torch_and_fg_prob(scene):
     np.testing.assert_allclose(scores2, 0.5 * scores)
 
 
+def test_cluster_embeddings_exact_mode_follows_mean_shift(scene):
+    from harmonic_seg.nn.meanshift import mean_shift
+
+    labels, emb = scene
+    fg = labels > 0
+    kw = dict(seeds="bin", max_points=None, coarse_to_fine=False)
+    pred, _ = cluster_embeddings(emb, fg, EPS, min_size=0, **kw)
+    _, ref = mean_shift(emb[:, fg].T, EPS, **kw)
+    assert ari(ref, pred[fg]) == 1.0
+
+
 def test_cluster_embeddings_split_components():
     # one embedding value on two separate blobs: one cluster, two components
     emb = np.zeros((4, 20, 20), dtype=np.float32)

@@ -1,0 +1,135 @@
+"""The peer of the reproduction tables: Cellpose 3.1 trained from scratch on the same split.
+
+Cellpose is an optional benchmark dependency, never a runtime one. It pins
+numpy below the version this project uses elsewhere, so install it in its own
+environment that still sees this project::
+
+    python -m venv --system-site-packages .cpenv
+    .cpenv/bin/pip install cellpose==3.1.1.2
+    .cpenv/bin/python benchmarks/peer_cellpose.py bbbc010 --budget 12
+
+Trains ``CellposeModel(pretrained_model=False)`` (no weights can be
+downloaded here) on the train split of ../shared/data with the same input as
+``reproduce.py`` (the binary foreground mask for the BBBC010 paper protocol),
+for ``--budget`` minutes of training: the number of epochs comes from a timed
+calibration of two epochs. The test split is segmented and scored with the
+library's metrics (``reproduce.scores``, per-worm masks where they overlap),
+beside the trivial floor. Cellpose gives no per-instance confidence, so its
+COCO AP ranks all instances equally. Results:
+``benchmarks/out/results_peer_cellpose_<dataset>.json`` and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine, write_json
+from reproduce import OUT, given_foreground, scores
+from skimage.measure import label as connected_components
+from train_embedding import load
+
+#: Cellpose's channel argument: grey input for all our data sets but CVPPP (RGB: green, none).
+CHANNELS = {"cvppp_a1": [2, 0]}
+
+
+def _prepare(images):
+    return [np.asarray(im, dtype=np.float32) for im in images]
+
+
+def _train(model, train, channels, epochs, save_path, lr):
+    from cellpose import train as cp_train
+
+    return cp_train.train_seg(
+        model.net,
+        train_data=_prepare(train.images),
+        train_labels=[np.asarray(lab, dtype=np.int32) for lab in train.labels],
+        channels=channels,
+        n_epochs=epochs,
+        learning_rate=lr,
+        batch_size=8,
+        min_train_masks=1,
+        save_path=save_path,
+        model_name="peer",
+    )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
+    p.add_argument("--budget", type=float, default=12.0, help="minutes of training (wall clock)")
+    p.add_argument("--lr", type=float, default=0.005, help="learning rate (Cellpose's default, AdamW)")
+    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    import torch
+    from cellpose import models
+    from cellpose.version import version as cellpose_version
+
+    logging.getLogger("cellpose").setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    train, test = load(args.dataset, "train"), load(args.dataset, "test")
+    channels = CHANNELS.get(args.dataset, [0, 0])
+    gpu = args.device.startswith("cuda")
+    make = lambda: models.CellposeModel(gpu=gpu, pretrained_model=False, diam_mean=30.0)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        _train(make(), train, channels, 2, tmp, args.lr)
+        per_epoch = (time.perf_counter() - t0) / 2
+        epochs = max(2, int(args.budget * 60 / per_epoch))
+        print(f"calibration: {per_epoch:.1f} s per epoch -> {epochs} epochs for {args.budget} min", flush=True)
+        model = make()
+        t0 = time.perf_counter()
+        _train(model, train, channels, epochs, tmp, args.lr)
+        train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # the mean object diameter of the training labels, which train_seg stores in the network
+    diameter = float(model.net.diam_labels.item())
+    pred = model.eval(_prepare(test.images), channels=channels, diameter=diameter)[0]
+    pred = [np.asarray(m, dtype=np.int32) for m in pred]
+    predict_s = time.perf_counter() - t0
+    gt = test.masks if test.masks is not None else test.labels
+    fg = given_foreground(args.dataset, test)
+    rows = {
+        "Cellpose 3.1 from scratch": scores(gt, pred),
+        "floor: connected components of the given foreground": scores(
+            gt, [connected_components(f, connectivity=1).astype(np.int32) for f in fg]
+        ),
+    }
+    payload = {
+        "benchmark": "peer_cellpose",
+        "dataset": args.dataset,
+        "cellpose": cellpose_version,
+        "budget_minutes": args.budget,
+        "epochs": epochs,
+        "seconds_per_epoch": per_epoch,
+        "train_seconds": train_s,
+        "predict_seconds": predict_s,
+        "learning_rate": args.lr,
+        "diameter": diameter,
+        "device": args.device,
+        "machine": machine(),
+        "rows": rows,
+    }
+    path = write_json(OUT / f"results_peer_cellpose_{args.dataset}.json", payload)
+    keys = list(next(iter(rows.values())))
+    print(f"\n{args.dataset}: Cellpose {cellpose_version} from scratch, {epochs} epochs, "
+          f"{train_s / 60:.1f} min training on {args.device}")
+    print("| method | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, r in rows.items():
+        print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    print(f"\nJSON written to {path}")
+
+
+if __name__ == "__main__":
+    main()
