@@ -6,7 +6,64 @@ import numpy as np
 
 from ._validation import check_image
 
-__all__ = ["percentile_normalize", "to_channels_first"]
+__all__ = ["percentile_normalize", "rescale_channels_first", "rescale_labels", "scaled_shape", "to_channels_first"]
+
+
+def scaled_shape(shape, scale):
+    """``(round(H * scale), round(W * scale))``, at least 1 x 1."""
+    return tuple(max(1, int(round(n * scale))) for n in shape[:2])
+
+
+def rescale_channels_first(array, shape):
+    """Resize a (C, H, W) array to (C, *shape) with bilinear interpolation.
+
+    Anti-aliased (Gaussian pre-filter) when shrinking, so that reducing an
+    image does not alias its texture. Used for the network's input (images
+    reduced by ``HarmonicSegmenter(scale=...)``) and its output (embeddings
+    and foreground probabilities brought back to the input size).
+
+    Parameters
+    ----------
+    array : ndarray of shape (C, H, W)
+    shape : tuple of int (H', W')
+
+    Returns
+    -------
+    resized : ndarray of shape (C, H', W'), float32
+    """
+    from skimage.transform import resize
+
+    arr = np.asarray(array, dtype=np.float32)
+    if arr.shape[1:] == tuple(shape):
+        return arr
+    shrink = shape[0] < arr.shape[1] or shape[1] < arr.shape[2]
+    out = resize(arr, (arr.shape[0], *shape), order=1, mode="edge", anti_aliasing=shrink, preserve_range=True)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def rescale_labels(labels, shape):
+    """Resize a label map (or a boolean mask) to ``shape`` by nearest neighbour.
+
+    Ids are never blended; an instance thinner than the new pixel size may
+    vanish.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (H, W), integer or bool
+    shape : tuple of int (H', W')
+
+    Returns
+    -------
+    resized : ndarray of shape (H', W'), same dtype
+    """
+    labels = np.asarray(labels)
+    if labels.shape == tuple(shape):
+        return labels
+    h, w = labels.shape
+    # centres of the new pixels in the old grid, as resize(order=0) would place them, but exact for ids
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
+    return np.ascontiguousarray(labels[np.ix_(rows, cols)])
 
 
 def to_channels_first(image):

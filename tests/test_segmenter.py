@@ -218,6 +218,7 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
         (dict(percentiles=(99, 1)), "percentiles"),
         (dict(device="tpu"), "device"),
         (dict(guides="fitter"), "guides"),
+        (dict(scale=0), "scale"),
     ],
 )
 def test_bad_params_name_the_parameter(data, params, match):
@@ -247,3 +248,28 @@ def test_fit_predict_on_real_bbbc010_sample(tmp_path):
     seg.save(tmp_path / "m")
     again = HarmonicSegmenter.load(tmp_path / "m").predict(d.images[:1], foreground=[d.images[0] > 0])
     assert np.array_equal(again[0], labels[0])
+
+
+def test_scale_reduces_what_the_network_sees_not_what_predict_returns(data, tmp_path):
+    X, y = data
+    seg = HarmonicSegmenter(random_state=0, scale=0.5, **TINY).fit(X, y)
+    assert seg.guides_.reference_shape_ == (24, 24)  # guides fitted on the reduced label maps
+    labels = seg.predict(X[:2])
+    emb, prob = seg.predict_embeddings(X[:1])[0]
+    assert [lab.shape for lab in labels] == [(48, 48)] * 2
+    assert emb.shape == (seg.guides_.n_guides_, 48, 48) and prob.shape == (48, 48)
+    seg.save(tmp_path / "model")
+    loaded = HarmonicSegmenter.load(tmp_path / "model")
+    assert loaded.scale == 0.5
+    for a, b in zip(loaded.predict(X[:2]), labels):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
+    import harmonic_seg.nn.trainer as trainer
+
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    lab = np.zeros((48, 48), dtype=np.int32)
+    lab[:2, :2] = 1
+    with pytest.raises(ValueError, match="scale=0.1 leaves no labelled pixel"):
+        HarmonicSegmenter(scale=0.1, **TINY).fit([np.ones((48, 48))], [lab])
