@@ -112,7 +112,7 @@ def cmd_fit(args):
     data = load_folder(args.images, args.labels)
     seg = HarmonicSegmenter(
         guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
-        depth=args.depth, base_width=args.width, epochs=args.epochs, crop_size=args.crop_size,
+        depth=args.depth, base_width=args.width, epochs=args.epochs, crop_size=args.crop_size, scale=args.scale,
         batch_size=args.batch_size, device=args.device, random_state=args.seed, verbose=max(1, args.verbose),
     )
     seg.fit(data.images, data.labels)
@@ -203,6 +203,7 @@ def build_parser():
     f.add_argument("--width", type=int, default=32, help="channels of the first level")
     f.add_argument("--epochs", type=int, default=50)
     f.add_argument("--crop-size", type=int, default=256)
+    f.add_argument("--scale", type=float, default=1.0, help="resize factor of the images the network sees (0.5: halved)")
     f.add_argument("--batch-size", type=int, default=4)
     f.add_argument("--device", default="auto")
     f.add_argument("--seed", type=int, default=0)

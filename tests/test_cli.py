@@ -69,6 +69,9 @@ def test_fit_predict_evaluate_round_trip(tmp_path, capsys):
     tiny = ["--depth", "2", "--width", "4", "--epochs", "1", "--crop-size", "32", "--batch-size", "2", "--device", "cpu"]
     assert main(["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(model), *tiny]) == 0
     assert (model / "config.json").is_file()
+    bad_scale = ["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(tmp_path / "m2"), "--scale", "0"]
+    assert main([*bad_scale, *tiny]) == 2
+    assert "scale" in capsys.readouterr().err
     assert main(["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(model), *tiny]) == 2
     assert "exists" in capsys.readouterr().err
     pred = tmp_path / "pred"
