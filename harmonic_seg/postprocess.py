@@ -19,6 +19,7 @@ from ._validation import _describe, check_label_map, check_positive
 
 __all__ = [
     "remove_small_instances",
+    "merge_small_instances",
     "split_into_components",
     "relabel_sequential",
     "instance_scores",
@@ -58,6 +59,41 @@ def remove_small_instances(labels, min_size):
     if small.any():
         out[small[labels]] = 0
     return out
+
+
+def merge_small_instances(labels, min_size):
+    """Give the pixels of every instance smaller than ``min_size`` to a touching larger one.
+
+    The kept instances grow into the small ones through the pixels they
+    cover, by a flooding from all kept instances at once (watershed on a flat
+    image, 4-connected): a pixel joins the kept instance it reaches first,
+    which is a nearest one along paths inside the small instances. Small
+    instances that touch no kept instance (directly or through other small
+    ones) are removed, as :func:`remove_small_instances` does. With a given
+    foreground, every foreground pixel thus stays in some instance; the
+    fragments of an instance that the clustering cut off return to it.
+
+    Parameters
+    ----------
+    labels : array-like of shape (H, W)
+        Integer label map, 0 = background.
+    min_size : int
+        Instances with fewer pixels are merged (``min_size <= 1`` keeps
+        everything as it is).
+
+    Returns
+    -------
+    labels : ndarray of shape (H, W)
+        A copy (same dtype); ids of the kept instances unchanged.
+    """
+    from skimage.segmentation import watershed
+
+    labels = check_label_map(labels, "labels")
+    kept = remove_small_instances(labels, min_size)
+    if min_size <= 1 or not kept.any() or np.array_equal(kept, labels):
+        return kept
+    flat = np.zeros(labels.shape, dtype=np.uint8)
+    return watershed(flat, markers=kept, mask=labels > 0, connectivity=1).astype(labels.dtype, copy=False)
 
 
 def split_into_components(labels, connectivity=1):

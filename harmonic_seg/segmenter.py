@@ -90,6 +90,10 @@ class HarmonicSegmenter(BaseEstimator):
         Instances with fewer pixels are dropped.
     split_components : bool, default=False
         Split each cluster into its connected components.
+    merge_small : bool, default=False
+        Give the pixels of instances smaller than ``min_size`` to a touching
+        larger instance instead of dropping them (fragments cut off an
+        object return to it; suited to a given or reliable foreground).
     metric : {"euclidean", "l1"}, default="euclidean"
         Distance of the mean-shift window ("euclidean" as in scikit-learn's
         MeanShift, used by the reference implementation).
@@ -180,6 +184,7 @@ class HarmonicSegmenter(BaseEstimator):
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "min_size": [Interval(Integral, 0, None, closed="left")],
         "split_components": ["boolean"],
+        "merge_small": ["boolean"],
         "metric": [StrOptions({"euclidean", "l1"})],
         "fg_threshold": [Interval(Real, 0, 1, closed="neither")],
         "core_threshold": [Interval(Real, 0, 1, closed="both"), None],
@@ -218,6 +223,7 @@ class HarmonicSegmenter(BaseEstimator):
         bandwidth=None,
         min_size=10,
         split_components=False,
+        merge_small=False,
         metric="euclidean",
         fg_threshold=0.5,
         core_threshold=None,
@@ -252,6 +258,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.bandwidth = bandwidth
         self.min_size = min_size
         self.split_components = split_components
+        self.merge_small = merge_small
         self.metric = metric
         self.fg_threshold = fg_threshold
         self.core_threshold = core_threshold
@@ -453,6 +460,7 @@ class HarmonicSegmenter(BaseEstimator):
             metric=self.metric_ if metric is None else metric,
             min_size=min_size,
             split_components=self.split_components,
+            merge_small=getattr(self, "merge_small", False),  # models saved before ``merge_small`` existed
             fg_prob=fg_prob,
             core_threshold=self.core_threshold,
             device=next(self.module_.parameters()).device,

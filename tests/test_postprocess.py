@@ -5,6 +5,7 @@ import pytest
 
 from harmonic_seg.postprocess import (
     instance_scores,
+    merge_small_instances,
     relabel_sequential,
     remove_small_instances,
     split_into_components,
@@ -22,6 +23,29 @@ def test_remove_small_instances():
         remove_small_instances(lab, -1)
     with pytest.raises(TypeError, match="labels"):
         remove_small_instances(lab.astype(float) + 0.5, 2)
+
+
+def test_merge_small_instances():
+    # 1 and 3 are kept; 2 (a 3-pixel sliver between them) is merged; 4 touches nothing and is removed;
+    # 5 touches only 2, so it reaches a kept instance through it
+    lab = np.zeros((5, 11), dtype=np.int32)
+    lab[1:4, 0:5] = 1
+    lab[1:4, 5] = 2
+    lab[1:4, 6:9] = 3
+    lab[0, 10] = 4
+    lab[4, 5] = 5
+    out = merge_small_instances(lab, 4)
+    assert out.dtype == lab.dtype and lab[1, 5] == 2  # input untouched
+    assert set(np.unique(out)) == {0, 1, 3}
+    np.testing.assert_array_equal(out > 0, (lab > 0) & (lab != 4))
+    assert out[4, 5] == out[3, 5] and out[1, 5] in (1, 3)
+    np.testing.assert_array_equal(out[lab == 1], 1)
+    np.testing.assert_array_equal(out[lab == 3], 3)
+    np.testing.assert_array_equal(merge_small_instances(lab, 1), lab)
+    # nothing kept: all removed, as remove_small_instances does
+    np.testing.assert_array_equal(merge_small_instances(lab, 100), np.zeros_like(lab))
+    with pytest.raises(ValueError, match="min_size"):
+        merge_small_instances(lab, -1)
 
 
 def test_split_into_components():

@@ -106,17 +106,22 @@ def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
     assert (tmp_path / "other" / "precious.txt").read_text() == "keep me"
 
 
-def test_core_threshold_reaches_the_clustering_without_refit(fitted, data, monkeypatch):
+def test_clustering_params_reach_the_clustering_without_refit(fitted, data, monkeypatch):
     X, _ = data
     seen = []
     import harmonic_seg.nn.cluster as cluster
 
     real = cluster.cluster_embeddings
-    monkeypatch.setattr(cluster, "cluster_embeddings", lambda *a, **k: seen.append(k["core_threshold"]) or real(*a, **k))
-    seg = pickle.loads(pickle.dumps(fitted)).set_params(core_threshold=0.9)
+
+    def spy(*a, **k):
+        seen.append((k["core_threshold"], k["merge_small"]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(cluster, "cluster_embeddings", spy)
+    seg = pickle.loads(pickle.dumps(fitted)).set_params(core_threshold=0.9, merge_small=True)
     seg.predict(X[:1])
     fitted.predict(X[:1])
-    assert seen == [0.9, None]
+    assert seen == [(0.9, True), (None, False)]
 
 
 def test_incompatible_format_version(fitted, tmp_path):

@@ -73,6 +73,7 @@ def cluster_embeddings(
     seeds="bin_mean",
     min_size=10,
     split_components=False,
+    merge_small=False,
     fg_prob=None,
     core_threshold=None,
     max_points=20000,
@@ -85,7 +86,8 @@ def cluster_embeddings(
     The foreground pixels' embeddings are clustered by :func:`mean_shift`;
     each cluster becomes an instance. Then, in this order: clusters are
     optionally split into connected components, instances smaller than
-    ``min_size`` pixels are removed, ids are made consecutive, and every
+    ``min_size`` pixels are removed (or merged into a touching instance),
+    ids are made consecutive, and every
     instance gets a confidence score (see
     :func:`harmonic_seg.postprocess.instance_scores`).
 
@@ -113,6 +115,12 @@ def cluster_embeddings(
     fg_prob : array-like of shape (H, W) or None, default=None
         Foreground probability, used by the scores (None = 1) and by
         ``core_threshold``.
+    merge_small : bool, default=False
+        Instead of removing the instances smaller than ``min_size``, give
+        their pixels to a touching larger instance
+        (:func:`harmonic_seg.postprocess.merge_small_instances`); only those
+        touching none are removed. Suited to a given foreground, every pixel
+        of which belongs to some instance.
     core_threshold : float or None, default=None
         When given (with ``fg_prob``), only the foreground pixels whose
         probability is at least this take part in the mode search; every
@@ -185,7 +193,7 @@ def cluster_embeddings(
         cluster_of[comp.ravel()] = out.ravel()
         out = comp
     if min_size > 1:
-        out = pp.remove_small_instances(out, min_size)
+        out = (pp.merge_small_instances if merge_small else pp.remove_small_instances)(out, min_size)
     out, ids = pp.relabel_sequential(out, return_ids=True)
     k = ids.size
     if k == 0:

@@ -85,6 +85,20 @@ def test_cluster_embeddings_core_threshold():
     np.testing.assert_array_equal(same, ref)
 
 
+def test_cluster_embeddings_merge_small():
+    # two instances; a 3x3 patch of the left one has an outlying embedding (a fragment the clustering cuts off)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(0, 0.01, (2, 20, 20)).astype(np.float32)
+    emb[0, :, 10:] += 1.0
+    emb[:, 0:3, 0:3] = 5.0
+    fg = np.ones((20, 20), dtype=bool)
+    removed, _ = cluster_embeddings(emb, fg, 0.5, min_size=20)
+    assert (removed == 0).sum() == 9
+    merged, scores = cluster_embeddings(emb, fg, 0.5, min_size=20, merge_small=True)
+    assert merged.max() == 2 and scores.shape == (2,) and (merged > 0).all()
+    assert (merged[0:3, 0:3] == merged[10, 5]).all() and merged[10, 5] != merged[10, 15]
+
+
 def test_cluster_embeddings_edge_cases():
     emb = np.random.default_rng(0).normal(0, 0.01, (12, 16, 16)).astype(np.float32)
     # empty foreground
