@@ -344,6 +344,9 @@ class HarmonicSegmenter(BaseEstimator):
         images, labels = check_images_and_labels(X, y)
         if ignore is not None and len(ignore) != len(labels):
             raise ValueError(f"ignore must have one mask per image; got {len(ignore)} masks for {len(labels)} images.")
+        for i, (ig, lab) in enumerate(zip(ignore or (), labels)):
+            if ig is not None and np.shape(ig) != lab.shape:
+                raise ValueError(f"ignore[{i}] has shape {np.shape(ig)} but y[{i}] has shape {lab.shape}.")
         rs = check_random_state(self.random_state)
         seed_guides, seed_net = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
 
@@ -362,7 +365,10 @@ class HarmonicSegmenter(BaseEstimator):
             net_chw = [rescale_channels_first(c, sh) for c, sh in zip(chw, shapes)]
             net_labels = [rescale_labels(lab, sh) for lab, sh in zip(labels, shapes)]
             if ignore is not None:
-                net_ignore = [rescale_labels(np.asarray(ig, dtype=bool), sh) for ig, sh in zip(ignore, shapes)]
+                net_ignore = [
+                    None if ig is None else rescale_labels(np.asarray(ig, dtype=bool), sh)
+                    for ig, sh in zip(ignore, shapes)
+                ]
             if not any(lab.any() for lab in net_labels):
                 raise ValueError(f"scale={self.scale!r} leaves no labelled pixel in y; choose a larger scale.")
         self.guides_ = fitter.fit(net_labels)

@@ -270,6 +270,26 @@ def test_scale_reduces_what_the_network_sees_not_what_predict_returns(data, tmp_
         np.testing.assert_array_equal(a, b)
 
 
+def test_scale_with_ignore_masks(data, monkeypatch):
+    import harmonic_seg.nn.trainer as trainer
+
+    X, y = data
+    seen = {}
+    real = trainer.Trainer.fit
+
+    def spy(self, images, labels, ignore=None, **kw):
+        seen["shapes"] = [None if ig is None else ig.shape for ig in ignore]
+        return real(self, images, labels, ignore=ignore, **kw)
+
+    monkeypatch.setattr(trainer.Trainer, "fit", spy)
+    ignore = [None] * (len(y) - 1) + [np.zeros((48, 48), bool)]
+    HarmonicSegmenter(scale=0.5, **TINY).fit(X, y, ignore=ignore)
+    assert seen["shapes"] == [None] * (len(y) - 1) + [(24, 24)]
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=r"ignore\[0\] has shape \(10, 10\)"):
+        HarmonicSegmenter(scale=0.5, **TINY).fit(X, y, ignore=[np.zeros((10, 10), bool)] + ignore[1:])
+
+
 def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
     import harmonic_seg.nn.trainer as trainer
 
