@@ -36,9 +36,9 @@ def oracle(dataset, seed=0):
     fit_s = time.perf_counter() - t0
     guides = fitter.guides_
     pred, conf = [], []
-    for lab in test.labels:
+    for truth in test.labels:
         # overlap pixels (BBBC010) carry label 0 and stay background, like any non-overlapping prediction
-        lab, conf_i = cluster_embeddings(embedding_map(lab, guides), lab > 0, fitter.margin)
+        lab, conf_i = cluster_embeddings(embedding_map(truth, guides), truth > 0, fitter.margin)
         pred.append(lab)
         conf.append(conf_i)
     gt = test.masks if test.masks is not None else test.labels

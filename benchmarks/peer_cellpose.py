@@ -12,13 +12,14 @@ Trains ``CellposeModel(pretrained_model=False)`` (no weights can be
 downloaded here) on the train split of ../shared/data with the same input as
 ``reproduce.py`` (the binary foreground mask for the BBBC010 paper protocol),
 for ``--budget`` minutes of training: the number of epochs comes from a timed
-calibration (after a warm-up call, one and three epochs, so that the fixed cost
-of a ``train_seg`` call is not counted as training time). As ``reproduce.py`` does for the
-harmonic network, 10 % of the training images are held out to tune Cellpose's
-post-processing (``flow_threshold``, ``cellprob_threshold``) by SBD; Cellpose's
-own documentation tells users to tune these two. Cellpose's targets (flows) are computed once
-beforehand, outside the budget (reproduce.py's calibration likewise counts
-only training steps, not the guide fitting). The test split is segmented and scored with the
+calibration (after a warm-up call, one and three epochs, so that the fixed
+cost of a ``train_seg`` call is not counted as training time). As
+``reproduce.py`` does for the harmonic network, 10 % of the training images are
+held out to tune Cellpose's post-processing (``flow_threshold``,
+``cellprob_threshold``) by SBD; Cellpose's own documentation tells users to
+tune these two. Cellpose's targets (flows) are computed once beforehand,
+outside the budget (reproduce.py's calibration likewise counts only training
+steps, not the guide fitting). The test split is segmented and scored with the
 library's metrics (``reproduce.scores``, per-worm masks where they overlap),
 beside the trivial floor. Cellpose gives no per-instance confidence, so its
 COCO AP ranks all instances equally. Results:
@@ -37,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from _common import machine, write_json
 from reproduce import OUT, given_foreground, scores
-
-from harmonic_seg.metrics import mean_symmetric_best_dice
 from skimage.measure import label as connected_components
 from train_embedding import load
+
+from harmonic_seg.metrics import mean_symmetric_best_dice
 
 #: Cellpose's channel argument: grey input for all our data sets but CVPPP (RGB: green, none).
 CHANNELS = {"cvppp_a1": [2, 0]}
@@ -112,7 +113,7 @@ def main(argv=None):
     flows_s = time.perf_counter() - t0
     images = _prepare(train.images)
     held = np.random.default_rng(args.seed).permutation(len(images))[: max(1, len(images) // 10)]
-    fit_idx = [i for i in range(len(images)) if i not in set(held)]
+    fit_idx = sorted(set(range(len(images))) - set(held.tolist()))
     images_fit, flows_fit = [images[i] for i in fit_idx], [flows[i] for i in fit_idx]
     with tempfile.TemporaryDirectory() as tmp:
         times = {}

@@ -18,10 +18,10 @@ split it scores, with the library's metrics:
 
 Instances are scored against the per-instance masks where they overlap
 (BBBC010). ``--scale`` overrides the recipe's ``scale`` of the segmenter:
-the network and the guides work on images resized by it (0.5 in the worm
-recipe, so that a crop and the receptive field cover whole worms at the cost
-of full-size crops); predictions and scores are at full resolution. The paper's figure is
-printed beside ours. Results:
+the network and the guides work on images resized by it (0.5 in the worm and
+leaf recipes, so that a crop and the receptive field cover whole objects at
+the cost of full-size crops); predictions and scores are at full resolution.
+The paper's figure is printed beside ours. Results:
 ``benchmarks/out/results_<dataset>[_<variant>_<guides>][_scale<S>].json`` and
 a markdown table on stdout; ``docs/results.md`` quotes them.
 """

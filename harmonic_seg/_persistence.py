@@ -12,6 +12,7 @@ with ``allow_pickle=False``). Loading it never executes code.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -63,6 +64,10 @@ def setstate(est, state):
     weights = state.pop("_module_state", None)
     device = state.pop("_module_device", "cpu")
     est.__dict__.update(state)
+    # parameters added after the object was pickled take their defaults
+    for name, param in inspect.signature(type(est).__init__).parameters.items():
+        if param.kind is param.KEYWORD_ONLY and name not in est.__dict__:
+            setattr(est, name, param.default)
     if config is None:
         return
     import torch

@@ -446,12 +446,11 @@ class HarmonicSegmenter(BaseEstimator):
 
         rf = getattr(self.module_, "receptive_field", 0)
         overlap = self.tile_overlap if self.tile_overlap is not None else 2 * (rf // 2)
-        scale = getattr(self, "scale", 1.0)  # models saved before ``scale`` existed
         shape = chw.shape[1:]
-        if scale != 1:
-            chw = rescale_channels_first(chw, scaled_shape(shape, scale))
+        if self.scale != 1:
+            chw = rescale_channels_first(chw, scaled_shape(shape, self.scale))
         emb, prob = predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
-        if scale != 1:
+        if self.scale != 1:
             emb = rescale_channels_first(emb, shape)
             prob = rescale_channels_first(prob[None], shape)[0]
         return emb, prob
@@ -466,7 +465,7 @@ class HarmonicSegmenter(BaseEstimator):
             metric=self.metric_ if metric is None else metric,
             min_size=min_size,
             split_components=self.split_components,
-            merge_small=getattr(self, "merge_small", False),  # models saved before ``merge_small`` existed
+            merge_small=self.merge_small,
             fg_prob=fg_prob,
             core_threshold=self.core_threshold,
             device=next(self.module_.parameters()).device,

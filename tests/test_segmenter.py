@@ -298,3 +298,14 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
     lab[:2, :2] = 1
     with pytest.raises(ValueError, match="scale=0.1 leaves no labelled pixel"):
         HarmonicSegmenter(scale=0.1, **TINY).fit([np.ones((48, 48))], [lab])
+
+
+def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
+    state = fitted.__getstate__()
+    for name in ("scale", "merge_small", "core_threshold"):
+        state.pop(name)
+    est = HarmonicSegmenter.__new__(HarmonicSegmenter)
+    est.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert (est.scale, est.merge_small, est.core_threshold) == (1.0, False, None)
+    for a, b in zip(est.predict(data[0][:1]), fitted.predict(data[0][:1])):
+        np.testing.assert_array_equal(a, b)
