@@ -3,6 +3,7 @@
     python benchmarks/reproduce.py bbbc010 --budget 20            # paper protocol: mask input
     python benchmarks/reproduce.py ctc_dic_c2dh_hela --budget 20
     python benchmarks/reproduce.py cvppp_a1 --budget 20 --variant coord   # an ablation
+    python benchmarks/reproduce.py bbbc010 --epochs 47 --loss discriminative  # the baseline
 
 Trains HarmonicSegmenter on the train split of ../shared/data (fixed splits of
 splits.json) for ``--budget`` minutes of training (the number of epochs comes
@@ -103,6 +104,8 @@ def main(argv=None):
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
     p.add_argument("--guides", default="optimize", choices=["optimize", "random", "low", "high"])
+    p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
+                   help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")
     p.add_argument("--scale", type=float, default=None, help="HarmonicSegmenter(scale=...): resize factor of the "
                    "images the network sees (default: the recipe's)")
     p.add_argument("--device", default="cpu")
@@ -121,7 +124,7 @@ def main(argv=None):
     params = dict(
         RECIPES[args.dataset],
         guides=GuideFunctionFitter(n_guides=12, margin=0.5, strategy=args.guides, random_state=args.seed),
-        variant=args.variant, steps_per_epoch=args.steps_per_epoch, validation_fraction=0.1,
+        variant=args.variant, loss=args.loss, steps_per_epoch=args.steps_per_epoch, validation_fraction=0.1,
         tune_postprocessing=True, device=args.device, num_threads=args.threads, random_state=args.seed,
     )
     if args.scale is not None:
@@ -159,7 +162,7 @@ def main(argv=None):
         rows[f"floor: connected components of the {fg_name} foreground"] = scores(gt, floor)
 
     result = dict(
-        dataset=args.dataset, variant=args.variant, guides=args.guides, recipe=RECIPES[args.dataset], scale=seg.scale,
+        dataset=args.dataset, variant=args.variant, guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale,
         epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
@@ -181,10 +184,11 @@ def main(argv=None):
         print("pictures:", *pictures)
     result["pictures"] = pictures
     suffix = "" if (args.variant, args.guides) == ("sin", "optimize") else f"_{args.variant}_{args.guides}"
+    suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)
     keys = list(next(iter(rows.values())))
-    print(f"\n{args.dataset}, variant {args.variant}, guides {args.guides}, scale {seg.scale:g}: "
+    print(f"\n{args.dataset}, loss {args.loss}, variant {args.variant}, guides {args.guides}, scale {seg.scale:g}: "
           f"{epochs * args.steps_per_epoch} "
           f"minibatches in {train_s / 60:.1f} min on {args.device}; paper: {PAPER[args.dataset]}\n")
     print("| | " + " | ".join(k.replace("|", "\\|") for k in keys) + " |")

@@ -67,6 +67,12 @@ class HarmonicSegmenter(BaseEstimator):
         Early stopping after this many epochs without improvement.
     fg_weight : float, default=1.0
         Weight of the foreground loss beside the embedding L1 loss.
+    loss : {"harmonic", "discriminative"}, default="harmonic"
+        What the embedding head learns: the guided harmonic embeddings (L1 to
+        the targets, the paper), or the discriminative loss of De Brabandere
+        et al. (2017) with its margins 0.5 and 1.5, the paper's baseline,
+        clustered by the same mean shift (the default bandwidth, eps = 0.5,
+        equals its pull margin).
     scale_range : tuple of float, default=(0.75, 1.33)
         Random scaling of training images (augmentation).
     scale : float, default=1.0
@@ -177,6 +183,7 @@ class HarmonicSegmenter(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "fg_weight": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions({"harmonic", "discriminative"})],
         "scale_range": [tuple, list, None],
         "scale": [Interval(Real, 0, None, closed="neither")],
         "flips": ["boolean"],
@@ -216,6 +223,7 @@ class HarmonicSegmenter(BaseEstimator):
         validation_fraction=0.1,
         patience=None,
         fg_weight=1.0,
+        loss="harmonic",
         scale_range=(0.75, 1.33),
         scale=1.0,
         flips=True,
@@ -251,6 +259,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.fg_weight = fg_weight
+        self.loss = loss
         self.scale_range = scale_range
         self.scale = scale
         self.flips = flips
@@ -383,6 +392,7 @@ class HarmonicSegmenter(BaseEstimator):
             validation_fraction=self.validation_fraction,
             patience=self.patience,
             fg_weight=self.fg_weight,
+            loss=self.loss,
             scale_range=None if self.scale_range is None else tuple(self.scale_range),
             flips=self.flips,
             device=self.device,

@@ -224,6 +224,7 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
         (dict(device="tpu"), "device"),
         (dict(guides="fitter"), "guides"),
         (dict(scale=0), "scale"),
+        (dict(loss="dice"), "loss"),
     ],
 )
 def test_bad_params_name_the_parameter(data, params, match):
@@ -302,10 +303,25 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
     state = fitted.__getstate__()
-    for name in ("scale", "merge_small", "core_threshold"):
+    for name in ("scale", "merge_small", "core_threshold", "loss"):
         state.pop(name)
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert (est.scale, est.merge_small, est.core_threshold) == (1.0, False, None)
+    assert (est.scale, est.merge_small, est.core_threshold, est.loss) == (1.0, False, None, "harmonic")
     for a, b in zip(est.predict(data[0][:1]), fitted.predict(data[0][:1])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_discriminative_baseline_reaches_the_trainer_and_round_trips(data, tmp_path, monkeypatch):
+    from harmonic_seg.nn import losses
+
+    X, y = data
+    called = []
+    original = losses.discriminative_loss
+    monkeypatch.setattr("harmonic_seg.nn.trainer.discriminative_loss",
+                        lambda *a, **k: called.append(1) or original(*a, **k))
+    seg = HarmonicSegmenter(loss="discriminative", random_state=0, validation_fraction=0, **TINY).fit(X, y)
+    assert called and all(np.isfinite(r["train_l1"]) for r in seg.history_)
+    assert seg.predict(X[:1])[0].shape == X[0].shape[:2]
+    seg.save(tmp_path / "m")
+    assert HarmonicSegmenter.load(tmp_path / "m").loss == "discriminative"

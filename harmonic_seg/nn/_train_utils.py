@@ -14,6 +14,7 @@ from .._validation import check_label_map
 __all__ = ["TrainConfig", "Callback", "resolve_device", "check_fit_inputs"]
 
 _SCHEDULES = ("cosine", "constant", "plateau")
+LOSSES = ("harmonic", "discriminative")
 
 
 def resolve_device(device="auto"):
@@ -51,6 +52,12 @@ class TrainConfig:
         Weight of the foreground BCE term.
     fg_only : bool, default=True
         L1 term over foreground pixels only (paper eq. 5).
+    loss : {"harmonic", "discriminative"}, default="harmonic"
+        The embedding term: L1 to the guided targets (the paper), or the
+        discriminative loss of De Brabandere et al. (2017), the paper's
+        baseline (:func:`~harmonic_seg.nn.losses.discriminative_loss`, which
+        ignores the targets). The history's ``train_l1``/``val_l1`` hold the
+        embedding term of whichever loss is used.
     scale_range : tuple of float or None, default=(0.75, 1.33)
     flips : bool, default=True
     device : str, default="auto"
@@ -78,6 +85,7 @@ class TrainConfig:
     patience: int | None = None
     fg_weight: float = 1.0
     fg_only: bool = True
+    loss: str = "harmonic"
     scale_range: tuple | None = (0.75, 1.33)
     flips: bool = True
     device: str = "auto"
@@ -110,6 +118,8 @@ class TrainConfig:
             raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}.")
         if not self.fg_weight >= 0:
             raise ValueError(f"fg_weight must be >= 0; got {self.fg_weight!r}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}.")
         if self.scale_range is not None:
             lo, hi = self.scale_range
             if not 0 < lo <= hi:

@@ -35,9 +35,11 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
 
     Returns
     -------
-    image (C, h, w) float32, target (N, h, w) float32, fg (h, w) bool,
+    image (C, h, w) float32, target (N, h, w) float32, labels (h, w) int64,
     ignore (h, w) bool, origin (2,) float64
-        Padded pixels are 0 in image and target, background, and ignored.
+        Padded pixels are 0 in image and target, background (label 0), and
+        ignored. The labels are the instance ids of the crop (the foreground is
+        ``labels > 0``); the discriminative loss needs them.
     """
     y0, x0 = corner
     h, w = crop_size
@@ -46,13 +48,13 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
     ch, cw = img.shape[-2:]
     out_img = np.zeros((image.shape[0], h, w), np.float32)
     out_tgt = np.zeros((target.shape[0], h, w), np.float32)
-    out_fg = np.zeros((h, w), bool)
+    out_lab = np.zeros((h, w), np.int64)
     out_ign = np.ones((h, w), bool)
     out_img[:, :ch, :cw] = img
     out_tgt[:, :ch, :cw] = target[:, src[0], src[1]]
-    out_fg[:ch, :cw] = labels[src] > 0
+    out_lab[:ch, :cw] = labels[src]
     out_ign[:ch, :cw] = ignore[src]
-    return out_img, out_tgt, out_fg, out_ign, np.array([y0, x0], dtype=np.float64)
+    return out_img, out_tgt, out_lab, out_ign, np.array([y0, x0], dtype=np.float64)
 
 
 class CropSampler:
@@ -101,7 +103,7 @@ class CropSampler:
 
         Returns
         -------
-        image (C, h, w), target (N, h, w), fg (h, w), ignore (h, w), origin (2,)
+        image (C, h, w), target (N, h, w), labels (h, w), ignore (h, w), origin (2,)
         """
         i = int(rng.choice(len(self.images), p=self.weights))
         img, lab, ign = random_scale_flip(
@@ -121,7 +123,7 @@ class CropSampler:
 
         Returns
         -------
-        list of tuples ``(image, target, fg, ignore, origin)``, one per image:
+        list of tuples ``(image, target, labels, ignore, origin)``, one per image:
         the centred ``crop_size`` window (the whole image, padded and ignored
         beyond its border, when smaller), targets computed on the full image.
         """

@@ -23,7 +23,7 @@ import torch
 from ..guides import GuideFunctions
 from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_device
 from .data import CropSampler
-from .losses import harmonic_loss
+from .losses import discriminative_loss, harmonic_loss
 
 logger = logging.getLogger(__name__)
 
@@ -88,16 +88,18 @@ class Trainer:
 
     def _to_device(self, arrays):
         dev = self.device_
-        img, tgt, fg, ign, org = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        img, tgt, lab, ign, org = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
         nb = dev.type == "cuda"
-        return (img.to(dev, non_blocking=nb), tgt.to(dev, non_blocking=nb), fg.to(dev, non_blocking=nb),
+        return (img.to(dev, non_blocking=nb), tgt.to(dev, non_blocking=nb), lab.to(dev, non_blocking=nb),
                 ign.to(dev, non_blocking=nb), org.to(dev, non_blocking=nb))
 
     def _forward_loss(self, batch):
-        img, tgt, fg, ign, org = batch
+        img, tgt, lab, ign, org = batch
         with torch.autocast(self.device_.type, dtype=torch.float16, enabled=self.amp_):
             emb, logit = self.module(img, org)
-        return harmonic_loss(emb, tgt, logit, fg, ign, fg_only=self.config.fg_only, fg_weight=self.config.fg_weight)
+        if self.config.loss == "discriminative":
+            return discriminative_loss(emb, lab, logit, ign, fg_weight=self.config.fg_weight)
+        return harmonic_loss(emb, tgt, logit, lab, ign, fg_only=self.config.fg_only, fg_weight=self.config.fg_weight)
 
     def _train_epoch(self, sampler, rng, steps, opt, scaler):
         self.module.train()

@@ -4,7 +4,7 @@ import torch
 
 from harmonic_seg.embeddings import embedding_map
 from harmonic_seg.guides import random_guides
-from harmonic_seg.nn.losses import harmonic_loss
+from harmonic_seg.nn.losses import discriminative_loss, harmonic_loss
 
 
 def _batch():
@@ -78,3 +78,80 @@ def test_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         harmonic_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4),
                       torch.zeros(1, 4, 4))
+
+
+# --- discriminative loss (De Brabandere et al. 2017) ---------------------------
+def _discriminative_reference(emb, lab, ign, delta_v=0.5, delta_d=1.5, gamma=1e-3):
+    """Plain loops over images and instances, as the paper writes the loss."""
+    terms = []
+    for b in range(emb.shape[0]):
+        ids = [i for i in np.unique(lab[b]) if i > 0 and ((lab[b] == i) & ~ign[b]).any()]
+        if not ids:
+            continue
+        mus, pull = [], 0.0
+        for i in ids:
+            x = emb[b][:, (lab[b] == i) & ~ign[b]].T
+            mu = x.mean(0)
+            mus.append(mu)
+            pull += np.mean(np.maximum(np.linalg.norm(x - mu, axis=1) - delta_v, 0) ** 2)
+        push = sum(max(2 * delta_d - np.linalg.norm(a - c), 0) ** 2
+                   for j, a in enumerate(mus) for k, c in enumerate(mus) if j != k)
+        c = len(ids)
+        terms.append(pull / c + (push / (c * (c - 1)) if c > 1 else 0) + gamma * np.mean([np.linalg.norm(m) for m in mus]))
+    return float(np.mean(terms))
+
+
+def test_discriminative_matches_reference_loops():
+    lab, _ = _batch()
+    rng = np.random.default_rng(0)
+    emb = rng.normal(scale=0.8, size=(2, 3, 20, 24))
+    ign = np.zeros(lab.shape, bool)
+    ign[0, 2:5, 3:6] = True  # part of instance 1 ignored
+    logit = torch.zeros(2, 1, 20, 24)
+    total, parts = discriminative_loss(torch.from_numpy(emb).float(), lab, logit, torch.from_numpy(ign), fg_weight=0)
+    expected = _discriminative_reference(emb, lab.numpy(), ign)
+    assert parts["l1"].item() == pytest.approx(expected, rel=1e-4)
+    assert total.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_discriminative_zero_when_instances_are_tight_and_apart():
+    lab, _ = _batch()
+    centres = {1: [3.0, 0, 0], 2: [0, 3.0, 0], 3: [0, 0, 3.0]}
+    emb = torch.zeros(2, 3, 20, 24)
+    for i, c in centres.items():
+        emb.permute(0, 2, 3, 1)[lab == i] = torch.tensor(c)
+    emb = emb + 0.1 * torch.randn(emb.shape, generator=torch.Generator().manual_seed(0))  # within delta_v
+    logit = torch.where(lab[:, None] > 0, 50.0, -50.0)
+    _, parts = discriminative_loss(emb, lab, logit, gamma=0)
+    assert parts["l1"].item() == 0.0 and parts["fg"].item() < 1e-10
+    # the same embedding for two instances of one image is penalised by the push term (2 * 1.5)^2
+    same = emb.clone()
+    same.permute(0, 2, 3, 1)[lab == 2] = torch.tensor([3.0, 0, 0])
+    _, parts = discriminative_loss(same, lab, logit, gamma=0)
+    assert parts["l1"].item() == pytest.approx(9.0 / 2, rel=0.05)  # image 0: 9 per ordered pair; image 1: 0
+
+
+def test_discriminative_gradient_finite_and_empty_batch():
+    lab, _ = _batch()
+    emb = torch.zeros(2, 3, 20, 24, requires_grad=True)  # identical means: the norms are at 0
+    logit = torch.zeros(2, 1, 20, 24, requires_grad=True)
+    total, _ = discriminative_loss(emb, lab, logit)
+    total.backward()
+    assert torch.isfinite(emb.grad).all()
+    near = (0.01 * torch.randn(2, 3, 20, 24, generator=torch.Generator().manual_seed(1))).requires_grad_()
+    discriminative_loss(near, lab, logit)[0].backward()  # means close together are pushed apart
+    assert torch.isfinite(near.grad).all() and near.grad.abs().sum() > 0
+    empty = torch.zeros_like(lab)
+    emb2 = torch.randn(2, 3, 20, 24, requires_grad=True)
+    total, parts = discriminative_loss(emb2, empty, logit)
+    total.backward()
+    assert parts["l1"].item() == 0.0 and torch.isfinite(emb2.grad).all()
+
+
+def test_discriminative_validates_margins_and_shapes():
+    lab, _ = _batch()
+    emb, logit = torch.zeros(2, 3, 20, 24), torch.zeros(2, 1, 20, 24)
+    with pytest.raises(ValueError, match="delta_v"):
+        discriminative_loss(emb, lab, logit, delta_v=2.0, delta_d=1.0)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        discriminative_loss(emb, lab[:, :10], logit)

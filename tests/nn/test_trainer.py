@@ -69,7 +69,7 @@ def test_sampler_targets_in_full_augmented_frame():
     full = embedding_map(labels[0], GUIDES)
     np.testing.assert_array_equal(tgt, full[:, y0:y0 + 32, x0:x0 + 32])
     np.testing.assert_array_equal(img, images[0][:, y0:y0 + 32, x0:x0 + 32])
-    assert fg.tolist() == (labels[0][y0:y0 + 32, x0:x0 + 32] > 0).tolist() and not ign.any()
+    assert fg.tolist() == labels[0][y0:y0 + 32, x0:x0 + 32].tolist() and not ign.any()  # instance ids kept
 
 
 def test_sampler_pads_small_images_and_is_deterministic():
@@ -106,6 +106,16 @@ def test_training_reduces_loss():
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert tr.history[0]["val_loss"] is None and not net.training
     assert set(tr.history[0]) == {"epoch", "train_loss", "train_l1", "train_fg", "val_loss", "val_l1", "lr", "dur"}
+
+
+def test_discriminative_loss_trains():
+    images, labels = make_data(3)
+    net = make_net()
+    tr = Trainer(net, GUIDES, cfg(epochs=6, steps_per_epoch=4, learning_rate=3e-3, validation_fraction=0.3,
+                                  lr_schedule="constant", loss="discriminative"))
+    tr.fit(images, labels)
+    losses = [r["train_l1"] for r in tr.history]
+    assert losses[-1] < losses[0] and all(r["val_l1"] is not None for r in tr.history)
 
 
 def test_reproducible_with_seed():
@@ -219,6 +229,8 @@ def test_config_and_trainer_validation():
         TrainConfig(lr_schedule="step")
     with pytest.raises(ValueError, match="validation_fraction"):
         TrainConfig(validation_fraction=1.0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="l2")
     with pytest.raises(ValueError, match="guides"):
         Trainer(make_net(), random_guides(3, (10, 10), random_state=0), cfg())
     with pytest.raises(ValueError, match="checkpoint_path"):
