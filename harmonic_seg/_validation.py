@@ -76,6 +76,11 @@ def check_label_map(labels, name="labels", *, allow_float_integral=False):
         raise ValueError(
             f"{name} must hold non-negative instance ids (0 = background); got minimum {arr.min()}."
         )
+    if arr.dtype == np.uint64 and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(
+            f"{name} holds instance ids above {np.iinfo(np.int64).max} (got {arr.max()}); relabel it, "
+            "e.g. with skimage.segmentation.relabel_sequential."
+        )
     return arr
 
 

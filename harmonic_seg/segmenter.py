@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: Bandwidths tried by ``tune_postprocessing``, as multiples of the default (eps).
 _BANDWIDTH_FACTORS = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)
+#: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
+_DELTA_V = 0.5
 
 
 class HarmonicSegmenter(BaseEstimator):
@@ -71,8 +73,9 @@ class HarmonicSegmenter(BaseEstimator):
         What the embedding head learns: the guided harmonic embeddings (L1 to
         the targets, the paper), or the discriminative loss of De Brabandere
         et al. (2017) with its margins 0.5 and 1.5, the paper's baseline,
-        clustered by the same mean shift (the default bandwidth, eps = 0.5,
-        equals its pull margin).
+        clustered by the same mean shift; its default bandwidth is then its
+        pull margin 0.5 whatever the guides' margin (the guides are still
+        fitted: SinConv uses them as input features).
     scale_range : tuple of float, default=(0.75, 1.33)
         Random scaling of training images (augmentation).
     scale : float, default=1.0
@@ -91,7 +94,8 @@ class HarmonicSegmenter(BaseEstimator):
         Per-image percentile normalisation of the input (whole image, never
         per tile); None feeds the images as they are (as float32).
     bandwidth : float or None, default=None
-        Mean-shift bandwidth; None uses the guides' margin eps (the paper).
+        Mean-shift bandwidth; None uses the guides' margin eps (the paper), or
+        0.5 with ``loss="discriminative"``.
     min_size : int, default=10
         Instances with fewer pixels are dropped.
     split_components : bool, default=False
@@ -421,7 +425,8 @@ class HarmonicSegmenter(BaseEstimator):
         self.module_ = trainer.module
         self.module_.eval()
         self.history_ = trainer.history
-        self.bandwidth_ = float(self.bandwidth if self.bandwidth is not None else self.guides_.margin)
+        default_bandwidth = _DELTA_V if self.loss == "discriminative" else self.guides_.margin
+        self.bandwidth_ = float(self.bandwidth if self.bandwidth is not None else default_bandwidth)
         self.min_size_ = int(self.min_size)
         self.metric_ = self.metric
         self.tuning_results_ = []

@@ -55,6 +55,7 @@ def test_empty_label_map_gives_no_instances():
         (np.zeros((4, 4), dtype=float), TypeError, "integer instance ids"),
         (-np.ones((4, 4), dtype=int), ValueError, "non-negative"),
         (np.zeros((2, 4, 4), dtype=int), ValueError, "2-D label map"),
+        (np.full((4, 4), 2**63, dtype=np.uint64), ValueError, "relabel"),
     ],
 )
 def test_bad_label_maps(labels, exc, match):

@@ -320,8 +320,10 @@ def test_discriminative_baseline_reaches_the_trainer_and_round_trips(data, tmp_p
     original = losses.discriminative_loss
     monkeypatch.setattr("harmonic_seg.nn.trainer.discriminative_loss",
                         lambda *a, **k: called.append(1) or original(*a, **k))
-    seg = HarmonicSegmenter(loss="discriminative", random_state=0, validation_fraction=0, **TINY).fit(X, y)
+    seg = HarmonicSegmenter(loss="discriminative", guides=GuideFunctionFitter(margin=1.0), random_state=0,
+                            validation_fraction=0, **TINY).fit(X, y)
     assert called and all(np.isfinite(r["train_l1"]) for r in seg.history_)
+    assert seg.bandwidth_ == 0.5  # the loss's pull margin, not the guides' margin
     assert seg.predict(X[:1])[0].shape == X[0].shape[:2]
     seg.save(tmp_path / "m")
     assert HarmonicSegmenter.load(tmp_path / "m").loss == "discriminative"

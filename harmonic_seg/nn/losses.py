@@ -127,6 +127,8 @@ def discriminative_loss(pred_emb, labels, fg_logit, ignore=None, delta_v=0.5, de
     b, n, h, w = pred_emb.shape
     if tuple(labels.shape[-2:]) != (h, w) or labels.numel() != b * h * w:
         raise ValueError(f"labels must have shape ({b}, {h}, {w}); got {tuple(labels.shape)}.")
+    if labels.dtype == torch.bool or labels.is_floating_point():
+        raise TypeError(f"labels must hold integer instance ids (a mask is one instance per image); got {labels.dtype}.")
     lab = labels.reshape(b, h * w).long()
     valid = torch.ones_like(lab, dtype=torch.bool) if ignore is None else ~ignore.reshape(b, h * w).bool()
     inside = (lab > 0) & valid
@@ -136,9 +138,10 @@ def discriminative_loss(pred_emb, labels, fg_logit, ignore=None, delta_v=0.5, de
         term = pred_emb.float().sum() * 0.0  # keeps the graph: no instance in this batch
         return term + fg_weight * fg_loss, {"l1": term.detach(), "fg": fg_loss.detach()}
     image = torch.arange(b, device=lab.device)[:, None].expand(b, h * w)[inside]
-    key = image * (int(lab.max()) + 1) + lab[inside]
+    stride = int(lab.max()) + 1
+    key = image * stride + lab[inside]
     uniq, inv = torch.unique(key, return_inverse=True)  # instance index of every pixel
-    owner = uniq // (int(lab.max()) + 1)  # image of every instance
+    owner = uniq // stride  # image of every instance
     k = uniq.shape[0]
     size = torch.bincount(inv, minlength=k).to(emb.dtype)
     mu = emb.new_zeros(k, n).index_add_(0, inv, emb) / size[:, None]

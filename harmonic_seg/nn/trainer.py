@@ -165,6 +165,12 @@ class Trainer:
                 raise ValueError("resume=True needs config.checkpoint_path.")
             if os.path.exists(cfg.checkpoint_path):
                 ckpt = torch.load(cfg.checkpoint_path, map_location="cpu", weights_only=True)
+                saved_loss = ckpt.get("config", {}).get("loss", "harmonic")
+                if saved_loss != cfg.loss:
+                    raise ValueError(
+                        f"the checkpoint at {cfg.checkpoint_path} was trained with loss={saved_loss!r} but this "
+                        f"config has loss={cfg.loss!r}; resume with the same loss or start a new checkpoint."
+                    )
             else:
                 logger.warning("No checkpoint at %s; training from scratch.", cfg.checkpoint_path)
         seed = cfg.random_state

@@ -101,17 +101,51 @@ def _discriminative_reference(emb, lab, ign, delta_v=0.5, delta_d=1.5, gamma=1e-
     return float(np.mean(terms))
 
 
-def test_discriminative_matches_reference_loops():
-    lab, _ = _batch()
+def _shared_ids(lab):
+    lab = lab.copy()
+    lab[1][lab[1] == 3] = 1  # the same id in both images: still two instances
+    return lab
+
+
+def _with_empty_image(lab):
+    return np.concatenate([lab, np.zeros_like(lab[:1])])  # an image without instances is left out
+
+
+def _sparse_ids(lab):
+    return lab * 1_000_003  # large, non-contiguous ids
+
+
+@pytest.mark.parametrize("case", [None, _shared_ids, _with_empty_image, _sparse_ids])
+def test_discriminative_matches_reference_loops(case):
+    lab = _batch()[0].numpy()
+    if case is not None:
+        lab = case(lab)
     rng = np.random.default_rng(0)
-    emb = rng.normal(scale=0.8, size=(2, 3, 20, 24))
+    emb = rng.normal(scale=0.8, size=(lab.shape[0], 3, 20, 24))
     ign = np.zeros(lab.shape, bool)
     ign[0, 2:5, 3:6] = True  # part of instance 1 ignored
-    logit = torch.zeros(2, 1, 20, 24)
-    total, parts = discriminative_loss(torch.from_numpy(emb).float(), lab, logit, torch.from_numpy(ign), fg_weight=0)
-    expected = _discriminative_reference(emb, lab.numpy(), ign)
+    logit = torch.zeros(lab.shape[0], 1, 20, 24)
+    total, parts = discriminative_loss(torch.from_numpy(emb).float(), torch.from_numpy(lab), logit,
+                                       torch.from_numpy(ign), fg_weight=0)
+    expected = _discriminative_reference(emb, lab, ign)
     assert parts["l1"].item() == pytest.approx(expected, rel=1e-4)
     assert total.item() == pytest.approx(expected, rel=1e-4)
+    # the foreground term is the BCE of harmonic_loss, over the same non-ignored pixels
+    bce = harmonic_loss(torch.zeros(lab.shape[0], 3, 20, 24), torch.zeros(lab.shape[0], 3, 20, 24), logit,
+                        torch.from_numpy(lab), torch.from_numpy(ign))[1]["fg"]
+    total_fg, parts_fg = discriminative_loss(torch.from_numpy(emb).float(), torch.from_numpy(lab), logit,
+                                             torch.from_numpy(ign), fg_weight=2.0)
+    assert parts_fg["fg"].item() == pytest.approx(bce.item()) and bce.item() == pytest.approx(np.log(2))
+    assert total_fg.item() == pytest.approx(expected + 2.0 * bce.item(), rel=1e-4)
+
+
+def test_discriminative_fully_ignored_instance_is_not_an_instance():
+    lab = _batch()[0].numpy()
+    ign = lab == 2  # instance 2 entirely ignored: image 0 keeps one instance, so no push term
+    emb = np.zeros((2, 3, 20, 24))
+    _, parts = discriminative_loss(torch.from_numpy(emb).float(), torch.from_numpy(lab), torch.zeros(2, 1, 20, 24),
+                                   torch.from_numpy(ign), gamma=0)
+    assert parts["l1"].item() == 0.0
 
 
 def test_discriminative_zero_when_instances_are_tight_and_apart():
@@ -155,3 +189,5 @@ def test_discriminative_validates_margins_and_shapes():
         discriminative_loss(emb, lab, logit, delta_v=2.0, delta_d=1.0)
     with pytest.raises(ValueError, match="labels must have shape"):
         discriminative_loss(emb, lab[:, :10], logit)
+    with pytest.raises(TypeError, match="integer instance ids"):
+        discriminative_loss(emb, lab > 0, logit)

@@ -64,12 +64,12 @@ def test_resize_helpers():
 def test_sampler_targets_in_full_augmented_frame():
     images, labels = make_data(1, shape=(50, 60))
     s = CropSampler(images, labels, GUIDES, crop_size=32, scale_range=None, flips=False)
-    img, tgt, fg, ign, origin = s.sample(np.random.default_rng(1))
+    img, tgt, lab, ign, origin = s.sample(np.random.default_rng(1))
     y0, x0 = origin.astype(int)
     full = embedding_map(labels[0], GUIDES)
     np.testing.assert_array_equal(tgt, full[:, y0:y0 + 32, x0:x0 + 32])
     np.testing.assert_array_equal(img, images[0][:, y0:y0 + 32, x0:x0 + 32])
-    assert fg.tolist() == labels[0][y0:y0 + 32, x0:x0 + 32].tolist() and not ign.any()  # instance ids kept
+    assert lab.tolist() == labels[0][y0:y0 + 32, x0:x0 + 32].tolist() and not ign.any()  # instance ids kept
 
 
 def test_sampler_pads_small_images_and_is_deterministic():
@@ -163,6 +163,9 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path):
     assert _strip(resumed.history) == _strip(full.history)
     for k, v in full.module.state_dict().items():
         assert torch.equal(v, resumed_net.state_dict()[k]), k
+    other = cfg(epochs=4, checkpoint_path=str(path), loss="discriminative")
+    with pytest.raises(ValueError, match="loss='harmonic'"):  # never mix two objectives in one run
+        Trainer(make_net(), GUIDES, other).fit(images, labels, resume=True)
 
 
 def test_keyboard_interrupt_keeps_best_weights(caplog):
