@@ -96,6 +96,51 @@ def given_foreground(dataset, data):
     return [lab > 0 for lab in data.labels]
 
 
+def evaluate(seg, dataset, test):
+    """Scores of a fitted segmenter on the test split, with the predicted and the given foreground.
+
+    Returns
+    -------
+    rows : dict
+        Metric rows of the harmonic segmentation and of the floor, per foreground.
+    shown : dict
+        The predicted label maps, per foreground.
+    embedded : list of tuple
+        ``predict_embeddings`` of the test images.
+    predict_seconds : float
+    """
+    t0 = time.perf_counter()
+    gt = test.masks if test.masks is not None else test.labels
+    embedded = seg.predict_embeddings(test.images)
+    predict_s = time.perf_counter() - t0
+    rows, shown = {}, {}
+    predicted = [prob > seg.fg_threshold for _, prob in embedded]
+    for fg_name, fgs in (("predicted", predicted), ("given", given_foreground(dataset, test))):
+        labels, inst_scores = [], []
+        for (emb, prob), fg in zip(embedded, fgs):
+            lab, sc = cluster_embeddings(
+                emb, fg, seg.bandwidth_, metric=seg.metric_, min_size=seg.min_size_,
+                split_components=seg.split_components, merge_small=seg.merge_small, fg_prob=prob,
+                core_threshold=seg.core_threshold, random_state=0,
+            )
+            labels.append(lab)
+            inst_scores.append(sc)
+        rows[f"harmonic, {fg_name} foreground"] = scores(gt, labels, inst_scores)
+        shown[fg_name] = labels
+        floor = [connected_components(fg, connectivity=1).astype(np.int32) for fg in fgs]
+        rows[f"floor: connected components of the {fg_name} foreground"] = scores(gt, floor)
+    return rows, shown, embedded, predict_s
+
+
+def print_table(rows):
+    """The rows as a markdown table on stdout."""
+    keys = list(next(iter(rows.values())))
+    print("| | " + " | ".join(k.replace("|", "\\|") for k in keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, r in rows.items():
+        print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(RECIPES))
@@ -141,25 +186,8 @@ def main(argv=None):
     if args.save_model is not None:
         seg.save(args.save_model)
 
-    t0 = time.perf_counter()
     gt = test.masks if test.masks is not None else test.labels
-    given = given_foreground(args.dataset, test)
-    embedded = seg.predict_embeddings(test.images)
-    predict_s = time.perf_counter() - t0
-    rows, shown = {}, {}
-    for fg_name, fgs in (("predicted", [prob > seg.fg_threshold for _, prob in embedded]), ("given", given)):
-        labels, inst_scores = [], []
-        for (emb, prob), fg in zip(embedded, fgs):
-            lab, sc = cluster_embeddings(
-                emb, fg, seg.bandwidth_, metric=seg.metric_, min_size=seg.min_size_,
-                split_components=seg.split_components, merge_small=seg.merge_small, fg_prob=prob, random_state=0,
-            )
-            labels.append(lab)
-            inst_scores.append(sc)
-        rows[f"harmonic, {fg_name} foreground"] = scores(gt, labels, inst_scores)
-        shown[fg_name] = labels
-        floor = [connected_components(fg, connectivity=1).astype(np.int32) for fg in fgs]
-        rows[f"floor: connected components of the {fg_name} foreground"] = scores(gt, floor)
+    rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
 
     result = dict(
         dataset=args.dataset, variant=args.variant, guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale,
@@ -187,14 +215,10 @@ def main(argv=None):
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)
-    keys = list(next(iter(rows.values())))
     print(f"\n{args.dataset}, loss {args.loss}, variant {args.variant}, guides {args.guides}, scale {seg.scale:g}: "
           f"{epochs * args.steps_per_epoch} "
           f"minibatches in {train_s / 60:.1f} min on {args.device}; paper: {PAPER[args.dataset]}\n")
-    print("| | " + " | ".join(k.replace("|", "\\|") for k in keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for name, r in rows.items():
-        print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    print_table(rows)
     print(f"\n{out}")
 
 

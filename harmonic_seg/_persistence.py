@@ -127,6 +127,7 @@ def save(est, path, *, overwrite=False):
             "separation": est.guides_.separation_,
         },
         "history": est.history_,
+        "validation_indices": getattr(est, "validation_indices_", None),
         "network": net_config,
     }
     # Write into a temporary folder beside the target, then move it in place:
@@ -182,6 +183,7 @@ def load(cls, path, *, device="cpu"):
     for k, v in config["fitted"].items():
         setattr(est, k, v)
     est.history_ = config["history"]
+    est.validation_indices_ = config.get("validation_indices")  # None: saved before it was recorded
     est.tuning_results_ = []
     with np.load(w_file, allow_pickle=False) as npz:
         weights = {k: npz[k] for k in npz.files}

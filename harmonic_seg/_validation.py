@@ -12,6 +12,8 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "check_interval_pair",
+    "check_masks",
     "check_label_map",
     "check_label_maps",
     "check_image",
@@ -206,3 +208,41 @@ def check_shape_2d(shape, name="shape"):
     if h <= 0 or w <= 0:
         raise ValueError(f"{name} must be a pair of positive integers (H, W); got {shape!r}.")
     return h, w
+
+
+def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusive=True, strict=False):
+    """Check an optional ``(low, high)`` pair: ``low_min <= low <= high <= high_max`` (``low < high`` if strict)."""
+    if value is None:
+        return
+    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    if ok:
+        lo, hi = value
+        ok = (lo < hi) if strict else (lo <= hi)
+        if low_min is not None:
+            ok = ok and (lo >= low_min if low_inclusive else lo > low_min)
+        if high_max is not None:
+            ok = ok and hi <= high_max
+    if not ok:
+        lower = "" if low_min is None else f"{low_min} {'<=' if low_inclusive else '<'} "
+        upper = "" if high_max is None else f" <= {high_max}"
+        raise ValueError(
+            f"{name} must be None or (low, high) with {lower}low {'<' if strict else '<='} high{upper}; got {value!r}."
+        )
+
+
+def check_masks(masks, shapes, name="foreground", ref_name="X"):
+    """Check an optional list of boolean-like masks, one per image of the given (H, W) shapes.
+
+    Returns
+    -------
+    masks : list of ndarray or None
+    """
+    if masks is None:
+        return None
+    if len(masks) != len(shapes):
+        raise ValueError(f"{name} must have one mask per image; got {len(masks)} masks for {len(shapes)} images.")
+    masks = [np.asarray(m) for m in masks]
+    for i, (m, shape) in enumerate(zip(masks, shapes)):
+        if m.shape != tuple(shape):
+            raise ValueError(f"{name}[{i}] has shape {m.shape} but {ref_name}[{i}] has spatial shape {tuple(shape)}.")
+    return masks

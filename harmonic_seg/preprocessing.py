@@ -6,7 +6,14 @@ import numpy as np
 
 from ._validation import check_image
 
-__all__ = ["percentile_normalize", "rescale_channels_first", "rescale_labels", "scaled_shape", "to_channels_first"]
+__all__ = [
+    "percentile_normalize",
+    "rescale_channels_first",
+    "rescale_labels",
+    "rescale_training_set",
+    "scaled_shape",
+    "to_channels_first",
+]
 
 
 def scaled_shape(shape, scale):
@@ -104,3 +111,31 @@ def percentile_normalize(image, low=1.0, high=99.8, *, per_channel=True, eps=1e-
     axis = (0, 1) if (per_channel and arr.ndim == 3) else None
     lo, hi = np.percentile(arr, [low, high], axis=axis, keepdims=True)
     return ((arr - lo) / np.maximum(hi - lo, eps)).astype(np.float32, copy=False)
+
+
+def rescale_training_set(images, labels, ignore, scale):
+    """Images, label maps and ignore masks as the network sees them with ``scale``.
+
+    Parameters
+    ----------
+    images : list of ndarray of shape (C, H, W)
+    labels : list of ndarray of shape (H, W)
+    ignore : list of (ndarray of shape (H, W) or None) or None
+    scale : float
+        Resize factor; 1 returns the inputs unchanged.
+
+    Returns
+    -------
+    images, labels, ignore
+        Resized bilinearly (images) and by nearest neighbour (labels, masks).
+    """
+    if scale == 1:
+        return images, labels, ignore
+    shapes = [scaled_shape(lab.shape, scale) for lab in labels]
+    images = [rescale_channels_first(c, sh) for c, sh in zip(images, shapes)]
+    out_labels = [rescale_labels(lab, sh) for lab, sh in zip(labels, shapes)]
+    if ignore is not None:
+        ignore = [None if ig is None else rescale_labels(np.asarray(ig, dtype=bool), sh) for ig, sh in zip(ignore, shapes)]
+    if not any(lab.any() for lab in out_labels):
+        raise ValueError(f"scale={scale!r} leaves no labelled pixel in y; choose a larger scale.")
+    return images, out_labels, ignore

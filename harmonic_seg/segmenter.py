@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from numbers import Integral, Real
 
@@ -12,18 +11,22 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _persistence
-from ._validation import check_images, check_images_and_labels
+from . import _persistence, _tuning
+from ._validation import check_images, check_images_and_labels, check_interval_pair, check_masks
 from .fitter import GuideFunctionFitter
-from .metrics import mean_symmetric_best_dice, symmetric_best_dice
-from .preprocessing import percentile_normalize, rescale_channels_first, rescale_labels, scaled_shape, to_channels_first
+from .metrics import mean_symmetric_best_dice
+from .preprocessing import (
+    percentile_normalize,
+    rescale_channels_first,
+    rescale_training_set,
+    scaled_shape,
+    to_channels_first,
+)
 
 __all__ = ["HarmonicSegmenter"]
 
 logger = logging.getLogger(__name__)
 
-#: Bandwidths tried by ``tune_postprocessing``, as multiples of the default (eps).
-_BANDWIDTH_FACTORS = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)
 #: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
 _DELTA_V = 0.5
 
@@ -117,10 +120,11 @@ class HarmonicSegmenter(BaseEstimator):
         :func:`~harmonic_seg.nn.cluster_embeddings`). None: every foreground
         pixel seeks (the paper).
     tune_postprocessing : bool, default=False
-        After training, choose the bandwidth (0.5 to 1.5 times its default),
+        After training, choose the bandwidth (0.5 to 3 times its default),
         the distance (``metric``) and ``min_size`` maximising the mean
         symmetric best Dice on the validation images (as StarDist tunes its
-        thresholds).
+        thresholds); :meth:`optimize_postprocessing` does the same on images
+        of your choice, by SBD or by matching accuracy.
     tile_size : int or None, default=1024
         Images larger than this are predicted tile by tile (memory bounded by
         the tile); None always predicts whole images.
@@ -160,6 +164,9 @@ class HarmonicSegmenter(BaseEstimator):
         Mean-shift distance used by ``predict``.
     tuning_results_ : list of dict
         Scores of the post-processing grid (empty unless tuned).
+    validation_indices_ : list of int or None
+        The training images held out for validation (and tuning); None for a
+        model saved by a version that did not record them.
 
     Examples
     --------
@@ -307,16 +314,8 @@ class HarmonicSegmenter(BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _check_extra_params(self):
-        if self.percentiles is not None:
-            lo, hi = self.percentiles
-            if not 0 <= lo < hi <= 100:
-                raise ValueError(
-                    f"percentiles must be None or (low, high) with 0 <= low < high <= 100; got {self.percentiles!r}."
-                )
-        if self.scale_range is not None:
-            lo, hi = self.scale_range
-            if not 0 < lo <= hi:
-                raise ValueError(f"scale_range must be None or (low, high) with 0 < low <= high; got {self.scale_range!r}.")
+        check_interval_pair(self.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
+        check_interval_pair(self.scale_range, "scale_range", low_min=0, low_inclusive=False)
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]'; got {self.device!r}.")
 
@@ -372,18 +371,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.n_channels_in_ = 1 if images[0].ndim == 2 else images[0].shape[2]
         chw = self._prepare(images)
         # what the network and the guides see: the images reduced by ``scale``
-        net_chw, net_labels, net_ignore = chw, labels, ignore
-        if self.scale != 1:
-            shapes = [scaled_shape(lab.shape, self.scale) for lab in labels]
-            net_chw = [rescale_channels_first(c, sh) for c, sh in zip(chw, shapes)]
-            net_labels = [rescale_labels(lab, sh) for lab, sh in zip(labels, shapes)]
-            if ignore is not None:
-                net_ignore = [
-                    None if ig is None else rescale_labels(np.asarray(ig, dtype=bool), sh)
-                    for ig, sh in zip(ignore, shapes)
-                ]
-            if not any(lab.any() for lab in net_labels):
-                raise ValueError(f"scale={self.scale!r} leaves no labelled pixel in y; choose a larger scale.")
+        net_chw, net_labels, net_ignore = rescale_training_set(chw, labels, ignore, self.scale)
         self.guides_ = fitter.fit(net_labels)
         guides = self.guides_.guides_
         config = TrainConfig(
@@ -425,35 +413,72 @@ class HarmonicSegmenter(BaseEstimator):
         self.module_ = trainer.module
         self.module_.eval()
         self.history_ = trainer.history
-        default_bandwidth = _DELTA_V if self.loss == "discriminative" else self.guides_.margin
-        self.bandwidth_ = float(self.bandwidth if self.bandwidth is not None else default_bandwidth)
+        self.bandwidth_ = self._default_bandwidth()
         self.min_size_ = int(self.min_size)
         self.metric_ = self.metric
         self.tuning_results_ = []
-        val = list(getattr(trainer, "val_indices_", []))
+        val = [int(i) for i in getattr(trainer, "val_indices_", [])]
+        self.validation_indices_ = val
         if self.tune_postprocessing:
             if val:
-                self._tune([chw[i] for i in val], [labels[i] for i in val])
+                with self._threads():
+                    self._tune([chw[i] for i in val], [labels[i] for i in val], "sbd")
             else:
                 logger.warning("tune_postprocessing=True but no validation image was held out; keeping the defaults.")
         return self
 
-    def _tune(self, chw, labels):
+    def _default_bandwidth(self):
+        if self.bandwidth is not None:
+            return float(self.bandwidth)
+        return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
+
+    def _tune(self, chw, labels, scoring):
         """Grid search of the clustering parameters on validation images (StarDist-style)."""
         preds = [self._embed(im) for im in chw]
-        eps = self.bandwidth_
-        sizes = sorted({0, self.min_size_, 2 * self.min_size_ + 10, 4 * self.min_size_ + 40})
-        results = []
-        for metric, factor, min_size in itertools.product(("euclidean", "l1"), _BANDWIDTH_FACTORS, sizes):
-            pred = [self._cluster(e, p > self.fg_threshold, p, eps * factor, min_size, metric)[0] for e, p in preds]
-            score = float(np.mean([symmetric_best_dice(t, q) for t, q in zip(labels, pred)]))
-            results.append({"metric": metric, "bandwidth": eps * factor, "min_size": min_size, "sbd": score})
-        best = max(results, key=lambda r: r["sbd"])
-        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], float(best["bandwidth"]), int(best["min_size"])
-        self.tuning_results_ = results
-        logger.info(
-            "post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation SBD %.4f)", *best.values()
+
+        def cluster(pred, bandwidth, min_size, metric):
+            emb, prob = pred
+            return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, min_size, metric)[0]
+
+        best, self.tuning_results_ = _tuning.grid_search_clustering(
+            cluster, preds, labels, self._default_bandwidth(), self.min_size, scoring
         )
+        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
+        logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation %s %.4f)",
+                    best["metric"], best["bandwidth"], best["min_size"], scoring, best["score"])
+
+    def optimize_postprocessing(self, X, y, *, scoring="sbd"):
+        """Choose the clustering parameters on validation images, without retraining.
+
+        Like StarDist's ``optimize_thresholds``: the images are embedded once,
+        then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
+        default) and minimum size (around ``min_size``) is clustered as
+        ``predict`` does and scored against ``y``; the best replaces
+        ``metric_``, ``bandwidth_`` and ``min_size_`` (``save`` keeps them).
+        ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+            Validation images: images the network was not trained on.
+        y : list of ndarray of shape (H, W)
+            Their label maps.
+        scoring : {"sbd", "accuracy"}, default="sbd"
+            Mean symmetric best Dice, or TP / (TP + FP + FN) averaged over IoU
+            thresholds 0.5:0.05:0.95 (favours exact outlines, as COCO AP does).
+
+        Returns
+        -------
+        self : HarmonicSegmenter
+        """
+        if scoring not in _tuning.SCORINGS:
+            raise ValueError(f"scoring must be one of {_tuning.SCORINGS}; got {scoring!r}.")
+        check_is_fitted(self, "module_")
+        images, labels = check_images_and_labels(X, y)
+        images, _ = self._check_predict_input(images, None)
+        with self._threads():
+            self._tune(self._prepare(images), labels, scoring)
+        return self
 
     # ------------------------------------------------------------------ predict
     def _embed(self, chw):
@@ -490,16 +515,7 @@ class HarmonicSegmenter(BaseEstimator):
     def _check_predict_input(self, X, foreground):
         check_is_fitted(self, "module_")
         images = check_images(X, "X", n_channels=self.n_channels_in_)
-        if foreground is not None:
-            if len(foreground) != len(images):
-                raise ValueError(
-                    f"foreground must have one mask per image; got {len(foreground)} masks for {len(images)} images."
-                )
-            foreground = [np.asarray(f) for f in foreground]
-            for i, (f, im) in enumerate(zip(foreground, images)):
-                if f.shape != im.shape[:2]:
-                    raise ValueError(f"foreground[{i}] has shape {f.shape} but X[{i}] has spatial shape {im.shape[:2]}.")
-        return images, foreground
+        return images, check_masks(foreground, [im.shape[:2] for im in images], "foreground", "X")
 
     def predict_embeddings(self, X):
         """Predicted embeddings and foreground probabilities.

@@ -225,6 +225,8 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
         (dict(guides="fitter"), "guides"),
         (dict(scale=0), "scale"),
         (dict(loss="dice"), "loss"),
+        (dict(scale_range=(0, 1)), "scale_range must be None or \\(low, high\\) with 0 < low <= high"),
+        (dict(percentiles=(1, 101)), "percentiles"),
     ],
 )
 def test_bad_params_name_the_parameter(data, params, match):
@@ -327,3 +329,24 @@ def test_discriminative_baseline_reaches_the_trainer_and_round_trips(data, tmp_p
     assert seg.predict(X[:1])[0].shape == X[0].shape[:2]
     seg.save(tmp_path / "m")
     assert HarmonicSegmenter.load(tmp_path / "m").loss == "discriminative"
+
+
+def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
+    X, y = data
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0.35, tune_postprocessing=True, **TINY).fit(X, y)
+    assert len(seg.validation_indices_) == 2 and len(seg.tuning_results_) > 0
+    seg.optimize_postprocessing(X[:3], y[:3], scoring="accuracy")
+    best = max(seg.tuning_results_, key=lambda r: r["score"])
+    assert (seg.metric_, seg.bandwidth_, seg.min_size_) == (best["metric"], best["bandwidth"], best["min_size"])
+    assert {r["bandwidth"] for r in seg.tuning_results_} == {0.5 * f for f in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0,
+                                                                                2.5, 3.0)}
+    seg.save(tmp_path / "m")
+    loaded = HarmonicSegmenter.load(tmp_path / "m")
+    assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)
+    assert loaded.validation_indices_ == seg.validation_indices_
+    for a, b in zip(loaded.predict(X[:1]), seg.predict(X[:1])):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        seg.optimize_postprocessing(X[:1], y[:1], scoring="ap")
+    with pytest.raises(NotFittedError):
+        HarmonicSegmenter().optimize_postprocessing(X[:1], y[:1])

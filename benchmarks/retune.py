@@ -1,0 +1,78 @@
+"""Re-tune the post-processing of a model saved by ``reproduce.py --save-model``, then score it again.
+
+    python benchmarks/retune.py bbbc010 out/model_bbbc010_recipe --scoring accuracy
+
+The network is not retrained. ``HarmonicSegmenter.optimize_postprocessing``
+searches the clustering parameters (distance, bandwidth 0.5-3 x eps, minimum
+size) on the training images that ``fit`` held out for validation (never on
+the test split), by ``--scoring``: ``sbd`` (what ``fit`` uses) or
+``accuracy`` (TP / (TP + FP + FN) averaged over IoU 0.5:0.95, closer to COCO
+AP). The test split is then scored as ``reproduce.py`` scores it. Results:
+``benchmarks/out/retune_<dataset>_<scoring>.json`` and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine, write_json
+from reproduce import OUT, evaluate, print_table
+from sklearn.utils import check_random_state
+from train_embedding import load
+
+from harmonic_seg import HarmonicSegmenter
+
+
+def held_out(seg, n_images):
+    """Indices of the training images ``fit`` held out for validation.
+
+    Models saved before ``validation_indices_`` was recorded get the split
+    replayed from ``random_state`` exactly as ``HarmonicSegmenter.fit`` and
+    ``Trainer.fit`` draw it.
+    """
+    if getattr(seg, "validation_indices_", None) is not None:
+        return list(seg.validation_indices_)
+    if not isinstance(seg.random_state, int):
+        raise ValueError("the model records no validation images and has no integer random_state to replay them.")
+    _, seed_net = check_random_state(seg.random_state).randint(0, 2**31 - 1, size=2)
+    split_ss, _ = np.random.SeedSequence(int(seed_net)).spawn(2)
+    n_val = min(max(1, int(round(seg.validation_fraction * n_images))), n_images - 1)
+    return sorted(int(i) for i in np.random.default_rng(split_ss).permutation(n_images)[:n_val])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
+    p.add_argument("model", type=Path, help="folder written by reproduce.py --save-model")
+    p.add_argument("--scoring", default="accuracy", choices=["sbd", "accuracy"])
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+
+    seg = HarmonicSegmenter.load(args.model)
+    if args.threads is not None:
+        seg.set_params(num_threads=args.threads)
+    train, test = load(args.dataset, "train"), load(args.dataset, "test")
+    val = held_out(seg, len(train))
+    before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
+    t0 = time.perf_counter()
+    seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
+    tune_s = time.perf_counter() - t0
+    after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
+    rows, _, _, predict_s = evaluate(seg, args.dataset, test)
+    result = dict(
+        dataset=args.dataset, model=str(args.model), scoring=args.scoring, validation_images=val,
+        before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
+        tuning_results=seg.tuning_results_, rows=rows, machine=machine(),
+    )
+    out = write_json(OUT / f"retune_{args.dataset}_{args.scoring}.json", result)
+    print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
+          f"{before} -> {after}\n")
+    print_table(rows)
+    print(f"\n{out}")
+
+
+if __name__ == "__main__":
+    main()

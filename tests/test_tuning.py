@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from harmonic_seg._tuning import BANDWIDTH_FACTORS, grid_search_clustering, min_size_grid, validation_score
+from harmonic_seg.metrics import matching_dataset
+
+
+def _truth():
+    lab = np.zeros((30, 30), np.int32)
+    lab[2:12, 2:12] = 1
+    lab[15:28, 3:14] = 2
+    lab[5:25, 18:27] = 3
+    return lab
+
+
+def test_grid_search_finds_the_only_right_setting():
+    truth = _truth()
+    merged = (truth > 0).astype(np.int32)
+
+    def cluster(pred, bandwidth, min_size, metric):  # right only at 2 x default, L1, min_size 0
+        assert pred == "p"
+        return truth if (metric, round(bandwidth, 6), min_size) == ("l1", 1.0, 0) else merged
+
+    best, results = grid_search_clustering(cluster, ["p", "p"], [truth, truth], 0.5, 10)
+    assert (best["metric"], best["bandwidth"], best["min_size"]) == ("l1", 1.0, 0)
+    assert best["score"] == pytest.approx(1.0)
+    assert len(results) == 2 * len(BANDWIDTH_FACTORS) * len(min_size_grid(10))
+    assert max(BANDWIDTH_FACTORS) >= 3.0  # wide windows keep elongated objects whole
+
+
+def test_scorings():
+    truth = _truth()
+    shifted = np.roll(truth, 2, axis=1)  # IoUs between 0.5 and 0.95
+    acc = validation_score([truth], [shifted], "accuracy")
+    expected = np.mean([m.accuracy for m in matching_dataset([truth], [shifted], [0.5 + 0.05 * i for i in range(10)])])
+    assert acc == pytest.approx(expected) and 0 < acc < 1
+    assert validation_score([truth], [truth], "accuracy") == 1.0
+    assert 0 < validation_score([truth], [shifted], "sbd") < 1
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        grid_search_clustering(lambda *a: truth, ["p"], [truth], 0.5, 10, scoring="iou")
