@@ -8,7 +8,7 @@ size) on the training images that ``fit`` held out for validation (never on
 the test split), by ``--scoring``: ``sbd`` (what ``fit`` uses) or
 ``accuracy`` (TP / (TP + FP + FN) averaged over IoU 0.5:0.95, closer to COCO
 AP). The test split is then scored as ``reproduce.py`` scores it. Results:
-``benchmarks/out/retune_<dataset>_<scoring>.json`` and a markdown table.
+``benchmarks/out/retune_<model folder name>_<scoring>.json`` and a markdown table.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main(argv=None):
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
         tuning_results=seg.tuning_results_, rows=rows, machine=machine(),
     )
-    out = write_json(OUT / f"retune_{args.dataset}_{args.scoring}.json", result)
+    out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}.json", result)
     print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
           f"{before} -> {after}\n")
     print_table(rows)
