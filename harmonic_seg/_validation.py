@@ -214,7 +214,11 @@ def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusi
     """Check an optional ``(low, high)`` pair: ``low_min <= low <= high <= high_max`` (``low < high`` if strict)."""
     if value is None:
         return
-    ok = isinstance(value, (tuple, list)) and len(value) == 2
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value)
+    )
     if ok:
         lo, hi = value
         ok = (lo < hi) if strict else (lo <= hi)

@@ -227,6 +227,7 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
         (dict(loss="dice"), "loss"),
         (dict(scale_range=(0, 1)), "scale_range must be None or \\(low, high\\) with 0 < low <= high"),
         (dict(percentiles=(1, 101)), "percentiles"),
+        (dict(percentiles=("1", "99")), "percentiles must be None or"),
     ],
 )
 def test_bad_params_name_the_parameter(data, params, match):
