@@ -70,6 +70,8 @@ def setstate(est, state):
             setattr(est, name, param.default)
     if config is None:
         return
+    if "validation_indices_" not in est.__dict__:  # pickled before it was recorded
+        est.validation_indices_ = None
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():

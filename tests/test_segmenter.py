@@ -306,11 +306,12 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
     state = fitted.__getstate__()
-    for name in ("scale", "merge_small", "core_threshold", "loss"):
+    for name in ("scale", "merge_small", "core_threshold", "loss", "validation_indices_"):
         state.pop(name)
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
     assert (est.scale, est.merge_small, est.core_threshold, est.loss) == (1.0, False, None, "harmonic")
+    assert est.validation_indices_ is None
     for a, b in zip(est.predict(data[0][:1]), fitted.predict(data[0][:1])):
         np.testing.assert_array_equal(a, b)
 
