@@ -45,7 +45,6 @@ from harmonic_seg.metrics import (
     mean_abs_difference_in_count,
     mean_symmetric_best_dice,
 )
-from harmonic_seg.nn.cluster import cluster_embeddings
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -118,11 +117,8 @@ def evaluate(seg, dataset, test):
     for fg_name, fgs in (("predicted", predicted), ("given", given_foreground(dataset, test))):
         labels, inst_scores = [], []
         for (emb, prob), fg in zip(embedded, fgs):
-            lab, sc = cluster_embeddings(
-                emb, fg, seg.bandwidth_, metric=seg.metric_, min_size=seg.min_size_,
-                split_components=seg.split_components, merge_small=seg.merge_small, fg_prob=prob,
-                core_threshold=seg.core_threshold, random_state=0,
-            )
+            # exactly predict's clustering, on embeddings computed once for both foregrounds
+            lab, sc = seg._cluster(emb, fg, prob, seg.bandwidth_, seg.min_size_)
             labels.append(lab)
             inst_scores.append(sc)
         rows[f"harmonic, {fg_name} foreground"] = scores(gt, labels, inst_scores)

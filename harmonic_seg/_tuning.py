@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from .metrics import matching_dataset, symmetric_best_dice
+from .metrics import matching_dataset, mean_symmetric_best_dice
 
 __all__ = ["BANDWIDTH_FACTORS", "IOU_THRESHOLDS", "SCORINGS", "grid_search_clustering", "min_size_grid"]
 
@@ -34,7 +34,7 @@ def validation_score(y_true, y_pred, scoring):
     pooled over the images, averaged over the IoU thresholds 0.5:0.05:0.95 (rewards exact outlines,
     like COCO AP)."""
     if scoring == "sbd":
-        return float(np.mean([symmetric_best_dice(t, p) for t, p in zip(y_true, y_pred)]))
+        return mean_symmetric_best_dice(y_true, y_pred)
     return float(np.mean([m.accuracy for m in matching_dataset(y_true, y_pred, list(IOU_THRESHOLDS))]))
 
 

@@ -234,8 +234,10 @@ def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusi
         )
 
 
-def check_masks(masks, shapes, name="foreground", ref_name="X"):
+def check_masks(masks, shapes, name="foreground", ref_name="X", *, allow_none=False):
     """Check an optional list of boolean-like masks, one per image of the given (H, W) shapes.
+
+    With ``allow_none``, single entries may be None (no mask for that image).
 
     Returns
     -------
@@ -245,8 +247,8 @@ def check_masks(masks, shapes, name="foreground", ref_name="X"):
         return None
     if len(masks) != len(shapes):
         raise ValueError(f"{name} must have one mask per image; got {len(masks)} masks for {len(shapes)} images.")
-    masks = [np.asarray(m) for m in masks]
+    masks = [m if (m is None and allow_none) else np.asarray(m) for m in masks]
     for i, (m, shape) in enumerate(zip(masks, shapes)):
-        if m.shape != tuple(shape):
+        if m is not None and m.shape != tuple(shape):
             raise ValueError(f"{name}[{i}] has shape {m.shape} but {ref_name}[{i}] has spatial shape {tuple(shape)}.")
     return masks

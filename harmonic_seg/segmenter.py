@@ -354,11 +354,7 @@ class HarmonicSegmenter(BaseEstimator):
         """
         self._check_extra_params()
         images, labels = check_images_and_labels(X, y)
-        if ignore is not None and len(ignore) != len(labels):
-            raise ValueError(f"ignore must have one mask per image; got {len(ignore)} masks for {len(labels)} images.")
-        for i, (ig, lab) in enumerate(zip(ignore or (), labels)):
-            if ig is not None and np.shape(ig) != lab.shape:
-                raise ValueError(f"ignore[{i}] has shape {np.shape(ig)} but y[{i}] has shape {lab.shape}.")
+        ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
         rs = check_random_state(self.random_state)
         seed_guides, seed_net = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
 
