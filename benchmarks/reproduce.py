@@ -39,6 +39,7 @@ from skimage.measure import label as connected_components
 from train_embedding import calibrate, load
 
 from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg.guides import FREQUENCY_RANGES
 from harmonic_seg.metrics import (
     coco_average_precision,
     matching_dataset,
@@ -137,6 +138,14 @@ def print_table(rows):
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
 
 
+#: --guides: GuideFunctionFitter parameters of each choice.
+GUIDE_CHOICES = {
+    "optimize": dict(strategy="optimize"),
+    "optimize_low": dict(strategy="optimize", init_range=FREQUENCY_RANGES["low"], max_frequency="init"),
+    **{kind: dict(strategy=kind) for kind in ("random", "low", "high")},
+}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(RECIPES))
@@ -144,7 +153,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of --budget")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
-    p.add_argument("--guides", default="optimize", choices=["optimize", "random", "low", "high"])
+    p.add_argument("--guides", default="optimize", choices=sorted(GUIDE_CHOICES),
+                   help="optimize: the paper's search; optimize_low: the search started from and bounded to the "
+                   "'low' frequencies; random / low / high: fixed guides (paper Table 5)")
     p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
                    help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")
     p.add_argument("--scale", type=float, default=None, help="HarmonicSegmenter(scale=...): resize factor of the "
@@ -164,7 +175,7 @@ def main(argv=None):
     train, test = load(args.dataset, "train"), load(args.dataset, "test")
     params = dict(
         RECIPES[args.dataset],
-        guides=GuideFunctionFitter(n_guides=12, margin=0.5, strategy=args.guides, random_state=args.seed),
+        guides=GuideFunctionFitter(n_guides=12, margin=0.5, random_state=args.seed, **GUIDE_CHOICES[args.guides]),
         variant=args.variant, loss=args.loss, steps_per_epoch=args.steps_per_epoch, validation_fraction=0.1,
         tune_postprocessing=True, device=args.device, num_threads=args.threads, random_state=args.seed,
     )

@@ -47,6 +47,13 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         :func:`~harmonic_seg.guide_fitting.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.
+    max_frequency : None, "init" or float, default=None
+        Bound on every frequency component during the search, in the units of
+        ``init_range`` (it also caps the initial range). ``None``: unbounded,
+        as in the paper; ``"init"``: the upper end of ``init_range``, so the
+        search separates instances without raising any frequency past those
+        it started from (smooth targets, learnt well on a small budget; see
+        docs/results.md). Only used by ``strategy="optimize"``.
     learning_rate : float, default=0.1
         Adam step size of the search.
     max_iter : int, default=1000
@@ -96,6 +103,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         "margin": [Interval(Real, 0, None, closed="neither")],
         "strategy": [StrOptions(set(STRATEGIES))],
         "init_range": [tuple, list, StrOptions({"auto"})],
+        "max_frequency": [None, StrOptions({"init"}), Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -111,6 +119,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         margin=0.5,
         strategy="optimize",
         init_range="auto",
+        max_frequency=None,
         learning_rate=0.1,
         max_iter=1000,
         batch_size=16,
@@ -122,6 +131,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         self.margin = margin
         self.strategy = strategy
         self.init_range = init_range
+        self.max_frequency = max_frequency
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.batch_size = batch_size
@@ -161,6 +171,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
                 n_guides=self.n_guides,
                 margin=self.margin,
                 init_range=self.init_range,
+                max_frequency=self.max_frequency,
                 learning_rate=self.learning_rate,
                 max_iter=self.max_iter,
                 batch_size=self.batch_size,

@@ -110,6 +110,23 @@ def _frequency_bound(label_maps, factor):
     return 2 * np.pi / (factor * diameter)
 
 
+def _check_max_frequency(max_frequency, init_low, init_high):
+    """Per-axis frequency bound (paper units) of ``max_frequency``, or None."""
+    if max_frequency is None:
+        return None
+    if isinstance(max_frequency, str):
+        if max_frequency != "init":
+            raise ValueError(f'max_frequency must be None, "init" or a positive number; got {max_frequency!r}.')
+        return np.array(init_high, dtype=np.float64)
+    check_positive(max_frequency, "max_frequency")
+    if np.any(init_low >= max_frequency):
+        raise ValueError(
+            f"max_frequency must be above the lower end of init_range ({float(np.max(init_low))!r}); "
+            f"got {max_frequency!r}. Raise max_frequency or lower init_range."
+        )
+    return np.full(2, float(max_frequency))
+
+
 def reference_shape(label_maps):
     """Median (H, W) of a list of label maps: the unit of the paper's frequencies."""
     shapes = np.array([lab.shape for lab in label_maps])
@@ -247,6 +264,7 @@ def fit_guides(
     margin=0.5,
     *,
     init_range="auto",
+    max_frequency=None,
     learning_rate=0.1,
     max_iter=1000,
     batch_size=16,
@@ -276,6 +294,15 @@ def fit_guides(
         :func:`auto_frequency_bound`, i.e. periods of at least
         :data:`AUTO_PERIOD_FACTOR` median instance diameters along each axis;
         the paper's choice is ``(0.0, 50.0)``.
+    max_frequency : None, "init" or float, default=None
+        Bound on the magnitude of every frequency component, in the same units
+        as ``init_range`` (it also caps the initial range): after each step of
+        the search, components are clipped to ``[-max_frequency,
+        max_frequency]`` (projected Adam).
+        ``None``: unbounded (the paper's search); ``"init"``: the upper end of
+        the initial range, so that the search can move phases and directions
+        but not raise frequencies past those it started from. Low frequencies
+        give smooth targets that a network on a small budget learns well.
     learning_rate : float, default=0.1
         Adam step size, in paper units for frequencies and radians for phases.
     max_iter : int, default=1000
@@ -324,6 +351,9 @@ def fit_guides(
         if not (0 <= lo < hi):
             raise ValueError(f"init_range must satisfy 0 <= low < high; got {init_range!r}.")
         lo, hi = np.full(2, lo), np.full(2, hi)
+    bound = _check_max_frequency(max_frequency, lo, hi)
+    if bound is not None:
+        hi = np.minimum(hi, bound)  # the initial frequencies obey the bound too
 
     rs = check_random_state(random_state)
     rng = np.random.default_rng(rs.randint(0, 2**31 - 1))
@@ -364,6 +394,8 @@ def fit_guides(
             mhat = m[k] / (1 - b1**it)
             vhat = v[k] / (1 - b2**it)
             param -= learning_rate * mhat / (np.sqrt(vhat) + adam_eps)
+        if bound is not None:
+            np.clip(psi, -bound, bound, out=psi)
         result.n_iter = it
         if it % check_every == 0 or it == max_iter:
             full, _, _ = _loss_and_grad(psi, phases, scale, sample, usable, fit_margin, max_pairs_per_image, rng)

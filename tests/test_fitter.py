@@ -35,6 +35,13 @@ def test_fixed_strategies(strategy, n):
     assert f.n_guides_ == n and f.n_iter_ == 0 and f.loss_curve_ == []
 
 
+def test_bounded_search_keeps_low_frequencies():
+    labs = grid_labels(n_images=2)
+    f = GuideFunctionFitter(init_range=(0.0, 10.0), max_frequency="init", max_iter=100, random_state=0).fit(labs)
+    assert np.abs(f.guides_.to_paper_units(f.reference_shape_)).max() <= 10.0 + 1e-9
+    assert f.converged_ and f.separation_ == 1.0
+
+
 def test_set_params_then_fit_equals_constructor():
     labs = grid_labels(n_images=2)
     a = GuideFunctionFitter(random_state=0).set_params(n_guides=6, margin=0.7, max_iter=50).fit(labs)
@@ -64,6 +71,8 @@ def test_positional_arguments_are_rejected():
         (dict(n_guides=0), "n_guides"),
         (dict(margin=-1.0), "margin"),
         (dict(strategy="best"), "strategy"),
+        (dict(max_frequency="low"), "max_frequency"),
+        (dict(max_frequency=0.0), "max_frequency"),
     ],
 )
 def test_bad_params_name_the_parameter(params, match):

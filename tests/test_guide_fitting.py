@@ -70,6 +70,33 @@ def test_auto_init_range_starts_below_the_bound():
     assert np.abs(paper.guides.frequencies).max() > bound
 
 
+def test_max_frequency_bounds_the_search():
+    # Hard setting: the unbounded search raises frequencies past where it
+    # started; the bounded one stays inside the initial range and still
+    # improves the separation on its own starting point.
+    labs = grid_labels()
+    kw = dict(n_guides=4, margin=1.0, init_range=(0.0, 10.0), max_iter=300, random_state=0)
+    init = fit_guides(labs, **{**kw, "max_iter": 0}).guides
+    free = fit_guides(labs, **kw)
+    bounded = fit_guides(labs, max_frequency="init", **kw)
+    ref = np.array([96, 96])
+    assert np.abs(free.guides.to_paper_units(ref)).max() > 10.5
+    assert np.abs(bounded.guides.to_paper_units(ref)).max() <= 10.0 + 1e-9
+    # Same initialisation: the bound does not consume random numbers.
+    start = fit_guides(labs, max_frequency="init", **{**kw, "max_iter": 0}).guides
+    assert np.array_equal(start.frequencies, init.frequencies)
+    # At least halves the fraction of pairs left unseparated.
+    before, after = separation_score(labs, init, 1.0), separation_score(labs, bounded.guides, 1.0)
+    assert before < 0.95 and 1 - after < (1 - before) / 2, (before, after)
+
+
+def test_max_frequency_caps_the_initial_range():
+    labs = grid_labels(n_images=2)
+    res = fit_guides(labs, init_range=(0.0, 50.0), max_frequency=5.0, max_iter=0, random_state=0)
+    assert np.allclose(res.init_bound, 5.0)
+    assert np.abs(res.guides.to_paper_units((96, 96))).max() <= 5.0
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
@@ -80,6 +107,10 @@ def test_auto_init_range_starts_below_the_bound():
         (dict(label_maps=[np.zeros((4, 4), int)], n_guides=2.5), TypeError, "n_guides"),
         (dict(label_maps=[np.zeros((4, 4), int)], init_range=(5, 1)), ValueError, "init_range"),
         (dict(label_maps=[np.zeros((4, 4), int)], init_range="high"), ValueError, "init_range"),
+        (dict(label_maps=[np.zeros((4, 4), int)], max_frequency="low"), ValueError, "max_frequency"),
+        (dict(label_maps=[np.zeros((4, 4), int)], max_frequency=-1.0), ValueError, "max_frequency"),
+        (dict(label_maps=[np.zeros((4, 4), int)], max_frequency="5"), ValueError, "max_frequency"),
+        (dict(label_maps=[np.zeros((4, 4), int)], init_range=(5, 8), max_frequency=4), ValueError, "max_frequency"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
