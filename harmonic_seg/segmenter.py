@@ -437,7 +437,7 @@ class HarmonicSegmenter(BaseEstimator):
             return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, min_size, metric)[0]
 
         best, self.tuning_results_ = _tuning.grid_search_clustering(
-            cluster, preds, labels, self._default_bandwidth(), self.min_size, scoring
+            cluster, preds, labels, self._default_bandwidth(), self.min_size, preds[0][0].shape[0], scoring
         )
         self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
         logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation %s %.4f)",
@@ -448,7 +448,8 @@ class HarmonicSegmenter(BaseEstimator):
 
         Like StarDist's ``optimize_thresholds``: the images are embedded once,
         then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
-        default) and minimum size (around ``min_size``) is clustered as
+        default; the L1 windows scaled to match, see
+        :func:`harmonic_seg._tuning.bandwidth_grid`) and minimum size (around ``min_size``) is clustered as
         ``predict`` does and scored against ``y``; the best replaces
         ``metric_``, ``bandwidth_`` and ``min_size_`` (``save`` keeps them).
         ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.

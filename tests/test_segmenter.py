@@ -340,8 +340,10 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     seg.optimize_postprocessing(X[:3], y[:3], scoring="accuracy")
     best = max(seg.tuning_results_, key=lambda r: r["score"])
     assert (seg.metric_, seg.bandwidth_, seg.min_size_) == (best["metric"], best["bandwidth"], best["min_size"])
-    assert {r["bandwidth"] for r in seg.tuning_results_} == {0.5 * f for f in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0,
-                                                                                2.5, 3.0)}
+    factors = np.array([0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0])
+    for metric, scale in (("euclidean", 1.0), ("l1", np.sqrt(2 * seg.guides_.n_guides_ / np.pi))):
+        tried = sorted({r["bandwidth"] for r in seg.tuning_results_ if r["metric"] == metric})
+        np.testing.assert_allclose(tried, 0.5 * factors * scale)
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)

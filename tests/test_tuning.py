@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from harmonic_seg._tuning import BANDWIDTH_FACTORS, grid_search_clustering, min_size_grid, validation_score
+from harmonic_seg._tuning import (
+    BANDWIDTH_FACTORS,
+    bandwidth_grid,
+    grid_search_clustering,
+    min_size_grid,
+    validation_score,
+)
 from harmonic_seg.metrics import matching_dataset
 
 
@@ -17,12 +23,14 @@ def test_grid_search_finds_the_only_right_setting():
     truth = _truth()
     merged = (truth > 0).astype(np.int32)
 
-    def cluster(pred, bandwidth, min_size, metric):  # right only at 2 x default, L1, min_size 0
-        assert pred == "p"
-        return truth if (metric, round(bandwidth, 6), min_size) == ("l1", 1.0, 0) else merged
+    right = ("l1", round(bandwidth_grid(0.5, "l1", 12)[6], 6), 0)  # 2 x default, L1, min_size 0
 
-    best, results = grid_search_clustering(cluster, ["p", "p"], [truth, truth], 0.5, 10)
-    assert (best["metric"], best["bandwidth"], best["min_size"]) == ("l1", 1.0, 0)
+    def cluster(pred, bandwidth, min_size, metric):
+        assert pred == "p"
+        return truth if (metric, round(bandwidth, 6), min_size) == right else merged
+
+    best, results = grid_search_clustering(cluster, ["p", "p"], [truth, truth], 0.5, 10, 12)
+    assert (best["metric"], round(best["bandwidth"], 6), best["min_size"]) == right
     assert best["score"] == pytest.approx(1.0)
     assert len(results) == 2 * len(BANDWIDTH_FACTORS) * len(min_size_grid(10))
     assert max(BANDWIDTH_FACTORS) >= 3.0  # wide windows keep elongated objects whole
@@ -37,4 +45,14 @@ def test_scorings():
     assert validation_score([truth], [truth], "accuracy") == 1.0
     assert 0 < validation_score([truth], [shifted], "sbd") < 1
     with pytest.raises(ValueError, match="scoring must be one of"):
-        grid_search_clustering(lambda *a: truth, ["p"], [truth], 0.5, 10, scoring="iou")
+        grid_search_clustering(lambda *a: truth, ["p"], [truth], 0.5, 10, 12, scoring="iou")
+
+
+def test_l1_windows_match_the_euclidean_ones():
+    # Random directions in R^12: L1 norm / L2 norm is about sqrt(2 * 12 / pi).
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(20000, 12))
+    ratio = np.mean(np.abs(v).sum(1) / np.linalg.norm(v, axis=1))
+    l1, l2 = np.array(bandwidth_grid(0.5, "l1", 12)), np.array(bandwidth_grid(0.5, "euclidean", 12))
+    assert np.allclose(l2, 0.5 * np.array(BANDWIDTH_FACTORS))
+    assert np.allclose(l1 / l2, ratio, rtol=0.03)
