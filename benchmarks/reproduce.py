@@ -73,6 +73,13 @@ RECIPES = {
     "ctc_dic_c2dh_hela": dict(depth=4, base_width=16, crop_size=256, batch_size=4, learning_rate=2e-3),
 }
 
+#: The recipes' --guides. Worms, mask input: the search started from and bounded to low frequencies
+#: (periods of at least 160 px on the halved images, against 71 px for init_range="auto", whose object
+#: size, the equivalent diameter, is small for a long thin worm): COCO AP 0.458 vs 0.287,
+#: docs/results.md. Not on the bright-field protocol (one run each: COCO AP 0.036 vs 0.077) nor on
+#: leaves (SBD 0.681 with fixed low guides vs 0.689), where the paper's search keeps "auto".
+RECIPE_GUIDES = {"bbbc010": "optimize_low"}
+
 
 def scores(gt, pred, instance_scores=None):
     """The metrics of one prediction of the whole test split."""
@@ -146,6 +153,32 @@ GUIDE_CHOICES = {
 }
 
 
+def save_pictures(dataset, variant, test, shown, embedded, folder, n_pictures):
+    """Image | truth | prediction | embedding of the first test images, as ``evaluate`` returned them.
+
+    The prediction shown is the protocol's own: with the given foreground on BBBC010 (mask input), with
+    the predicted one elsewhere. Existing files are never overwritten (a free name is taken).
+    """
+    if folder is None:
+        return []
+    from harmonic_seg.demo import free_path
+    from harmonic_seg.plotting import plot_comparison
+
+    gt = test.masks if test.masks is not None else test.labels
+    fg_name = "given" if dataset == "bbbc010" else "predicted"
+    pictures = []
+    for i in range(min(n_pictures, len(test))):
+        name = test.names[i].replace("/", "_")
+        path = free_path(Path(folder) / f"{dataset}_{variant}_{name}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_comparison(test.images[i], gt[i], shown[fg_name][i], embedding=embedded[i][0],
+                        foreground=shown[fg_name][i] > 0, path=path)
+        pictures.append(str(path))
+    if pictures:
+        print("pictures:", *pictures)
+    return pictures
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(RECIPES))
@@ -153,8 +186,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of --budget")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
-    p.add_argument("--guides", default="optimize", choices=sorted(GUIDE_CHOICES),
-                   help="optimize: the paper's search; optimize_low: the search started from and bounded to the "
+    p.add_argument("--guides", default=None, choices=sorted(GUIDE_CHOICES),
+                   help="default: the recipe's (RECIPE_GUIDES, else optimize); optimize: the paper's search; optimize_low: the search started from and bounded to the "
                    "'low' frequencies; random / low / high: fixed guides (paper Table 5)")
     p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
                    help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")
@@ -169,6 +202,8 @@ def main(argv=None):
     p.add_argument("--n-pictures", type=int, default=2)
     p.add_argument("--save-model", type=Path, default=None, help="also save the trained model to this new folder")
     args = p.parse_args(argv)
+    if args.guides is None:
+        args.guides = RECIPE_GUIDES.get(args.dataset, "optimize")
     if args.save_model is not None and args.save_model.exists():
         p.error(f"--save-model {args.save_model} exists; choose a new folder")
 
@@ -193,7 +228,6 @@ def main(argv=None):
     if args.save_model is not None:
         seg.save(args.save_model)
 
-    gt = test.masks if test.masks is not None else test.labels
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
 
     result = dict(
@@ -203,22 +237,10 @@ def main(argv=None):
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
     )
-    pictures = []
-    if args.pictures is not None:
-        from harmonic_seg.demo import free_path
-        from harmonic_seg.plotting import plot_comparison
-
-        fg_name = "given" if args.dataset == "bbbc010" else "predicted"  # the protocol's own setting
-        for i in range(min(args.n_pictures, len(test))):
-            name = test.names[i].replace("/", "_")
-            path = free_path(args.pictures / f"{args.dataset}_{args.variant}_{name}.png")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            plot_comparison(test.images[i], gt[i], shown[fg_name][i], embedding=embedded[i][0],
-                            foreground=shown[fg_name][i] > 0, path=path)
-            pictures.append(str(path))
-        print("pictures:", *pictures)
+    pictures = save_pictures(args.dataset, args.variant, test, shown, embedded, args.pictures, args.n_pictures)
     result["pictures"] = pictures
-    suffix = "" if (args.variant, args.guides) == ("sin", "optimize") else f"_{args.variant}_{args.guides}"
+    recipe_guides = RECIPE_GUIDES.get(args.dataset, "optimize")
+    suffix = "" if (args.variant, args.guides) == ("sin", recipe_guides) else f"_{args.variant}_{args.guides}"
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)

@@ -1,13 +1,16 @@
 """Re-tune the post-processing of a model saved by ``reproduce.py --save-model``, then score it again.
 
     python benchmarks/retune.py bbbc010 out/model_bbbc010_recipe --scoring accuracy
+    python benchmarks/retune.py bbbc010 out/model_bbbc010_optlow --scoring sbd --pictures ../docs/images
 
 The network is not retrained. ``HarmonicSegmenter.optimize_postprocessing``
 searches the clustering parameters (distance, bandwidth 0.5-3 x eps, minimum
 size) on the training images that ``fit`` held out for validation (never on
 the test split), by ``--scoring``: ``sbd`` (what ``fit`` uses) or
 ``accuracy`` (TP / (TP + FP + FN) averaged over IoU 0.5:0.95, closer to COCO
-AP). The test split is then scored as ``reproduce.py`` scores it. Results:
+AP); ``--scoring sbd`` on a model that ``fit`` tuned itself chooses what ``fit``
+chose, so it also serves to draw pictures of a saved model (``--pictures``).
+The test split is then scored as ``reproduce.py`` scores it. Results:
 ``benchmarks/out/retune_<model folder name>_<scoring>.json`` and a markdown table.
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from reproduce import OUT, evaluate, print_table
+from reproduce import OUT, evaluate, print_table, save_pictures
 from sklearn.utils import check_random_state
 from train_embedding import load
 
@@ -49,6 +52,9 @@ def main(argv=None):
     p.add_argument("model", type=Path, help="folder written by reproduce.py --save-model")
     p.add_argument("--scoring", default="accuracy", choices=["sbd", "accuracy"])
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--pictures", type=Path, default=None,
+                   help="folder for pictures (image | truth | prediction | embedding) of test images")
+    p.add_argument("--n-pictures", type=int, default=1)
     args = p.parse_args(argv)
 
     seg = HarmonicSegmenter.load(args.model)
@@ -61,11 +67,13 @@ def main(argv=None):
     seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
     tune_s = time.perf_counter() - t0
     after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
-    rows, _, _, predict_s = evaluate(seg, args.dataset, test)
+    rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
+    variant = f"{seg.variant}_{args.model.resolve().name}"
+    pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
     result = dict(
         dataset=args.dataset, model=str(args.model), scoring=args.scoring, validation_images=val,
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
-        tuning_results=seg.tuning_results_, rows=rows, machine=machine(),
+        tuning_results=seg.tuning_results_, rows=rows, pictures=pictures, machine=machine(),
     )
     out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}.json", result)
     print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
