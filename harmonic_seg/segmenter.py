@@ -450,8 +450,9 @@ class HarmonicSegmenter(BaseEstimator):
         then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
         default for Euclidean windows; the L1 ones ``sqrt(2 N / pi)`` times
         wider, so that they hold as many neighbours) and minimum size (around
-        ``min_size``) is clustered as ``predict`` does and scored against ``y``; the best replaces
-        ``metric_``, ``bandwidth_`` and ``min_size_`` (``save`` keeps them).
+        ``min_size``) is clustered as ``predict`` does and scored against
+        ``y``; the best replaces ``metric_``, ``bandwidth_`` and ``min_size_``
+        (``save`` keeps them).
         ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
 
         Parameters
