@@ -120,7 +120,8 @@ class HarmonicSegmenter(BaseEstimator):
         :func:`~harmonic_seg.nn.cluster_embeddings`). None: every foreground
         pixel seeks (the paper).
     tune_postprocessing : bool, default=False
-        After training, choose the bandwidth (0.5 to 3 times its default),
+        After training, choose the bandwidth (0.5 to 3 times its default;
+        L1 windows scaled to match, see :meth:`optimize_postprocessing`),
         the distance (``metric``) and ``min_size`` maximising the mean
         symmetric best Dice on the validation images (as StarDist tunes its
         thresholds); :meth:`optimize_postprocessing` does the same on images
