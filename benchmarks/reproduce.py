@@ -75,7 +75,7 @@ RECIPES = {
 
 #: The recipes' --guides. Worms, mask input: the search started from and bounded to low frequencies
 #: (periods of at least 160 px on the halved images, against 71 px for init_range="auto", whose object
-#: size, the equivalent diameter, is small for a long thin worm): COCO AP 0.458 (0.389 with seed 1) vs
+#: size, the equivalent diameter, is small for a long thin worm): COCO AP 0.434 (mean of seeds 0-2) vs
 #: 0.363, docs/results.md. Not on the bright-field protocol (one run each: COCO AP 0.036 vs 0.077) nor on
 #: leaves (SBD 0.681 with fixed low guides vs 0.689), where the paper's search keeps "auto".
 RECIPE_GUIDES = {"bbbc010": "optimize_low"}
