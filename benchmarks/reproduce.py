@@ -187,8 +187,9 @@ def main(argv=None):
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
     p.add_argument("--guides", default=None, choices=sorted(GUIDE_CHOICES),
-                   help="default: the recipe's (RECIPE_GUIDES, else optimize); optimize: the paper's search; optimize_low: the search started from and bounded to the "
-                   "'low' frequencies; random / low / high: fixed guides (paper Table 5)")
+                   help="default: the recipe's (RECIPE_GUIDES, else optimize); optimize: the paper's search; "
+                   "optimize_low: the search started from and bounded to the 'low' frequencies; "
+                   "random / low / high: fixed guides (paper Table 5)")
     p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
                    help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")
     p.add_argument("--scale", type=float, default=None, help="HarmonicSegmenter(scale=...): resize factor of the "
@@ -202,8 +203,8 @@ def main(argv=None):
     p.add_argument("--n-pictures", type=int, default=2)
     p.add_argument("--save-model", type=Path, default=None, help="also save the trained model to this new folder")
     args = p.parse_args(argv)
-    if args.guides is None:
-        args.guides = RECIPE_GUIDES.get(args.dataset, "optimize")
+    recipe_guides = RECIPE_GUIDES.get(args.dataset, "optimize")
+    args.guides = args.guides or recipe_guides
     if args.save_model is not None and args.save_model.exists():
         p.error(f"--save-model {args.save_model} exists; choose a new folder")
 
@@ -239,7 +240,6 @@ def main(argv=None):
     )
     pictures = save_pictures(args.dataset, args.variant, test, shown, embedded, args.pictures, args.n_pictures)
     result["pictures"] = pictures
-    recipe_guides = RECIPE_GUIDES.get(args.dataset, "optimize")
     suffix = "" if (args.variant, args.guides) == ("sin", recipe_guides) else f"_{args.variant}_{args.guides}"
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""

@@ -437,8 +437,9 @@ class HarmonicSegmenter(BaseEstimator):
             emb, prob = pred
             return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, min_size, metric)[0]
 
+        n_dims = preds[0][0].shape[0]  # embedding channels (N)
         best, self.tuning_results_ = _tuning.grid_search_clustering(
-            cluster, preds, labels, self._default_bandwidth(), self.min_size, preds[0][0].shape[0], scoring
+            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring
         )
         self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
         logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation %s %.4f)",
