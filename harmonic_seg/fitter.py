@@ -43,7 +43,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         Range of the initial frequencies in the paper's units (radians per
         image side of the median training shape). ``"auto"`` scales it to the
         objects: every initial period is at least four median instance
-        diameters along each axis (see
+        lengths (major axes) along each axis (see
         :func:`~harmonic_seg.guide_fitting.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.

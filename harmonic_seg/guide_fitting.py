@@ -32,17 +32,21 @@ __all__ = [
     "pairwise_separation",
     "GuideFitResult",
     "auto_frequency_bound",
+    "instance_lengths",
     "AUTO_PERIOD_FACTOR",
 ]
 
 #: ``init_range="auto"`` starts every frequency component below
-#: ``2 pi / (AUTO_PERIOD_FACTOR * D)`` radians per pixel, ``D`` being the median
-#: equivalent diameter of the training instances: the shortest initial period
-#: along each axis is four object diameters. Measured on the embedded nuclei
-#: sample (docs/benchmarks.md): guides whose period is shorter than the objects
-#: average to almost 0 over every object, so the targets carry little signal and
-#: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
-#: 0.80 with 4-5 D, same training budget; benchmarks/guide_frequency.py).
+#: ``2 pi / (AUTO_PERIOD_FACTOR * L)`` radians per pixel, ``L`` being the median
+#: length of the training instances (the major axis of the ellipse with their
+#: second moments; the diameter for a disc): the shortest initial period along
+#: each axis is four object lengths. Measured on the embedded nuclei sample
+#: (docs/benchmarks.md): guides whose period is shorter than the objects average
+#: to almost 0 over every object, so the targets carry little signal and the
+#: network regresses them poorly (test SBD 0.26 with periods of about 0.8 object
+#: diameters, 0.80 with 4-5, same training budget; benchmarks/guide_frequency.py).
+#: The length, not the equivalent diameter, is what a sine averages over along a
+#: long thin object (worms: median length 3.5 times the equivalent diameter).
 AUTO_PERIOD_FACTOR = 4.0
 
 logger = logging.getLogger(__name__)
@@ -87,27 +91,70 @@ def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR):
     label_maps : list of ndarray of shape (H, W)
         Integer label maps, 0 = background.
     factor : float, default=AUTO_PERIOD_FACTOR
-        Shortest period, in median instance diameters.
+        Shortest period, in median instance lengths.
 
     Returns
     -------
     float
-        ``2 pi / (factor * D)`` with ``D = 2 sqrt(A / pi)``, ``A`` the median
-        instance area in pixels (over all instances of all maps); with no
+        ``2 pi / (factor * L)``, ``L`` the median of the instances' lengths
+        (over all instances of all maps; see :func:`instance_lengths`); with no
         instance at all, the bound of a period equal to the median image side.
     """
     return _frequency_bound(check_label_maps(label_maps, "label_maps"), factor)
 
 
+def instance_lengths(label_map):
+    """Length of every instance: the major axis of the ellipse with its second moments.
+
+    ``4 sqrt(lambda_max)``, ``lambda_max`` the larger eigenvalue of the covariance
+    of the instance's area, each pixel a unit square (``regionprops``'
+    ``axis_major_length`` treats pixels as points and is smaller by a fraction
+    of a pixel): the diameter for a disc, 1.15 times the length for a
+    straight rod (``4 / sqrt(12)``), less for a bent worm. Computed for all instances
+    at once from coordinate sums (no loop over instances).
+
+    Parameters
+    ----------
+    label_map : ndarray of shape (H, W)
+        Integer labels, 0 = background.
+
+    Returns
+    -------
+    ndarray of shape (n_instances,)
+        In pixels, in the order of the sorted positive labels.
+    """
+    lab = np.asarray(label_map)
+    fg = np.flatnonzero(lab)
+    if fg.size == 0:
+        return np.zeros(0)
+    values = lab.ravel()[fg]
+    if values.max() < 4 * fg.size:  # compact ids: count them directly
+        index, n = values, int(values.max()) + 1
+    else:  # sparse ids (e.g. 16-bit tracking ids): renumber first
+        _, index = np.unique(values, return_inverse=True)
+        n = int(index.max()) + 1
+    rows, cols = np.divmod(fg, lab.shape[1])
+    rows, cols = rows.astype(np.float64), cols.astype(np.float64)
+    count = np.bincount(index, minlength=n)
+    keep = count > 0
+    count = count[keep]
+    sums = [np.bincount(index, w, n)[keep] for w in (rows, cols, rows * rows, cols * cols, rows * cols)]
+    mr, mc = sums[0] / count, sums[1] / count
+    # + 1/12: the variance of a coordinate within its unit pixel
+    vr = sums[2] / count - mr * mr + 1 / 12
+    vc = sums[3] / count - mc * mc + 1 / 12
+    cov = sums[4] / count - mr * mc
+    lam = (vr + vc) / 2 + np.sqrt(((vr - vc) / 2) ** 2 + cov * cov)
+    return 4.0 * np.sqrt(lam)
+
+
 def _frequency_bound(label_maps, factor):
     """:func:`auto_frequency_bound` of already validated label maps."""
-    areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
-    areas = np.concatenate(areas) if areas else np.zeros(0)
-    areas = areas[areas > 0]
-    if areas.size == 0:
+    lengths = [instance_lengths(lab) for lab in label_maps]
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0)
+    if lengths.size == 0:
         return 2 * np.pi / float(np.median([max(np.shape(lab)) for lab in label_maps]))
-    diameter = 2.0 * np.sqrt(np.median(areas) / np.pi)
-    return 2 * np.pi / (factor * diameter)
+    return 2 * np.pi / (factor * float(np.median(lengths)))
 
 
 def _check_max_frequency(max_frequency, init_low, init_high):
@@ -292,7 +339,7 @@ def fit_guides(
         units (radians per image side of the reference shape); phases
         uniformly in [0, 2 pi). ``"auto"``: from 0 to the bound of
         :func:`auto_frequency_bound`, i.e. periods of at least
-        :data:`AUTO_PERIOD_FACTOR` median instance diameters along each axis;
+        :data:`AUTO_PERIOD_FACTOR` median instance lengths along each axis;
         the paper's choice is ``(0.0, 50.0)``.
     max_frequency : None, "init" or float, default=None
         Bound on the magnitude of every frequency component, in the same units

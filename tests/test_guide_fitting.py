@@ -7,6 +7,7 @@ import pytest
 from harmonic_seg.guide_fitting import (
     AUTO_PERIOD_FACTOR,
     auto_frequency_bound,
+    instance_lengths,
     fit_guides,
     pairwise_separation,
     separation_score,
@@ -46,11 +47,39 @@ def test_search_improves_on_its_random_initialisation():
     assert before < 0.6 and after > before + 0.2, (before, after)
 
 
+def test_instance_lengths_are_the_major_axes():
+    lab = np.zeros((120, 140), int)
+    rr, cc = np.ogrid[:120, :140]
+    lab[(rr - 30) ** 2 + (cc - 30) ** 2 <= 20**2] = 3  # disc, diameter 40 pixels
+    lab[80:84, 10:130] = 7  # straight rod 4 x 120
+    lab[10:50, 70:71] = 9  # one pixel wide, 40 long, vertical
+    lengths = instance_lengths(lab)
+    assert lengths.shape == (3,)
+    # A disc: its diameter. A rod of length l: the ellipse of the same variance l^2 / 12, 4 l / sqrt(12).
+    rod = 4 / np.sqrt(12)
+    assert abs(lengths[0] - 40) < 0.2 and np.allclose(lengths[1:], [120 * rod, 40 * rod])
+    # Orientation does not matter; regionprops (pixels as points) agrees up to the pixel's own extent.
+    assert np.allclose(instance_lengths(lab.T), lengths)
+    from skimage.measure import regionprops
+
+    sk = np.array([r.axis_major_length for r in regionprops(lab)])
+    assert np.all((lengths >= sk) & (lengths - sk < 0.2)), (lengths, sk)
+    # Sparse ids (16-bit tracking ids) give the same lengths, in the order of the sorted ids.
+    sparse = np.select([lab == 3, lab == 7, lab == 9], [60000, 65000, 65535], 0)
+    assert np.allclose(instance_lengths(sparse), lengths)
+    assert instance_lengths(np.zeros((5, 5), int)).shape == (0,)
+
+
 def test_auto_frequency_bound_follows_the_object_size():
-    # 12x12 squares: equivalent diameter 2 * sqrt(144 / pi).
+    # 12x12 squares: length (major axis) 4 sqrt(144 / 12), the side times 2 / sqrt(3).
     labs = grid_labels(n_images=2, shape=(96, 96), cells=8)
-    d = 2 * np.sqrt(144 / np.pi)
-    assert np.isclose(auto_frequency_bound(labs), 2 * np.pi / (AUTO_PERIOD_FACTOR * d))
+    length = 4 * np.sqrt(144 / 12)
+    assert np.isclose(auto_frequency_bound(labs), 2 * np.pi / (AUTO_PERIOD_FACTOR * length))
+    # Elongated objects of the same area: the bound follows their length.
+    rods = np.zeros((96, 96), int)
+    for k in range(8):
+        rods[4 + 12 * k : 7 + 12 * k, 24:72] = k + 1  # 3 x 48
+    assert np.isclose(auto_frequency_bound([rods]), 2 * np.pi / (AUTO_PERIOD_FACTOR * 48 * 4 / np.sqrt(12)))
     # Twice the object size, half the bound.
     big = grid_labels(n_images=2, shape=(192, 192), cells=8)
     assert np.isclose(auto_frequency_bound(big), auto_frequency_bound(labs) / 2)
