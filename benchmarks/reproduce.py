@@ -23,7 +23,7 @@ the network and the guides work on images resized by it (0.5 in the worm and
 leaf recipes, so that a crop and the receptive field cover whole objects at
 the cost of full-size crops); predictions and scores are at full resolution.
 The paper's figure is printed beside ours. Results:
-``benchmarks/out/results_<dataset>[_<variant>_<guides>][_scale<S>].json`` and
+``benchmarks/out/results_<dataset>[_<variant>_<guides>][_<loss>][_scale<S>][_silver][_seed<K>].json`` and
 a markdown table on stdout; ``docs/results.md`` quotes them.
 """
 
@@ -149,6 +149,7 @@ def print_table(rows):
 GUIDE_CHOICES = {
     "optimize": dict(strategy="optimize"),
     "optimize_low": dict(strategy="optimize", init_range=FREQUENCY_RANGES["low"], max_frequency="init"),
+    "optimize_held": dict(strategy="optimize", max_frequency="init"),
     **{kind: dict(strategy=kind) for kind in ("random", "low", "high")},
 }
 
@@ -189,6 +190,7 @@ def main(argv=None):
     p.add_argument("--guides", default=None, choices=sorted(GUIDE_CHOICES),
                    help="default: the recipe's (RECIPE_GUIDES, else optimize); optimize: the paper's search; "
                    "optimize_low: the search started from and bounded to the 'low' frequencies; "
+                   "optimize_held: the search bounded to its 'auto' starting range; "
                    "random / low / high: fixed guides (paper Table 5)")
     p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
                    help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")
@@ -238,7 +240,7 @@ def main(argv=None):
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
 
     result = dict(
-        dataset=args.dataset, train_truth=args.train_truth, n_train=len(train), variant=args.variant, guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale,
+        dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant, guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale,
         epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
@@ -250,6 +252,7 @@ def main(argv=None):
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
     suffix += "_silver" if args.train_truth == "silver" else ""
+    suffix += f"_seed{args.seed}" if args.seed else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)
     print(f"\n{args.dataset}, loss {args.loss}, variant {args.variant}, guides {args.guides}, scale {seg.scale:g}: "
           f"{epochs * args.steps_per_epoch} "
