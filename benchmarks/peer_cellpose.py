@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from reproduce import OUT, given_foreground, scores
+from reproduce import OUT, RECIPE_TRAIN_TRUTH, given_foreground, scores
 from skimage.measure import label as connected_components
 from train_embedding import load
 
@@ -93,7 +93,14 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
+                   help="DIC-HeLa only; default: the harmonic recipe's (silver: the silver truth of the 84 frames "
+                   "of sequence 01; gold: its 9 gold frames), see reproduce.py")
     args = p.parse_args(argv)
+    recipe_truth = RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
+    args.train_truth = args.train_truth or recipe_truth
+    if args.train_truth == "silver" and args.dataset != "ctc_dic_c2dh_hela":
+        p.error("--train-truth silver is for ctc_dic_c2dh_hela only")
 
     import torch
     from cellpose import models
@@ -104,7 +111,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    train, test = load(args.dataset, "train"), load(args.dataset, "test")
+    train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     channels = CHANNELS.get(args.dataset, [0, 0])
     gpu = args.device.startswith("cuda")
     make = lambda: models.CellposeModel(gpu=gpu, pretrained_model=False, diam_mean=30.0)  # noqa: E731
@@ -161,6 +168,7 @@ def main(argv=None):
     payload = {
         "benchmark": "peer_cellpose",
         "dataset": args.dataset,
+        "train_truth": args.train_truth,
         "cellpose": cellpose_version,
         "budget_minutes": args.budget,
         "epochs": epochs,
@@ -181,7 +189,8 @@ def main(argv=None):
         "machine": machine(),
         "rows": rows,
     }
-    path = write_json(OUT / f"results_peer_cellpose_{args.dataset}.json", payload)
+    suffix = "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
+    path = write_json(OUT / f"results_peer_cellpose_{args.dataset}{suffix}.json", payload)
     keys = list(next(iter(rows.values())))
     print(f"\n{args.dataset}: Cellpose {cellpose_version} from scratch, {epochs} batches of {args.batch_size} "
           f"crops {args.bsize}x{args.bsize}, {train_s / 60:.1f} min training on {args.device}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from reproduce import OUT, evaluate, print_table, save_pictures
+from reproduce import OUT, RECIPE_TRAIN_TRUTH, evaluate, print_table, save_pictures
 from sklearn.utils import check_random_state
 from train_embedding import load
 
@@ -55,12 +55,15 @@ def main(argv=None):
     p.add_argument("--pictures", type=Path, default=None,
                    help="folder for pictures (image | truth | prediction | embedding) of test images")
     p.add_argument("--n-pictures", type=int, default=1)
+    p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
+                   help="DIC-HeLa: the training frames the model was fitted on (default: the recipe's, silver)")
     args = p.parse_args(argv)
+    args.train_truth = args.train_truth or RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
 
     seg = HarmonicSegmenter.load(args.model)
     if args.threads is not None:
         seg.set_params(num_threads=args.threads)
-    train, test = load(args.dataset, "train"), load(args.dataset, "test")
+    train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
     before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
     t0 = time.perf_counter()
