@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from ._validation import check_label_maps, check_positive
+from ._validation import check_label_map, check_label_maps, check_positive
 from .embeddings import instance_embeddings
 from .guides import GuideFunctions
 
@@ -123,7 +123,11 @@ def instance_lengths(label_map):
     ndarray of shape (n_instances,)
         In pixels, in the order of the sorted positive labels.
     """
-    lab = np.asarray(label_map)
+    return _instance_lengths(check_label_map(label_map, "label_map"))
+
+
+def _instance_lengths(lab):
+    """:func:`instance_lengths` of an already validated label map."""
     fg = np.flatnonzero(lab)
     if fg.size == 0:
         return np.zeros(0)
@@ -150,7 +154,7 @@ def instance_lengths(label_map):
 
 def _frequency_bound(label_maps, factor):
     """:func:`auto_frequency_bound` of already validated label maps."""
-    lengths = [instance_lengths(lab) for lab in label_maps]
+    lengths = [_instance_lengths(lab) for lab in label_maps]
     lengths = np.concatenate(lengths) if lengths else np.zeros(0)
     if lengths.size == 0:
         return 2 * np.pi / float(np.median([max(np.shape(lab)) for lab in label_maps]))

@@ -68,6 +68,10 @@ def test_instance_lengths_are_the_major_axes():
     sparse = np.select([lab == 3, lab == 7, lab == 9], [60000, 65000, 65535], 0)
     assert np.allclose(instance_lengths(sparse), lengths)
     assert instance_lengths(np.zeros((5, 5), int)).shape == (0,)
+    with pytest.raises((ValueError, TypeError), match="label_map"):
+        instance_lengths(np.zeros((2, 5, 5), int))
+    with pytest.raises(ValueError, match="label_map"):
+        instance_lengths(-np.ones((5, 5), int))
 
 
 def test_auto_frequency_bound_follows_the_object_size():
