@@ -81,12 +81,12 @@ RECIPE_TRAIN_TRUTH = {"ctc_dic_c2dh_hela": "silver"}
 
 #: The recipes' --guides. Worms, mask input: the search started from and bounded to low frequencies
 #: (periods of at least 160 px on the halved images): COCO AP 0.434 (mean of seeds 0-2), against 0.363 for
-#: the search from the equivalent-diameter "auto" of the time (periods from 71 px). "auto" now sizes the
-#: periods by the objects' length (from 247 px on worms) and the free search from it scores as this recipe
-#: (0.420 vs 0.424 on seeds 0-1, docs/results.md); the recipe stays, measured on three seeds. Not on the
-#: bright-field protocol (one run each: COCO AP 0.036 vs 0.077) nor on leaves (SBD 0.681 with fixed low
-#: guides vs 0.689), where the paper's search keeps "auto".
-RECIPE_GUIDES = {"bbbc010": "optimize_low"}
+#: the search from init_range="auto" (periods from 71 px: four equivalent diameters). The search from
+#: "auto-length" (four lengths, from 247 px) scores as this recipe (0.420 vs 0.424 on seeds 0-1). HeLa: the
+#: search from "auto-length", with which its recipe was measured. Leaves keep "auto" (SBD 0.689; 0.703 with
+#: "auto-length", 0.681 with fixed low guides: one seed each), as does the bright-field protocol (COCO AP
+#: 0.077 vs 0.036 with the low held search).
+RECIPE_GUIDES = {"bbbc010": "optimize_low", "ctc_dic_c2dh_hela": "optimize_length"}
 
 
 def scores(gt, pred, instance_scores=None):
@@ -158,6 +158,7 @@ GUIDE_CHOICES = {
     "optimize": dict(strategy="optimize"),
     "optimize_low": dict(strategy="optimize", init_range=FREQUENCY_RANGES["low"], max_frequency="init"),
     "optimize_held": dict(strategy="optimize", max_frequency="init"),
+    "optimize_length": dict(strategy="optimize", init_range="auto-length"),
     **{kind: dict(strategy=kind) for kind in ("random", "low", "high")},
 }
 
@@ -199,6 +200,7 @@ def main(argv=None):
                    help="default: the recipe's (RECIPE_GUIDES, else optimize); optimize: the paper's search; "
                    "optimize_low: the search started from and bounded to the 'low' frequencies; "
                    "optimize_held: the search bounded to its 'auto' starting range; "
+                   "optimize_length: the search from init_range='auto-length'; "
                    "random / low / high: fixed guides (paper Table 5)")
     p.add_argument("--loss", default="harmonic", choices=["harmonic", "discriminative"],
                    help="discriminative: the baseline of De Brabandere et al. with the same network and clustering")

@@ -5,7 +5,7 @@ this fits GuideFunctionFitter, times the fit on this machine, and reports the
 exact fraction of same-image instance pairs separated by at least eps (L1),
 beside that of the search's own random initialisation, for the library's
 default initial frequency range ("auto": periods of at least four median
-instance lengths) and for the paper's (0, 50) radians per image side.
+instance diameters) and for the paper's (0, 50) radians per image side.
 
     python benchmarks/stage1_guides.py [--data ../shared/data] [--out benchmarks/out/stage1.json]
 """

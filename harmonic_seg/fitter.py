@@ -39,11 +39,12 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         :data:`harmonic_seg.guides.FREQUENCY_RANGES` (the ablations of the
         paper's Tables 4-5). ``"coord"``: plain normalised coordinates
         ``(y/H, x/W)``, the embedding being the instance's centroid.
-    init_range : "auto" or tuple of float, default="auto"
+    init_range : "auto", "auto-length" or tuple of float, default="auto"
         Range of the initial frequencies in the paper's units (radians per
         image side of the median training shape). ``"auto"`` scales it to the
         objects: every initial period is at least four median instance
-        lengths (major axes) along each axis (see
+        diameters along each axis; ``"auto-length"`` four median lengths
+        (major axes), for long thin objects such as worms (see
         :func:`~harmonic_seg.guide_fitting.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.
@@ -102,7 +103,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         "n_guides": [Interval(Integral, 1, None, closed="left")],
         "margin": [Interval(Real, 0, None, closed="neither")],
         "strategy": [StrOptions(set(STRATEGIES))],
-        "init_range": [tuple, list, StrOptions({"auto"})],
+        "init_range": [tuple, list, StrOptions({"auto", "auto-length"})],
         "max_frequency": [None, StrOptions({"init"}), Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],

@@ -33,20 +33,23 @@ __all__ = [
     "GuideFitResult",
     "auto_frequency_bound",
     "instance_lengths",
+    "AUTO_RANGES",
     "AUTO_PERIOD_FACTOR",
 ]
 
 #: ``init_range="auto"`` starts every frequency component below
-#: ``2 pi / (AUTO_PERIOD_FACTOR * L)`` radians per pixel, ``L`` being the median
-#: length of the training instances (the major axis of the ellipse with their
-#: second moments; the diameter for a disc): the shortest initial period along
-#: each axis is four object lengths. Measured on the embedded nuclei sample
-#: (docs/benchmarks.md): guides whose period is shorter than the objects average
-#: to almost 0 over every object, so the targets carry little signal and the
-#: network regresses them poorly (test SBD 0.26 with periods of about 0.8 object
-#: diameters, 0.80 with 4-5, same training budget; benchmarks/guide_frequency.py).
-#: The length, not the equivalent diameter, is what a sine averages over along a
-#: long thin object (worms: median length 3.5 times the equivalent diameter).
+#: ``2 pi / (AUTO_PERIOD_FACTOR * D)`` radians per pixel, ``D`` being the median
+#: equivalent diameter of the training instances: the shortest initial period
+#: along each axis is four object diameters. Measured on the embedded nuclei
+#: sample (docs/benchmarks.md): guides whose period is shorter than the objects
+#: average to almost 0 over every object, so the targets carry little signal and
+#: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
+#: 0.80 with 4-5 D, 0.71 with 5.3-6.3 D, same training budget;
+#: benchmarks/guide_frequency.py). ``init_range="auto-length"`` uses the median
+#: length instead (major axis, :func:`instance_lengths`): long thin objects
+#: average a sine over their length (worms: 3.5 times their diameter) and learn
+#: better with it (BBBC010 COCO AP 0.42 vs 0.36), round ones worse (nuclei, whose
+#: length is 1.27 D: SBD 0.71 vs 0.80).
 AUTO_PERIOD_FACTOR = 4.0
 
 logger = logging.getLogger(__name__)
@@ -83,24 +86,34 @@ class GuideFitResult:
     warnings: list = field(default_factory=list)
 
 
-def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR):
-    """Frequency bound of ``init_range="auto"``, in radians per pixel.
+#: The object size behind each automatic ``init_range``.
+AUTO_RANGES = {"auto": "diameter", "auto-length": "length"}
+
+
+def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR, size="diameter"):
+    """Frequency bound of ``init_range="auto"`` (or ``"auto-length"``), in radians per pixel.
 
     Parameters
     ----------
     label_maps : list of ndarray of shape (H, W)
         Integer label maps, 0 = background.
     factor : float, default=AUTO_PERIOD_FACTOR
-        Shortest period, in median instance lengths.
+        Shortest period, in median instance sizes.
+    size : {"diameter", "length"}, default="diameter"
+        The instance size: the equivalent diameter ``2 sqrt(A / pi)`` (``A`` the
+        area in pixels; ``init_range="auto"``) or the length, the major axis
+        of :func:`instance_lengths` (``"auto-length"``).
 
     Returns
     -------
     float
-        ``2 pi / (factor * L)``, ``L`` the median of the instances' lengths
-        (over all instances of all maps; see :func:`instance_lengths`); with no
-        instance at all, the bound of a period equal to the median image side.
+        ``2 pi / (factor * S)``, ``S`` the median size over all instances of
+        all maps; with no instance at all, the bound of a period equal to the
+        median image side.
     """
-    return _frequency_bound(check_label_maps(label_maps, "label_maps"), factor)
+    if size not in ("diameter", "length"):
+        raise ValueError(f'size must be "diameter" or "length"; got {size!r}.')
+    return _frequency_bound(check_label_maps(label_maps, "label_maps"), factor, size)
 
 
 def instance_lengths(label_map):
@@ -152,13 +165,17 @@ def _instance_lengths(lab):
     return 4.0 * np.sqrt(lam)
 
 
-def _frequency_bound(label_maps, factor):
+def _frequency_bound(label_maps, factor, size="diameter"):
     """:func:`auto_frequency_bound` of already validated label maps."""
-    lengths = [_instance_lengths(lab) for lab in label_maps]
-    lengths = np.concatenate(lengths) if lengths else np.zeros(0)
-    if lengths.size == 0:
+    if size == "length":
+        sizes = [_instance_lengths(lab) for lab in label_maps]
+    else:
+        areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
+        sizes = [2.0 * np.sqrt(a[a > 0] / np.pi) for a in areas]
+    sizes = np.concatenate(sizes) if sizes else np.zeros(0)
+    if sizes.size == 0:
         return 2 * np.pi / float(np.median([max(np.shape(lab)) for lab in label_maps]))
-    return 2 * np.pi / (factor * float(np.median(lengths)))
+    return 2 * np.pi / (factor * float(np.median(sizes)))
 
 
 def _check_max_frequency(max_frequency, init_low, init_high):
@@ -338,12 +355,13 @@ def fit_guides(
         Number of guide functions N (the embedding dimension).
     margin : float, default=0.5
         The margin eps of eq. 4 (L1 distance).
-    init_range : "auto" or tuple of float, default="auto"
+    init_range : "auto", "auto-length" or tuple of float, default="auto"
         Frequencies are initialised uniformly in this range, in the paper's
         units (radians per image side of the reference shape); phases
         uniformly in [0, 2 pi). ``"auto"``: from 0 to the bound of
         :func:`auto_frequency_bound`, i.e. periods of at least
-        :data:`AUTO_PERIOD_FACTOR` median instance lengths along each axis;
+        :data:`AUTO_PERIOD_FACTOR` median instance diameters along each axis;
+        ``"auto-length"``: median instance lengths (for long thin objects);
         the paper's choice is ``(0.0, 50.0)``.
     max_frequency : None, "init" or float, default=None
         Bound on the magnitude of every frequency component, in the same units
@@ -393,10 +411,10 @@ def fit_guides(
     check_positive(margin_slack, "margin_slack", allow_zero=True)
     ref = tuple(ref_shape) if ref_shape is not None else reference_shape(label_maps)
     scale = np.array([ref[0], ref[1]], dtype=np.float64)
-    if isinstance(init_range, str) and init_range == "auto":
-        lo, hi = np.zeros(2), _frequency_bound(label_maps, AUTO_PERIOD_FACTOR) * scale
+    if isinstance(init_range, str) and init_range in AUTO_RANGES:
+        lo, hi = np.zeros(2), _frequency_bound(label_maps, AUTO_PERIOD_FACTOR, AUTO_RANGES[init_range]) * scale
     elif isinstance(init_range, str):
-        raise ValueError(f'init_range must be "auto" or a pair (low, high); got {init_range!r}.')
+        raise ValueError(f'init_range must be "auto", "auto-length" or a pair (low, high); got {init_range!r}.')
     else:
         lo, hi = (float(v) for v in init_range)
         if not (0 <= lo < hi):

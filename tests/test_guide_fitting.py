@@ -75,15 +75,24 @@ def test_instance_lengths_are_the_major_axes():
 
 
 def test_auto_frequency_bound_follows_the_object_size():
-    # 12x12 squares: length (major axis) 4 sqrt(144 / 12), the side times 2 / sqrt(3).
+    # 12x12 squares: equivalent diameter 2 * sqrt(144 / pi).
     labs = grid_labels(n_images=2, shape=(96, 96), cells=8)
+    d = 2 * np.sqrt(144 / np.pi)
+    assert np.isclose(auto_frequency_bound(labs), 2 * np.pi / (AUTO_PERIOD_FACTOR * d))
+    # Length (major axis) of a square: 4 sqrt(144 / 12), the side times 2 / sqrt(3).
     length = 4 * np.sqrt(144 / 12)
-    assert np.isclose(auto_frequency_bound(labs), 2 * np.pi / (AUTO_PERIOD_FACTOR * length))
-    # Elongated objects of the same area: the bound follows their length.
+    assert np.isclose(auto_frequency_bound(labs, size="length"), 2 * np.pi / (AUTO_PERIOD_FACTOR * length))
+    # Elongated objects: the length-sized bound follows their length, the default their area.
     rods = np.zeros((96, 96), int)
     for k in range(8):
         rods[4 + 12 * k : 7 + 12 * k, 24:72] = k + 1  # 3 x 48
-    assert np.isclose(auto_frequency_bound([rods]), 2 * np.pi / (AUTO_PERIOD_FACTOR * 48 * 4 / np.sqrt(12)))
+    bound = auto_frequency_bound([rods], size="length")
+    assert np.isclose(bound, 2 * np.pi / (AUTO_PERIOD_FACTOR * 48 * 4 / np.sqrt(12)))
+    assert np.isclose(auto_frequency_bound([rods]), 2 * np.pi / (AUTO_PERIOD_FACTOR * 2 * np.sqrt(144 / np.pi)))
+    res = fit_guides([rods], init_range="auto-length", max_iter=0, random_state=0)
+    assert np.allclose(res.init_bound, bound * 96)
+    with pytest.raises(ValueError, match="size"):
+        auto_frequency_bound([rods], size="area")
     # Twice the object size, half the bound.
     big = grid_labels(n_images=2, shape=(192, 192), cells=8)
     assert np.isclose(auto_frequency_bound(big), auto_frequency_bound(labs) / 2)
