@@ -44,12 +44,13 @@ __all__ = [
 #: sample (docs/benchmarks.md): guides whose period is shorter than the objects
 #: average to almost 0 over every object, so the targets carry little signal and
 #: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
-#: 0.80 with 4-5 D, 0.71 with 5.3-6.3 D, same training budget;
+#: 0.80 with 4-5 D, same training budget;
 #: benchmarks/guide_frequency.py). ``init_range="auto-length"`` uses the median
 #: length instead (major axis, :func:`instance_lengths`): long thin objects
 #: average a sine over their length (worms: 3.5 times their diameter) and learn
-#: better with it (BBBC010 COCO AP 0.42 vs 0.36), round ones worse (nuclei, whose
-#: length is 1.27 D: SBD 0.71 vs 0.80).
+#: better with it (BBBC010 COCO AP 0.42 vs 0.36); on round ones it is not shown to
+#: help (nuclei, whose length is 1.27 D: SBD 0.712 / 0.739 with two seeds against
+#: 0.799 / 0.717 with diameter-sized periods).
 AUTO_PERIOD_FACTOR = 4.0
 
 logger = logging.getLogger(__name__)
