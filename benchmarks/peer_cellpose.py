@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from reproduce import OUT, RECIPE_TRAIN_TRUTH, given_foreground, scores
+from reproduce import OUT, RECIPE_TRAIN_TRUTH, given_foreground, resolve_train_truth, scores
 from skimage.measure import label as connected_components
 from train_embedding import load
 
@@ -98,9 +98,7 @@ def main(argv=None):
                    "of sequence 01; gold: its 9 gold frames), see reproduce.py")
     args = p.parse_args(argv)
     recipe_truth = RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
-    args.train_truth = args.train_truth or recipe_truth
-    if args.train_truth == "silver" and args.dataset != "ctc_dic_c2dh_hela":
-        p.error("--train-truth silver is for ctc_dic_c2dh_hela only")
+    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
     import torch
     from cellpose import models

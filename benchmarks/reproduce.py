@@ -79,6 +79,14 @@ RECIPES = {
 #: extra training data by the data set's terms); the test split stays the 9 gold frames of sequence 02.
 RECIPE_TRAIN_TRUTH = {"ctc_dic_c2dh_hela": "silver"}
 
+
+def resolve_train_truth(parser, dataset, requested):
+    """``--train-truth`` of the command line, or the recipe's; silver exists only for DIC-HeLa."""
+    truth = requested or RECIPE_TRAIN_TRUTH.get(dataset, "gold")
+    if truth == "silver" and dataset != "ctc_dic_c2dh_hela":
+        parser.error("--train-truth silver is for ctc_dic_c2dh_hela only")
+    return truth
+
 #: The recipes' --guides. Worms, mask input: the search started from and bounded to low frequencies
 #: (periods of at least 160 px on the halved images): COCO AP 0.434 (mean of seeds 0-2), against 0.363 for
 #: the search from init_range="auto" (periods from 71 px: four equivalent diameters). The search from
@@ -227,9 +235,7 @@ def main(argv=None):
         p.error(f"--save-model {args.save_model} exists; choose a new folder")
 
     recipe_truth = RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
-    args.train_truth = args.train_truth or recipe_truth
-    if args.train_truth == "silver" and args.dataset != "ctc_dic_c2dh_hela":
-        p.error("--train-truth silver is for ctc_dic_c2dh_hela only")
+    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     params = dict(
         RECIPES[args.dataset],
@@ -256,7 +262,8 @@ def main(argv=None):
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
 
     result = dict(
-        dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant, guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
+        dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
+        guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
         epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],

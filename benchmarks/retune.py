@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from reproduce import OUT, RECIPE_TRAIN_TRUTH, evaluate, print_table, save_pictures
+from reproduce import OUT, evaluate, print_table, resolve_train_truth, save_pictures
 from sklearn.utils import check_random_state
 from train_embedding import load
 
@@ -58,7 +58,7 @@ def main(argv=None):
     p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
                    help="DIC-HeLa: the training frames the model was fitted on (default: the recipe's, silver)")
     args = p.parse_args(argv)
-    args.train_truth = args.train_truth or RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
+    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
     seg = HarmonicSegmenter.load(args.model)
     if args.threads is not None:

@@ -112,8 +112,8 @@ def auto_frequency_bound(label_maps, factor=AUTO_PERIOD_FACTOR, size="diameter")
         all maps; with no instance at all, the bound of a period equal to the
         median image side.
     """
-    if size not in ("diameter", "length"):
-        raise ValueError(f'size must be "diameter" or "length"; got {size!r}.')
+    if size not in AUTO_RANGES.values():
+        raise ValueError(f"size must be one of {sorted(AUTO_RANGES.values())}; got {size!r}.")
     return _frequency_bound(check_label_maps(label_maps, "label_maps"), factor, size)
 
 
