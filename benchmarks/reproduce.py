@@ -23,7 +23,7 @@ the network and the guides work on images resized by it (0.5 in the worm and
 leaf recipes, so that a crop and the receptive field cover whole objects at
 the cost of full-size crops); predictions and scores are at full resolution.
 The paper's figure is printed beside ours. Results:
-``benchmarks/out/results_<dataset>[_<variant>_<guides>][_<loss>][_scale<S>][_crop<C>][_gold|_silver][_seed<K>].json`` and
+``benchmarks/out/results_<dataset>[_<variant>_<guides>][_<loss>][_scale<S>][_crop<C>][_bw<W>][_gold|_silver][_seed<K>].json`` and
 a markdown table on stdout; ``docs/results.md`` quotes them.
 """
 
@@ -216,6 +216,9 @@ def main(argv=None):
                    "images the network sees (default: the recipe's)")
     p.add_argument("--crop-size", type=int, default=None, help="HarmonicSegmenter(crop_size=...): training crop "
                    "side on the resized images (default: the recipe's)")
+    p.add_argument("--boundary-weight", type=float, default=None,
+                   help="HarmonicSegmenter(boundary_weight=...): extra L1 weight where instances touch "
+                   "(default: the recipe's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -247,6 +250,8 @@ def main(argv=None):
         params["scale"] = args.scale
     if args.crop_size is not None:
         params["crop_size"] = args.crop_size
+    if args.boundary_weight is not None:
+        params["boundary_weight"] = args.boundary_weight
     if args.epochs is None:
         epochs, step = calibrate(params, train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
@@ -264,7 +269,7 @@ def main(argv=None):
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
-        epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
+        boundary_weight=seg.boundary_weight, epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
@@ -275,6 +280,7 @@ def main(argv=None):
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
     suffix += f"_crop{args.crop_size}" if args.crop_size is not None else ""
+    suffix += f"_bw{args.boundary_weight:g}" if args.boundary_weight is not None else ""
     suffix += "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
     suffix += f"_seed{args.seed}" if args.seed else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)

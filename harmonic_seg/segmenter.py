@@ -72,6 +72,11 @@ class HarmonicSegmenter(BaseEstimator):
         Early stopping after this many epochs without improvement.
     fg_weight : float, default=1.0
         Weight of the foreground loss beside the embedding L1 loss.
+    boundary_weight : float, default=0.0
+        Extra weight of the embedding L1 loss where two instances touch
+        (pixels with another instance within 2 pixels of the network's
+        input): ``1 + boundary_weight`` there, 1 elsewhere. Helps to keep the
+        embeddings of touching cells apart; the harmonic loss only.
     loss : {"harmonic", "discriminative"}, default="harmonic"
         What the embedding head learns: the guided harmonic embeddings (L1 to
         the targets, the paper), or the discriminative loss of De Brabandere
@@ -195,6 +200,7 @@ class HarmonicSegmenter(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "fg_weight": [Interval(Real, 0, None, closed="left")],
+        "boundary_weight": [Interval(Real, 0, None, closed="left")],
         "loss": [StrOptions({"harmonic", "discriminative"})],
         "scale_range": [tuple, list, None],
         "scale": [Interval(Real, 0, None, closed="neither")],
@@ -235,6 +241,7 @@ class HarmonicSegmenter(BaseEstimator):
         validation_fraction=0.1,
         patience=None,
         fg_weight=1.0,
+        boundary_weight=0.0,
         loss="harmonic",
         scale_range=(0.75, 1.33),
         scale=1.0,
@@ -271,6 +278,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.fg_weight = fg_weight
+        self.boundary_weight = boundary_weight
         self.loss = loss
         self.scale_range = scale_range
         self.scale = scale
@@ -381,6 +389,7 @@ class HarmonicSegmenter(BaseEstimator):
             validation_fraction=self.validation_fraction,
             patience=self.patience,
             fg_weight=self.fg_weight,
+            boundary_weight=self.boundary_weight,
             loss=self.loss,
             scale_range=None if self.scale_range is None else tuple(self.scale_range),
             flips=self.flips,

@@ -52,6 +52,9 @@ class TrainConfig:
         Weight of the foreground BCE term.
     fg_only : bool, default=True
         L1 term over foreground pixels only (paper eq. 5).
+    boundary_weight : float, default=0.0
+        Extra L1 weight of the pixels where instances touch (harmonic loss
+        only; :func:`~harmonic_seg.nn.losses.harmonic_loss`).
     loss : {"harmonic", "discriminative"}, default="harmonic"
         The embedding term: L1 to the guided targets (the paper), or the
         discriminative loss of De Brabandere et al. (2017), the paper's
@@ -85,6 +88,7 @@ class TrainConfig:
     patience: int | None = None
     fg_weight: float = 1.0
     fg_only: bool = True
+    boundary_weight: float = 0.0
     loss: str = "harmonic"
     scale_range: tuple | None = (0.75, 1.33)
     flips: bool = True
@@ -118,6 +122,8 @@ class TrainConfig:
             raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}.")
         if not self.fg_weight >= 0:
             raise ValueError(f"fg_weight must be >= 0; got {self.fg_weight!r}.")
+        if not (self.boundary_weight >= 0 and math.isfinite(self.boundary_weight)):
+            raise ValueError(f"boundary_weight must be a finite number >= 0; got {self.boundary_weight!r}.")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}.")
         if self.scale_range is not None:

@@ -99,7 +99,10 @@ class Trainer:
             emb, logit = self.module(img, org)
         if self.config.loss == "discriminative":
             return discriminative_loss(emb, lab, logit, ign, fg_weight=self.config.fg_weight)
-        return harmonic_loss(emb, tgt, logit, lab, ign, fg_only=self.config.fg_only, fg_weight=self.config.fg_weight)
+        cfg = self.config
+        return harmonic_loss(
+            emb, tgt, logit, lab, ign, fg_only=cfg.fg_only, fg_weight=cfg.fg_weight, boundary_weight=cfg.boundary_weight
+        )
 
     def _train_epoch(self, sampler, rng, steps, opt, scaler):
         self.module.train()

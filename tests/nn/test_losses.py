@@ -4,7 +4,7 @@ import torch
 
 from harmonic_seg.embeddings import embedding_map
 from harmonic_seg.guides import random_guides
-from harmonic_seg.nn.losses import discriminative_loss, harmonic_loss
+from harmonic_seg.nn.losses import discriminative_loss, harmonic_loss, touching_pixels
 
 
 def _batch():
@@ -72,6 +72,45 @@ def test_gradient_and_empty_foreground():
     # all pixels ignored: finite zero loss
     total, parts = harmonic_loss(pred, torch.zeros(1, 3, 8, 8), logit, lab, ignore=torch.ones(1, 8, 8, dtype=bool))
     assert total.item() == 0.0
+
+
+def _touching_reference(lab, radius):
+    """Loop over pixels: another instance within the chessboard radius."""
+    out = np.zeros(lab.shape, bool)
+    for b, y, x in zip(*np.nonzero(lab)):
+        win = lab[b, max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1]
+        out[b, y, x] = np.any((win > 0) & (win != lab[b, y, x]))
+    return out
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_touching_pixels_matches_a_loop(radius):
+    rng = np.random.default_rng(radius)
+    lab = rng.choice([0, 4, 9, 70000, 2**40], size=(2, 13, 11), p=[0.4, 0.2, 0.2, 0.1, 0.1])
+    got = touching_pixels(torch.from_numpy(lab), radius).numpy()
+    np.testing.assert_array_equal(got, _touching_reference(lab, radius))
+    # a lone instance or a mask touches nothing
+    assert not touching_pixels(torch.from_numpy((lab > 0) * 5)).any()
+    assert not touching_pixels(torch.from_numpy(lab > 0)).any()
+
+
+def test_boundary_weight_weighs_touching_pixels():
+    lab = torch.zeros(1, 12, 12, dtype=torch.long)
+    lab[0, 2:10, 1:6] = 1
+    lab[0, 2:10, 6:11] = 2  # touches instance 1 along column 5|6
+    tgt = torch.zeros(1, 2, 12, 12)
+    logit = torch.zeros(1, 1, 12, 12)
+    touching = touching_pixels(lab)[0]
+    pred = tgt.clone()
+    pred[0, :, touching] = 1.0  # wrong only where instances touch
+    n_touch, n_fg = int(touching.sum()), int((lab > 0).sum())
+    _, plain = harmonic_loss(pred, tgt, logit, lab, fg_weight=0)
+    _, weighted = harmonic_loss(pred, tgt, logit, lab, fg_weight=0, boundary_weight=4.0)
+    assert plain["l1"].item() == pytest.approx(n_touch / n_fg)
+    assert weighted["l1"].item() == pytest.approx(5 * n_touch / (n_fg + 4 * n_touch))
+    # a uniform error stays the same mean whatever the weight
+    _, uniform = harmonic_loss(tgt + 0.5, tgt, logit, lab, fg_weight=0, boundary_weight=4.0)
+    assert uniform["l1"].item() == pytest.approx(0.5)
 
 
 def test_shape_mismatch():

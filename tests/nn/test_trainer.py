@@ -234,6 +234,9 @@ def test_config_and_trainer_validation():
         TrainConfig(validation_fraction=1.0)
     with pytest.raises(ValueError, match="loss must be one of"):
         TrainConfig(loss="l2")
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="boundary_weight must be a finite number >= 0"):
+            TrainConfig(boundary_weight=bad)
     with pytest.raises(ValueError, match="guides"):
         Trainer(make_net(), random_guides(3, (10, 10), random_state=0), cfg())
     with pytest.raises(ValueError, match="checkpoint_path"):
