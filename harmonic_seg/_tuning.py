@@ -19,6 +19,7 @@ __all__ = [
     "SCORINGS",
     "bandwidth_grid",
     "grid_search_clustering",
+    "median_instance_area",
     "min_size_grid",
 ]
 
@@ -31,9 +32,24 @@ IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 SCORINGS = ("sbd", "accuracy")
 
 
-def min_size_grid(min_size):
-    """Minimum instance sizes tried around the configured one."""
-    return sorted({0, int(min_size), 2 * int(min_size) + 10, 4 * int(min_size) + 40})
+#: Minimum sizes tried as fractions of the median instance area of the validation labels. A fixed grid
+#: around ``min_size`` (10 px) cannot drop the fragments of large objects: on DIC-HeLa (median cell
+#: 12,500 px) fragments of a few hundred pixels each count as an instance and cost SBD.
+MIN_SIZE_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def median_instance_area(label_maps):
+    """Median number of pixels of the instances of some label maps (0 when there is none)."""
+    areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
+    areas = np.concatenate([a[a > 0] for a in areas]) if areas else np.zeros(0)
+    return float(np.median(areas)) if areas.size else 0.0
+
+
+def min_size_grid(min_size, typical_area=0.0):
+    """Minimum instance sizes tried: around the configured one, and :data:`MIN_SIZE_FRACTIONS` of
+    ``typical_area`` (the median instance area of the validation images)."""
+    around = {0, int(min_size), 2 * int(min_size) + 10, 4 * int(min_size) + 40}
+    return sorted(around | {int(round(f * typical_area)) for f in MIN_SIZE_FRACTIONS})
 
 
 def bandwidth_grid(bandwidth, metric, n_dims):
@@ -58,13 +74,16 @@ def validation_score(y_true, y_pred, scoring):
     return float(np.mean([m.accuracy for m in matching_dataset(y_true, y_pred, list(IOU_THRESHOLDS))]))
 
 
-def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd"):
+def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd", typical_area=0.0):
     """Best clustering parameters on validation images.
 
     Parameters
     ----------
     cluster : callable
         ``cluster(prediction, bandwidth, min_size, metric) -> label map``.
+        The minimum size varies fastest: for one ``(metric, bandwidth)`` every
+        size is tried on every prediction before the next, so that ``cluster``
+        can cluster once and only drop the small instances for each size.
     predictions : list
         One prediction per validation image, passed to ``cluster`` as is.
     y_true : list of ndarray of shape (H, W)
@@ -72,11 +91,14 @@ def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_
     bandwidth : float
         Default bandwidth; the grid is :func:`bandwidth_grid` of it.
     min_size : int
-        Default minimum size; the grid is :func:`min_size_grid` of it.
+        Default minimum size; the grid is :func:`min_size_grid` of it and of ``typical_area``.
     n_dims : int
         Embedding dimension (scales the L1 bandwidths, see :func:`bandwidth_grid`).
     scoring : {"sbd", "accuracy"}, default="sbd"
         See :func:`validation_score`.
+    typical_area : float, default=0.0
+        Typical instance area in pixels, e.g. :func:`median_instance_area` of
+        ``y_true``; 0 tries the sizes around ``min_size`` only.
 
     Returns
     -------
@@ -90,7 +112,7 @@ def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
     results = []
     grid = [(m, bw) for m in METRICS for bw in bandwidth_grid(bandwidth, m, n_dims)]
-    for (metric, bw), size in itertools.product(grid, min_size_grid(min_size)):
+    for (metric, bw), size in itertools.product(grid, min_size_grid(min_size, typical_area)):
         pred = [cluster(p, bw, size, metric) for p in predictions]
         results.append({"metric": metric, "bandwidth": bw, "min_size": int(size),
                         "score": validation_score(y_true, pred, scoring)})

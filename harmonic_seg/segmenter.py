@@ -440,15 +440,26 @@ class HarmonicSegmenter(BaseEstimator):
 
     def _tune(self, chw, labels, scoring):
         """Grid search of the clustering parameters on validation images (StarDist-style)."""
+        from . import postprocess as pp
+
         preds = [self._embed(im) for im in chw]
+        drop_small = pp.merge_small_instances if self.merge_small else pp.remove_small_instances
+        clustered = {}  # the mean shift of each prediction at the current (bandwidth, metric)
 
         def cluster(pred, bandwidth, min_size, metric):
-            emb, prob = pred
-            return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, min_size, metric)[0]
+            # what _cluster(..., min_size) gives, less one mean shift per minimum size
+            key = (id(pred), bandwidth, metric)
+            if key not in clustered:
+                if any(k[1:] != key[1:] for k in clustered):
+                    clustered.clear()
+                emb, prob = pred
+                clustered[key] = self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, 0, metric)[0]
+            return drop_small(clustered[key], min_size)
 
         n_dims = preds[0][0].shape[0]  # embedding channels (N)
         best, self.tuning_results_ = _tuning.grid_search_clustering(
-            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring
+            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,
+            typical_area=_tuning.median_instance_area(labels),
         )
         self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
         logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation %s %.4f)",
@@ -461,7 +472,9 @@ class HarmonicSegmenter(BaseEstimator):
         then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
         default for Euclidean windows; the L1 ones ``sqrt(2 N / pi)`` times
         wider, so that they hold as many neighbours) and minimum size (around
-        ``min_size``) is clustered as ``predict`` does and scored against
+        ``min_size``, and 2 to 50 % of the median instance area of ``y``, so
+        that the fragments of large objects can be dropped) is clustered as
+        ``predict`` does and scored against
         ``y``; the best replaces ``metric_``, ``bandwidth_`` and ``min_size_``
         (``save`` keeps them).
         ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.

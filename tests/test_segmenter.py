@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+from harmonic_seg._tuning import validation_score
 from harmonic_seg.metrics import SCORERS
 from harmonic_seg.synthetic import make_instances
 
@@ -344,6 +345,17 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     for metric, scale in (("euclidean", 1.0), ("l1", np.sqrt(2 * seg.guides_.n_guides_ / np.pi))):
         tried = sorted({r["bandwidth"] for r in seg.tuning_results_ if r["metric"] == metric})
         np.testing.assert_allclose(tried, 0.5 * factors * scale)
+    # sizes around min_size and fractions of the median instance area of y; each point scores what
+    # predict gives with its parameters (the search clusters once per bandwidth and drops small instances)
+    median_area = np.median(np.concatenate([np.bincount(lab.ravel())[1:] for lab in y[:3]]))
+    sizes = sorted({r["min_size"] for r in seg.tuning_results_})
+    assert {0, 10, 30, 80} | {round(f * median_area) for f in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)} == set(sizes)
+    tuned = (seg.metric_, seg.bandwidth_, seg.min_size_)
+    rows = [r for r in seg.tuning_results_ if r["bandwidth"] == seg.bandwidth_ and r["metric"] == seg.metric_]
+    for r in rows[::3]:
+        seg.min_size_ = r["min_size"]
+        assert validation_score(y[:3], seg.predict(X[:3]), "accuracy") == pytest.approx(r["score"])
+    seg.metric_, seg.bandwidth_, seg.min_size_ = tuned
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)

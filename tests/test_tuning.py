@@ -5,6 +5,7 @@ from harmonic_seg._tuning import (
     BANDWIDTH_FACTORS,
     bandwidth_grid,
     grid_search_clustering,
+    median_instance_area,
     min_size_grid,
     validation_score,
 )
@@ -56,3 +57,16 @@ def test_l1_windows_match_the_euclidean_ones():
     l1, l2 = np.array(bandwidth_grid(0.5, "l1", 12)), np.array(bandwidth_grid(0.5, "euclidean", 12))
     assert np.allclose(l2, 0.5 * np.array(BANDWIDTH_FACTORS))
     assert np.allclose(l1 / l2, ratio, rtol=0.03)
+
+
+def test_min_size_grid_follows_the_instance_area():
+    truth = _truth()  # areas 100, 143, 180
+    assert median_instance_area([truth, np.zeros((4, 4), int)]) == 143.0
+    assert median_instance_area([np.zeros((4, 4), int)]) == 0.0
+    assert min_size_grid(10) == [0, 10, 30, 80]
+    assert min_size_grid(10, 12500.0) == [0, 10, 30, 80, 250, 625, 1250, 2500, 3750, 6250]
+    seen = []
+    grid_search_clustering(lambda p, bw, size, m: seen.append(size) or truth, ["p"], [truth], 0.5, 10, 12,
+                           typical_area=1000.0)
+    assert sorted(set(seen)) == [0, 10, 20, 30, 50, 80, 100, 200, 300, 500]
+    assert seen[:10] == sorted(set(seen))  # sizes vary fastest (one clustering per bandwidth suffices)
