@@ -21,6 +21,7 @@ __all__ = [
     "grid_search_clustering",
     "median_instance_area",
     "min_size_grid",
+    "size_filtered",
 ]
 
 #: Euclidean bandwidths tried, as multiples of the default bandwidth (eps). Up to 3 eps: on elongated
@@ -39,9 +40,9 @@ MIN_SIZE_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def median_instance_area(label_maps):
-    """Median number of pixels of the instances of some label maps (0 when there is none)."""
-    areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
-    areas = np.concatenate([a[a > 0] for a in areas]) if areas else np.zeros(0)
+    """Median number of pixels of the instances of some label maps (0 when there is none; ids may be sparse)."""
+    areas = [np.unique(lab[lab > 0], return_counts=True)[1] for lab in map(np.asarray, label_maps)]
+    areas = np.concatenate(areas) if areas else np.zeros(0)
     return float(np.median(areas)) if areas.size else 0.0
 
 
@@ -50,6 +51,37 @@ def min_size_grid(min_size, typical_area=0.0):
     ``typical_area`` (the median instance area of the validation images)."""
     around = {0, int(min_size), 2 * int(min_size) + 10, 4 * int(min_size) + 40}
     return sorted(around | {int(round(f * typical_area)) for f in MIN_SIZE_FRACTIONS})
+
+
+def size_filtered(cluster_all, drop_small):
+    """The ``cluster`` of :func:`grid_search_clustering` from a clustering without minimum size.
+
+    Parameters
+    ----------
+    cluster_all : callable
+        ``cluster_all(prediction, bandwidth, metric) -> label map``, keeping every instance.
+    drop_small : callable
+        ``drop_small(label_map, min_size) -> label map`` (e.g.
+        :func:`harmonic_seg.postprocess.remove_small_instances`).
+
+    Returns
+    -------
+    cluster : callable
+        ``cluster(prediction, bandwidth, min_size, metric)``: ``drop_small`` of
+        the clustering, which is computed once per prediction, bandwidth and
+        distance and kept while the grid goes through the minimum sizes.
+    """
+    cache = {}
+
+    def cluster(prediction, bandwidth, min_size, metric):
+        key = (id(prediction), bandwidth, metric)
+        if key not in cache:
+            if any(k[1:] != key[1:] for k in cache):
+                cache.clear()  # a new (bandwidth, metric): the previous clusterings are not needed again
+            cache[key] = cluster_all(prediction, bandwidth, metric)
+        return drop_small(cache[key], min_size)
+
+    return cluster
 
 
 def bandwidth_grid(bandwidth, metric, n_dims):
@@ -74,7 +106,9 @@ def validation_score(y_true, y_pred, scoring):
     return float(np.mean([m.accuracy for m in matching_dataset(y_true, y_pred, list(IOU_THRESHOLDS))]))
 
 
-def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd", typical_area=0.0):
+def grid_search_clustering(
+    cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd", typical_area=0.0
+):
     """Best clustering parameters on validation images.
 
     Parameters
@@ -83,7 +117,8 @@ def grid_search_clustering(cluster, predictions, y_true, bandwidth, min_size, n_
         ``cluster(prediction, bandwidth, min_size, metric) -> label map``.
         The minimum size varies fastest: for one ``(metric, bandwidth)`` every
         size is tried on every prediction before the next, so that ``cluster``
-        can cluster once and only drop the small instances for each size.
+        can cluster once and only drop the small instances for each size
+        (:func:`size_filtered`).
     predictions : list
         One prediction per validation image, passed to ``cluster`` as is.
     y_true : list of ndarray of shape (H, W)

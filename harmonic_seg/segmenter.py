@@ -443,19 +443,13 @@ class HarmonicSegmenter(BaseEstimator):
         from . import postprocess as pp
 
         preds = [self._embed(im) for im in chw]
+
+        def cluster_all(pred, bandwidth, metric):  # _cluster(..., min_size) is this, then drop_small
+            emb, prob = pred
+            return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, 0, metric)[0]
+
         drop_small = pp.merge_small_instances if self.merge_small else pp.remove_small_instances
-        clustered = {}  # the mean shift of each prediction at the current (bandwidth, metric)
-
-        def cluster(pred, bandwidth, min_size, metric):
-            # what _cluster(..., min_size) gives, less one mean shift per minimum size
-            key = (id(pred), bandwidth, metric)
-            if key not in clustered:
-                if any(k[1:] != key[1:] for k in clustered):
-                    clustered.clear()
-                emb, prob = pred
-                clustered[key] = self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, 0, metric)[0]
-            return drop_small(clustered[key], min_size)
-
+        cluster = _tuning.size_filtered(cluster_all, drop_small)
         n_dims = preds[0][0].shape[0]  # embedding channels (N)
         best, self.tuning_results_ = _tuning.grid_search_clustering(
             cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,

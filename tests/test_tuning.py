@@ -7,6 +7,7 @@ from harmonic_seg._tuning import (
     grid_search_clustering,
     median_instance_area,
     min_size_grid,
+    size_filtered,
     validation_score,
 )
 from harmonic_seg.metrics import matching_dataset
@@ -63,6 +64,7 @@ def test_min_size_grid_follows_the_instance_area():
     truth = _truth()  # areas 100, 143, 180
     assert median_instance_area([truth, np.zeros((4, 4), int)]) == 143.0
     assert median_instance_area([np.zeros((4, 4), int)]) == 0.0
+    assert median_instance_area([truth.astype(np.int64) * 2**40]) == 143.0  # sparse ids
     assert min_size_grid(10) == [0, 10, 30, 80]
     assert min_size_grid(10, 12500.0) == [0, 10, 30, 80, 250, 625, 1250, 2500, 3750, 6250]
     seen = []
@@ -70,3 +72,25 @@ def test_min_size_grid_follows_the_instance_area():
                            typical_area=1000.0)
     assert sorted(set(seen)) == [0, 10, 20, 30, 50, 80, 100, 200, 300, 500]
     assert seen[:10] == sorted(set(seen))  # sizes vary fastest (one clustering per bandwidth suffices)
+
+
+def test_size_filtered_clusters_once_per_bandwidth():
+    truth = _truth()
+    calls = []
+
+    def cluster_all(pred, bandwidth, metric):
+        calls.append((pred, bandwidth, metric))
+        return truth
+
+    def drop_small(lab, min_size):
+        return np.where(np.isin(lab, [i for i, n in enumerate(np.bincount(lab.ravel())) if n < min_size]), 0, lab)
+
+    cluster = size_filtered(cluster_all, drop_small)
+    preds = ["a", "b"]
+    best, results = grid_search_clustering(cluster, preds, [truth, truth], 0.5, 10, 12, typical_area=1000.0)
+    n_grid = 2 * len(BANDWIDTH_FACTORS)
+    assert len(calls) == n_grid * len(preds)  # not once per minimum size
+    assert len(results) == n_grid * len(min_size_grid(10, 1000.0))
+    by_size = {r["min_size"]: r["score"] for r in results if r["bandwidth"] == results[0]["bandwidth"]}
+    assert by_size[0] == by_size[100] == 1.0 and by_size[200] == 0.0  # the instances have 100, 143, 180 px
+    assert best["min_size"] == 0
