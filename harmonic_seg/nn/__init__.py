@@ -6,7 +6,7 @@ Everything that imports torch lives in this subpackage.
 from .cluster import cluster_embeddings
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
-from .losses import discriminative_loss, harmonic_loss
+from .losses import discriminative_loss, harmonic_loss, touching_pixels
 from .meanshift import MeanShift, mean_shift
 from .trainer import Callback, TrainConfig, Trainer
 from .unet import HarmonicUNet, count_parameters
@@ -18,6 +18,7 @@ __all__ = [
     "count_parameters",
     "harmonic_loss",
     "discriminative_loss",
+    "touching_pixels",
     "TrainConfig",
     "Trainer",
     "Callback",

@@ -43,7 +43,7 @@ def harmonic_loss(
     boundary_weight : float, default=0.0
         Extra weight of the L1 term on the pixels where two instances touch:
         a foreground pixel with another instance within
-        :data:`BOUNDARY_RADIUS` pixels weighs ``1 + boundary_weight``
+        ``BOUNDARY_RADIUS`` (2) pixels weighs ``1 + boundary_weight``
         (see :func:`touching_pixels`); the L1 term stays a weighted mean. It
         needs a label map: with a boolean mask no pixel touches another
         instance and the weight has no effect.
