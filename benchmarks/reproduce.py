@@ -71,9 +71,9 @@ RECIPES = {
     # leaves: halved images, so that a crop holds most of a rosette (SBD 0.44 -> 0.69, docs/results.md)
     "cvppp_a1": dict(depth=4, base_width=16, crop_size=192, batch_size=4, learning_rate=2e-3, scale=0.5),
     # HeLa: quarter-size frames (cells of about 28 px, as Cellpose rescales them; a 128-px crop is a whole
-    # frame), trained on the silver truth of all 84 frames of sequence 01 (RECIPE_TRAIN_TRUTH): SBD 0.813 and
-    # 0.786 with seeds 0 and 1, against 0.717 halved (docs/results.md); on its 9 gold frames alone a reduced
-    # frame is one crop and the network memorised them (SBD 0.24 halved)
+    # frame), trained on the silver truth of all 84 frames of sequence 01 (RECIPE_TRAIN_TRUTH): SBD 0.813,
+    # 0.786 and 0.814 with seeds 0-2, against 0.717 halved (docs/results.md); on its 9 gold frames alone a
+    # reduced frame is one crop and the network memorised them (SBD 0.24 halved)
     "ctc_dic_c2dh_hela": dict(depth=4, base_width=16, crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.25),
 }
 
@@ -90,12 +90,12 @@ def resolve_train_truth(parser, dataset, requested):
     return truth
 
 #: The recipes' --guides. Worms, mask input: the search started from and bounded to low frequencies
-#: (periods of at least 160 px on the halved images): COCO AP 0.434 (mean of seeds 0-2), against 0.363 for
-#: the search from init_range="auto" (periods from 71 px: four equivalent diameters). The search from
-#: "auto-length" (four lengths, from 247 px) scores as this recipe (0.420 vs 0.424 on seeds 0-1). HeLa: the
-#: search from "auto-length", with which its recipe was measured. Leaves keep "auto" (SBD 0.689; 0.703 with
-#: "auto-length", 0.681 with fixed low guides: one seed each), as does the bright-field protocol (COCO AP
-#: 0.077 vs 0.036 with the low held search).
+#: (periods of at least 160 px on the halved images): COCO AP 0.434 as run (mean of seeds 0-2; 0.462
+#: re-tuned), against 0.363 for the search from init_range="auto" (periods from 71 px: four equivalent
+#: diameters; 0.399 re-tuned). The search from "auto-length" (four lengths, from 247 px) scores as this
+#: recipe (0.451 vs 0.448 re-tuned, seeds 0-1). HeLa: the search from "auto-length", with which its recipe
+#: was measured. Leaves keep "auto" (SBD 0.733; 0.757 with "auto-length", 0.690 with fixed low guides: one
+#: seed each), as does the bright-field protocol (COCO AP 0.077 vs 0.036 with the low held search, as run).
 RECIPE_GUIDES = {"bbbc010": "optimize_low", "ctc_dic_c2dh_hela": "optimize_length"}
 
 
@@ -220,7 +220,7 @@ def main(argv=None):
                    "side on the resized images (default: the recipe's)")
     p.add_argument("--boundary-weight", type=float, default=None,
                    help="HarmonicSegmenter(boundary_weight=...): extra L1 weight where instances touch "
-                   "(default: the recipe's)")
+                   "(default: 0, off in every recipe)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -271,7 +271,8 @@ def main(argv=None):
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
-        boundary_weight=seg.boundary_weight, epochs=epochs, minibatches=epochs * args.steps_per_epoch, train_seconds=train_s, predict_seconds=predict_s,
+        boundary_weight=seg.boundary_weight, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),

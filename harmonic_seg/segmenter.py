@@ -75,8 +75,9 @@ class HarmonicSegmenter(BaseEstimator):
     boundary_weight : float, default=0.0
         Extra weight of the embedding L1 loss where two instances touch
         (pixels with another instance within 2 pixels of the network's
-        input): ``1 + boundary_weight`` there, 1 elsewhere. Helps to keep the
-        embeddings of touching cells apart; the harmonic loss only.
+        input): ``1 + boundary_weight`` there, 1 elsewhere, meant to keep the
+        embeddings of touching cells apart (not shown to raise SBD on
+        DIC-HeLa, docs/results.md); the harmonic loss only.
     loss : {"harmonic", "discriminative"}, default="harmonic"
         What the embedding head learns: the guided harmonic embeddings (L1 to
         the targets, the paper), or the discriminative loss of De Brabandere
