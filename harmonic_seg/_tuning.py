@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 
 from .metrics import matching_dataset, mean_symmetric_best_dice
+from .metrics._instances import as_label_map
 
 __all__ = [
     "BANDWIDTH_FACTORS",
@@ -41,7 +42,7 @@ MIN_SIZE_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 def median_instance_area(label_maps):
     """Median number of pixels of the instances of some label maps (0 when there is none; ids may be sparse)."""
-    areas = [np.unique(lab[lab > 0], return_counts=True)[1] for lab in map(np.asarray, label_maps)]
+    areas = [as_label_map(lab, "label_maps").areas for lab in label_maps]
     areas = np.concatenate(areas) if areas else np.zeros(0)
     return float(np.median(areas)) if areas.size else 0.0
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ._validation import check_label_map, check_label_maps, check_positive
 from .embeddings import instance_embeddings
 from .guides import GuideFunctions
+from .metrics._instances import as_label_map
 
 __all__ = [
     "fit_guides",
@@ -171,8 +172,7 @@ def _frequency_bound(label_maps, factor, size="diameter"):
     if size == "length":
         sizes = [_instance_lengths(lab) for lab in label_maps]
     else:
-        areas = [np.bincount(np.asarray(lab).ravel())[1:] for lab in label_maps]
-        sizes = [2.0 * np.sqrt(a[a > 0] / np.pi) for a in areas]
+        sizes = [2.0 * np.sqrt(as_label_map(lab, "label_maps").areas / np.pi) for lab in label_maps]
     sizes = np.concatenate(sizes) if sizes else np.zeros(0)
     if sizes.size == 0:
         return 2 * np.pi / float(np.median([max(np.shape(lab)) for lab in label_maps]))
