@@ -231,7 +231,9 @@ def _mean_shift(
     )
     if not bool(alive.any()):
         logger.warning(
-            "no seed had a point within bandwidth=%g (scikit-learn raises here); using the points as seeds", bandwidth
+            "no seed had a point within bandwidth=%g (%d seed(s) for %d point(s); with seeds='bin'/'bin_mean' a "
+            "cell needs min_bin_freq=%d points to seed); using the points as seeds (scikit-learn raises here)",
+            bandwidth, seed_pts.shape[0], n, min_bin_freq,
         )
         centers, intensity, alive, n_iter = _shift_seeds(
             levels, sample_c, bandwidth, kernel, metric, int(max_iter), float(tol), int(batch_size)

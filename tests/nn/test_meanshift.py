@@ -147,13 +147,16 @@ def test_single_point_and_identical_points():
     assert len(c) == 1 and (lab == 0).all()
 
 
-def test_no_seed_with_points_falls_back():
+def test_no_seed_with_points_falls_back(caplog):
     # two points in one cell whose grid point is farther than the bandwidth from both:
-    # scikit-learn raises, we use the points as seeds
-    X = np.full((2, 12), 0.2, dtype=np.float32)
-    X[1, 0] = 0.21
-    c, lab = mean_shift(X, 0.1, seeds="bin")
-    assert len(c) == 1 and (lab == 0).all()
+    # scikit-learn raises, we use the points as seeds and say why
+    # (the cell's grid point is 0.2 in every coordinate, 0.03 * sqrt(12) = 0.104 from each point)
+    X = np.full((2, 12), 0.23, dtype=np.float32)
+    X[1] = 0.17
+    with caplog.at_level("WARNING", logger="harmonic_seg.nn.meanshift"):
+        c, lab = mean_shift(X, 0.1, seeds="bin")
+    assert len(c) == 2 and sorted(lab) == [0, 1]
+    assert "1 seed(s) for 2 point(s)" in caplog.text and "min_bin_freq=1" in caplog.text
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
