@@ -17,7 +17,11 @@ cost of a ``train_seg`` call is not counted as training time). As
 ``reproduce.py`` does for the harmonic network, 10 % of the training images are
 held out to tune Cellpose's post-processing (``flow_threshold``,
 ``cellprob_threshold``) by SBD; Cellpose's own documentation tells users to
-tune these two. Cellpose's targets (flows) are computed once beforehand,
+tune these two. The minimum mask size is tuned with them, on the grid the
+harmonic tuning uses (Cellpose's default 15 px and 2-50 % of the median
+instance area of the held-out images, ``harmonic_seg._tuning``): masks below
+it are dropped after Cellpose's own clean-up (hole filling, masks < 15 px), the
+same way on the held-out and the test images. Cellpose's targets (flows) are computed once beforehand,
 outside the budget (reproduce.py's calibration likewise counts only training
 steps, not the guide fitting). The test split is segmented and scored with the
 library's metrics (``reproduce.scores``, per-worm masks where they overlap),
@@ -41,7 +45,9 @@ from reproduce import OUT, RECIPE_TRAIN_TRUTH, given_foreground, resolve_train_t
 from skimage.measure import label as connected_components
 from train_embedding import load
 
+from harmonic_seg._tuning import median_instance_area, min_size_grid
 from harmonic_seg.metrics import mean_symmetric_best_dice
+from harmonic_seg.postprocess import remove_small_instances
 
 #: Cellpose's channel argument: grey input for all our data sets but CVPPP (RGB: green, none).
 CHANNELS = {"cvppp_a1": [2, 0]}
@@ -49,6 +55,8 @@ CHANNELS = {"cvppp_a1": [2, 0]}
 #: flow_threshold 0 switches the flow-error check off).
 FLOW_THRESHOLDS = (0.4, 0.8, 0.0)
 CELLPROB_THRESHOLDS = (0.0, -2.0)
+#: Cellpose's own minimum mask size (its default): the tuned minimum size is never below it.
+CELLPOSE_MIN_SIZE = 15
 
 
 def _prepare(images):
@@ -141,19 +149,25 @@ def main(argv=None):
     t0 = time.perf_counter()
     val_images = [images[i] for i in held]
     val_gt = [np.asarray(train.labels[i]) for i in held]
+    sizes = [s for s in min_size_grid(CELLPOSE_MIN_SIZE, median_instance_area(val_gt)) if s >= CELLPOSE_MIN_SIZE]
     tuning = []
     for ft, ct in itertools.product(FLOW_THRESHOLDS, CELLPROB_THRESHOLDS):
         masks = model.eval(val_images, channels=channels, diameter=diameter, flow_threshold=ft,
-                           cellprob_threshold=ct)[0]
-        tuning.append({"flow_threshold": ft, "cellprob_threshold": ct,
-                       "sbd": mean_symmetric_best_dice(val_gt, [np.asarray(m, dtype=np.int32) for m in masks])})
+                           cellprob_threshold=ct, min_size=CELLPOSE_MIN_SIZE)[0]
+        masks = [np.asarray(m, dtype=np.int32) for m in masks]
+        for size in sizes:
+            filtered = [remove_small_instances(m, size) for m in masks]
+            tuning.append({"flow_threshold": ft, "cellprob_threshold": ct, "min_size": size,
+                           "sbd": mean_symmetric_best_dice(val_gt, filtered)})
+    # first best wins: ties go to Cellpose's defaults (listed first) and the smallest size
     best = max(tuning, key=lambda r: r["sbd"])
     tune_s = time.perf_counter() - t0
     print(f"tuned on {len(held)} held-out training images: {best}", flush=True)
     t0 = time.perf_counter()
     pred = model.eval(_prepare(test.images), channels=channels, diameter=diameter,
-                      flow_threshold=best["flow_threshold"], cellprob_threshold=best["cellprob_threshold"])[0]
-    pred = [np.asarray(m, dtype=np.int32) for m in pred]
+                      flow_threshold=best["flow_threshold"], cellprob_threshold=best["cellprob_threshold"],
+                      min_size=CELLPOSE_MIN_SIZE)[0]
+    pred = [remove_small_instances(np.asarray(m, dtype=np.int32), best["min_size"]) for m in pred]
     predict_s = time.perf_counter() - t0
     gt = test.masks if test.masks is not None else test.labels
     fg = given_foreground(args.dataset, test)
