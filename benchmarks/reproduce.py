@@ -94,10 +94,10 @@ def resolve_train_truth(parser, dataset, requested):
 #: re-tuned), against 0.363 for the search from init_range="auto" (periods from 71 px: four equivalent
 #: diameters; 0.399 re-tuned). The search from "auto-length" (four lengths, from 247 px) scores as this
 #: recipe (0.451 vs 0.448 re-tuned, seeds 0-1). HeLa: the search from "auto-length", with which its recipe
-#: was measured. Leaves keep "auto" (SBD 0.742; 0.754 with "auto-length": means of two seeds, within the
-#: seed spread; 0.690 with fixed low guides, one seed), as does the bright-field protocol (COCO AP 0.077 vs
-#: 0.036 with the low held search, as run).
-RECIPE_GUIDES = {"bbbc010": "optimize_low", "ctc_dic_c2dh_hela": "optimize_length"}
+#: was measured. Leaves: the search from "auto-length" (SBD 0.760, COCO AP 0.477, means of seeds 0-2)
+#: against "auto" (0.747, 0.432) and fixed low guides (0.690, one seed). The bright-field protocol keeps
+#: "auto" (COCO AP 0.077 vs 0.036 with the low held search, as run).
+RECIPE_GUIDES = {"bbbc010": "optimize_low", "ctc_dic_c2dh_hela": "optimize_length", "cvppp_a1": "optimize_length"}
 
 
 def scores(gt, pred, instance_scores=None):
