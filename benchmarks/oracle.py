@@ -2,9 +2,10 @@
 
     python benchmarks/oracle.py bbbc010 cvppp_a1 ctc_dic_c2dh_hela
 
-For each data set, guide functions are fitted on the training label maps
-exactly as ``reproduce.py`` fits them (12 guides, margin 0.5, ``init_range``
-"auto", seed 0); then the *target* embeddings of the test label maps (what a
+For each data set, guide functions are fitted on the training label maps by
+the paper's search (12 guides, margin 0.5, ``init_range`` "auto", seed 0, as
+``reproduce.py`` fitted them before its recipes chose other starting ranges;
+see ``RECIPE_GUIDES`` there); then the *target* embeddings of the test label maps (what a
 perfect network would predict) are clustered by the library's mean shift with
 bandwidth eps over the ground-truth foreground, and scored with the same
 metrics as the reproduction tables, beside the trivial floor (connected

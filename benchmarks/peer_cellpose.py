@@ -18,8 +18,9 @@ cost of a ``train_seg`` call is not counted as training time). As
 held out to tune Cellpose's post-processing (``flow_threshold``,
 ``cellprob_threshold``) by SBD; Cellpose's own documentation tells users to
 tune these two. The minimum mask size is tuned with them, on the grid the
-harmonic tuning uses (Cellpose's default 15 px and 2-50 % of the median
-instance area of the held-out images, ``harmonic_seg._tuning``): masks below
+harmonic tuning uses, built around Cellpose's default 15 px
+(``harmonic_seg._tuning.min_size_grid``: 15, 40, 100 px and 2-50 % of the
+median instance area of the held-out images): masks below
 it are dropped after Cellpose's own clean-up (hole filling, masks < 15 px), the
 same way on the held-out and the test images. Cellpose's targets (flows) are computed once beforehand,
 outside the budget (reproduce.py's calibration likewise counts only training

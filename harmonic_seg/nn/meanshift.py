@@ -230,10 +230,14 @@ def _mean_shift(
         levels, seed_pts - mu, bandwidth, kernel, metric, int(max_iter), float(tol), int(batch_size)
     )
     if not bool(alive.any()):
+        binned = (
+            f"; with seeds={seeds!r} a grid cell needs min_bin_freq={min_bin_freq} point(s) to seed"
+            if isinstance(seeds, str) else ""
+        )
         logger.warning(
-            "no seed had a point within bandwidth=%g (%d seed(s) for %d point(s); with seeds='bin'/'bin_mean' a "
-            "cell needs min_bin_freq=%d points to seed); using the points as seeds (scikit-learn raises here)",
-            bandwidth, seed_pts.shape[0], n, min_bin_freq,
+            "no seed had a point within bandwidth=%g (%d seed(s) for %d point(s) in the mode search%s); using those "
+            "points as seeds (scikit-learn raises here)",
+            bandwidth, seed_pts.shape[0], sample.shape[0], binned,
         )
         centers, intensity, alive, n_iter = _shift_seeds(
             levels, sample_c, bandwidth, kernel, metric, int(max_iter), float(tol), int(batch_size)

@@ -156,7 +156,7 @@ def test_no_seed_with_points_falls_back(caplog):
     with caplog.at_level("WARNING", logger="harmonic_seg.nn.meanshift"):
         c, lab = mean_shift(X, 0.1, seeds="bin")
     assert len(c) == 2 and sorted(lab) == [0, 1]
-    assert "1 seed(s) for 2 point(s)" in caplog.text and "min_bin_freq=1" in caplog.text
+    assert "1 seed(s) for 2 point(s)" in caplog.text and "seeds='bin'" in caplog.text and "min_bin_freq=1" in caplog.text
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
