@@ -11,6 +11,7 @@ from harmonic_seg._tuning import (
     validation_score,
 )
 from harmonic_seg.metrics import matching_dataset
+from harmonic_seg.postprocess import remove_small_instances
 
 
 def _truth():
@@ -82,10 +83,7 @@ def test_size_filtered_clusters_once_per_bandwidth():
         calls.append((pred, bandwidth, metric))
         return truth
 
-    def drop_small(lab, min_size):
-        return np.where(np.isin(lab, [i for i, n in enumerate(np.bincount(lab.ravel())) if n < min_size]), 0, lab)
-
-    cluster = size_filtered(cluster_all, drop_small)
+    cluster = size_filtered(cluster_all, remove_small_instances)
     preds = ["a", "b"]
     best, results = grid_search_clustering(cluster, preds, [truth, truth], 0.5, 10, 12, typical_area=1000.0)
     n_grid = 2 * len(BANDWIDTH_FACTORS)
