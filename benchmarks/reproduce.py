@@ -174,6 +174,10 @@ GUIDE_CHOICES = {
 }
 
 
+#: Command-line overrides of the recipe: HarmonicSegmenter parameter -> tag of the result file's name.
+OVERRIDES = {"scale": "scale", "crop_size": "crop", "boundary_weight": "bw", "fg_weight": "fgw", "base_width": "width"}
+
+
 def save_pictures(dataset, variant, test, shown, embedded, folder, n_pictures):
     """Image | truth | prediction | embedding of the first test images, as ``evaluate`` returned them.
 
@@ -222,6 +226,12 @@ def main(argv=None):
     p.add_argument("--boundary-weight", type=float, default=None,
                    help="HarmonicSegmenter(boundary_weight=...): extra L1 weight where instances touch "
                    "(default: 0, off in every recipe)")
+    p.add_argument("--fg-weight", type=float, default=None,
+                   help="HarmonicSegmenter(fg_weight=...): weight of the foreground BCE (default: 1 in every recipe)")
+    p.add_argument("--base-width", type=int, default=None,
+                   help="HarmonicSegmenter(base_width=...): channels of the first U-Net level (default: the recipe's)")
+    p.add_argument("--rotate", action="store_true",
+                   help="HarmonicSegmenter(rotate=True): random rotations of the training images by any angle")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -249,12 +259,11 @@ def main(argv=None):
         variant=args.variant, loss=args.loss, steps_per_epoch=args.steps_per_epoch, validation_fraction=0.1,
         tune_postprocessing=True, device=args.device, num_threads=args.threads, random_state=args.seed,
     )
-    if args.scale is not None:
-        params["scale"] = args.scale
-    if args.crop_size is not None:
-        params["crop_size"] = args.crop_size
-    if args.boundary_weight is not None:
-        params["boundary_weight"] = args.boundary_weight
+    for name in OVERRIDES:
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.rotate:
+        params["rotate"] = True
     if args.epochs is None:
         epochs, step = calibrate(params, train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
@@ -272,7 +281,7 @@ def main(argv=None):
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
-        boundary_weight=seg.boundary_weight, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
@@ -282,9 +291,9 @@ def main(argv=None):
     result["pictures"] = pictures
     suffix = "" if (args.variant, args.guides) == ("sin", recipe_guides) else f"_{args.variant}_{args.guides}"
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
-    suffix += f"_scale{args.scale:g}" if args.scale is not None else ""
-    suffix += f"_crop{args.crop_size}" if args.crop_size is not None else ""
-    suffix += f"_bw{args.boundary_weight:g}" if args.boundary_weight is not None else ""
+    suffix += "".join(f"_{tag}{getattr(args, name):g}" for name, tag in OVERRIDES.items()
+                      if getattr(args, name) is not None)
+    suffix += "_rot" if args.rotate else ""
     suffix += "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
     suffix += f"_seed{args.seed}" if args.seed else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)

@@ -99,6 +99,10 @@ class HarmonicSegmenter(BaseEstimator):
         ``min_size`` and ``bandwidth`` are not affected.
     flips : bool, default=True
         Random left-right and up-down flips.
+    rotate : bool, default=False
+        Random rotations of training images by any angle (after scaling and
+        flips); the pixels a rotation brings in from outside the image are
+        left out of the loss. Targets are computed in the rotated frame.
     percentiles : tuple of float or None, default=(1.0, 99.8)
         Per-image percentile normalisation of the input (whole image, never
         per tile); None feeds the images as they are (as float32).
@@ -206,6 +210,7 @@ class HarmonicSegmenter(BaseEstimator):
         "scale_range": [tuple, list, None],
         "scale": [Interval(Real, 0, None, closed="neither")],
         "flips": ["boolean"],
+        "rotate": ["boolean"],
         "percentiles": [tuple, list, None],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "min_size": [Interval(Integral, 0, None, closed="left")],
@@ -247,6 +252,7 @@ class HarmonicSegmenter(BaseEstimator):
         scale_range=(0.75, 1.33),
         scale=1.0,
         flips=True,
+        rotate=False,
         percentiles=(1.0, 99.8),
         bandwidth=None,
         min_size=10,
@@ -284,6 +290,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.scale_range = scale_range
         self.scale = scale
         self.flips = flips
+        self.rotate = rotate
         self.percentiles = percentiles
         self.bandwidth = bandwidth
         self.min_size = min_size
@@ -394,6 +401,7 @@ class HarmonicSegmenter(BaseEstimator):
             loss=self.loss,
             scale_range=None if self.scale_range is None else tuple(self.scale_range),
             flips=self.flips,
+            rotate=self.rotate,
             device=self.device,
             amp=self.amp,
             num_threads=self.num_threads,

@@ -63,6 +63,8 @@ class TrainConfig:
         embedding term of whichever loss is used.
     scale_range : tuple of float or None, default=(0.75, 1.33)
     flips : bool, default=True
+    rotate : bool, default=False
+        Random rotations by any angle (:func:`~harmonic_seg.nn.augment.random_rotation`).
     device : str, default="auto"
     amp : bool or None, default=None
         Mixed precision; None: on when training on CUDA. Ignored on CPU.
@@ -92,6 +94,7 @@ class TrainConfig:
     loss: str = "harmonic"
     scale_range: tuple | None = (0.75, 1.33)
     flips: bool = True
+    rotate: bool = False
     device: str = "auto"
     amp: bool | None = None
     num_threads: int | None = None

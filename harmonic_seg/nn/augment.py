@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resize_bilinear", "resize_nearest", "random_scale_flip", "random_crop_window"]
+__all__ = ["resize_bilinear", "resize_nearest", "random_scale_flip", "random_rotation", "random_crop_window"]
 
 
 def _source_coords(n_out, n_in):
@@ -98,6 +98,36 @@ def random_scale_flip(image, labels, ignore, rng, scale_range=(0.75, 1.33), flip
         np.ascontiguousarray(labels),
         np.ascontiguousarray(ignore),
     )
+
+
+def random_rotation(image, labels, ignore, rng):
+    """Rotation of a whole sample by an angle drawn uniformly in [0, 360) degrees.
+
+    The new frame holds the whole rotated image (it grows by up to a factor
+    of sqrt(2) along each axis); its pixels that come from outside the image
+    are 0 in the image, background in the labels and ignored.
+
+    Parameters
+    ----------
+    image : ndarray of shape (C, H, W), float32
+    labels : ndarray of shape (H, W), int
+    ignore : ndarray of shape (H, W), bool
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    image, labels, ignore : ndarrays in the rotated frame
+    """
+    from scipy import ndimage as ndi
+
+    angle = float(rng.uniform(0.0, 360.0))
+    rot = lambda a, order: ndi.rotate(a, angle, axes=(-1, -2), reshape=True, order=order, cval=0,  # noqa: E731
+                                      mode="constant", prefilter=False)
+    image = rot(np.asarray(image, dtype=np.float32), 1)
+    labels = rot(np.asarray(labels), 0)
+    inside = rot(np.ones(ignore.shape, np.uint8), 0).astype(bool)
+    ignore = rot(np.asarray(ignore, dtype=np.uint8), 0).astype(bool) | ~inside
+    return np.ascontiguousarray(image), np.ascontiguousarray(labels), np.ascontiguousarray(ignore)
 
 
 def random_crop_window(shape, crop_size, rng=None):

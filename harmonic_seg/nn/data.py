@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..embeddings import embedding_map
-from .augment import random_crop_window, random_scale_flip
+from .augment import random_crop_window, random_rotation, random_scale_flip
 
 __all__ = ["CropSampler", "crop_sample"]
 
@@ -73,9 +73,14 @@ class CropSampler:
     crop_size : int or tuple of int, default=256
     scale_range : tuple of float or None, default=(0.75, 1.33)
     flips : bool, default=True
+    rotate : bool, default=False
+        Also rotate every sample by a random angle (after scaling and flips;
+        see :func:`~harmonic_seg.nn.augment.random_rotation`).
     """
 
-    def __init__(self, images, labels, guides, ignore=None, crop_size=256, scale_range=(0.75, 1.33), flips=True):
+    def __init__(
+        self, images, labels, guides, ignore=None, crop_size=256, scale_range=(0.75, 1.33), flips=True, rotate=False
+    ):
         self.images = images
         self.labels = labels
         self.guides = guides
@@ -83,6 +88,7 @@ class CropSampler:
         self.crop_size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
         self.scale_range = scale_range
         self.flips = flips
+        self.rotate = rotate
         areas = np.array([lab.size for lab in labels], dtype=np.float64)
         #: Images are drawn with probability proportional to their area.
         self.weights = areas / areas.sum()
@@ -109,6 +115,8 @@ class CropSampler:
         img, lab, ign = random_scale_flip(
             self.images[i], self.labels[i], self._ignore(i), rng, self.scale_range, self.flips
         )
+        if self.rotate:
+            img, lab, ign = random_rotation(img, lab, ign, rng)
         target = embedding_map(lab, self.guides)
         corner = random_crop_window(lab.shape, self.crop_size, rng)
         return crop_sample(img, lab, ign, target, corner, self.crop_size)

@@ -196,7 +196,7 @@ class Trainer:
         sel = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
         tr = self.train_indices_
         sampler = CropSampler(sel(images, tr), sel(labels, tr), self.guides, sel(ignore, tr),
-                              cfg.crop_size, cfg.scale_range, cfg.flips)
+                              cfg.crop_size, cfg.scale_range, cfg.flips, cfg.rotate)
         val_samples = None
         if n_val:
             va = self.val_indices_

@@ -6,7 +6,7 @@ import torch
 
 from harmonic_seg.embeddings import embedding_map
 from harmonic_seg.guides import random_guides
-from harmonic_seg.nn.augment import random_scale_flip, resize_bilinear, resize_nearest
+from harmonic_seg.nn.augment import random_rotation, random_scale_flip, resize_bilinear, resize_nearest
 from harmonic_seg.nn.data import CropSampler
 from harmonic_seg.nn.trainer import Callback, TrainConfig, Trainer
 from harmonic_seg.nn.unet import HarmonicUNet
@@ -93,6 +93,33 @@ def test_random_scale_flip_consistent():
                                       scale_range=(1.5, 1.5), flips=True)
     assert img.shape == (1, 60, 60) and lab.shape == (60, 60) and ign.shape == (60, 60)
     assert set(np.unique(lab)) <= set(np.unique(labels[0]))
+
+
+def test_random_rotation_keeps_instances_and_ignores_what_comes_from_outside():
+    images, labels = make_data(1, shape=(40, 56))
+    ign0 = np.zeros((40, 56), bool)
+    ign0[:2] = True
+    areas = np.bincount(labels[0].ravel())
+    for seed in range(4):
+        img, lab, ign = random_rotation(images[0], labels[0], ign0, np.random.default_rng(seed))
+        assert img.shape[1:] == lab.shape == ign.shape and img.dtype == np.float32
+        assert lab.shape[0] >= 40 and lab.shape[1] >= 40  # the frame holds the whole rotated image
+        # every instance keeps its id and (to nearest-neighbour rounding) its area
+        new = np.bincount(lab.ravel(), minlength=len(areas))
+        np.testing.assert_allclose(new[1:], areas[1:], rtol=0.1, atol=3)
+        # the pixels from outside the image: ignored, background, black; the rest: as many as before
+        assert (~ign).sum() <= 40 * 54 + 0.05 * 40 * 56 and (~ign).sum() >= 40 * 54 - 0.05 * 40 * 56
+        outside = ign & (lab == 0) & (img[0] == 0)
+        assert outside.sum() >= lab.size - 40 * 56 - 0.05 * lab.size
+
+
+def test_sampler_rotation_targets_in_rotated_frame():
+    images, labels = make_data(1, shape=(50, 60))
+    s = CropSampler(images, labels, GUIDES, crop_size=96, scale_range=None, flips=False, rotate=True)
+    img, tgt, lab, ign, origin = s.sample(np.random.default_rng(3))
+    assert (origin == 0).all()  # a 96-px crop holds the whole rotated 50 x 60 frame
+    np.testing.assert_allclose(tgt, embedding_map(lab, GUIDES), atol=1e-6)
+    assert ign.any() and not lab[ign & (img[0] == 0)].any()
 
 
 # --- training ----------------------------------------------------------------
