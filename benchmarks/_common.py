@@ -27,6 +27,13 @@ def machine():
     import harmonic_seg
 
     info["harmonic_seg"] = harmonic_seg.__version__
+    try:  # the vector instructions torch's CPU kernels use: runs on AVX2 and AVX-512 differ in the last digits
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except ImportError:
+        pass
     return info
 
 

@@ -176,6 +176,8 @@ GUIDE_CHOICES = {
 
 #: Command-line overrides of the recipe: HarmonicSegmenter parameter -> tag of the result file's name.
 OVERRIDES = {"scale": "scale", "crop_size": "crop", "boundary_weight": "bw", "fg_weight": "fgw", "base_width": "width"}
+#: Command-line switches that turn a HarmonicSegmenter option on -> tag of the result file's name.
+FLAGS = {"rotate": "rot", "merge_small": "merge"}
 
 
 def save_pictures(dataset, variant, test, shown, embedded, folder, n_pictures):
@@ -232,6 +234,9 @@ def main(argv=None):
                    help="HarmonicSegmenter(base_width=...): channels of the first U-Net level (default: the recipe's)")
     p.add_argument("--rotate", action="store_true",
                    help="HarmonicSegmenter(rotate=True): random rotations of the training images by any angle")
+    p.add_argument("--merge-small", action="store_true",
+                   help="HarmonicSegmenter(merge_small=True): fragments below min_size go to the instance they touch "
+                   "instead of being dropped (default: the recipe's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -262,8 +267,9 @@ def main(argv=None):
     for name in OVERRIDES:
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
-    if args.rotate:
-        params["rotate"] = True
+    for name in FLAGS:
+        if getattr(args, name):
+            params[name] = True
     if args.epochs is None:
         epochs, step = calibrate(params, train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
@@ -281,7 +287,8 @@ def main(argv=None):
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
-        boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
+        merge_small=seg.merge_small, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
@@ -293,7 +300,8 @@ def main(argv=None):
     suffix += "" if args.loss == "harmonic" else f"_{args.loss}"
     suffix += "".join(f"_{tag}{getattr(args, name):g}" for name, tag in OVERRIDES.items()
                       if getattr(args, name) is not None)
-    suffix += "_rot" if args.rotate else ""
+    suffix += "".join(f"_{tag}" for name, tag in FLAGS.items()
+                      if getattr(args, name) and not RECIPES[args.dataset].get(name))
     suffix += "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
     suffix += f"_seed{args.seed}" if args.seed else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)

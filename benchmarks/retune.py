@@ -57,12 +57,17 @@ def main(argv=None):
     p.add_argument("--n-pictures", type=int, default=1)
     p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
                    help="DIC-HeLa: the training frames the model was fitted on (default: the recipe's, silver)")
+    p.add_argument("--merge-small", action="store_true",
+                   help="tune and score with merge_small=True: fragments below min_size go to the instance they "
+                   "touch instead of being dropped")
     args = p.parse_args(argv)
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
     seg = HarmonicSegmenter.load(args.model)
     if args.threads is not None:
         seg.set_params(num_threads=args.threads)
+    if args.merge_small:
+        seg.set_params(merge_small=True)
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
     before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
@@ -74,13 +79,16 @@ def main(argv=None):
     variant = f"{seg.variant}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
     result = dict(
-        dataset=args.dataset, model=str(args.model), scoring=args.scoring, validation_images=val,
+        dataset=args.dataset, model=str(args.model), scoring=args.scoring, merge_small=seg.merge_small,
+        validation_images=val,
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
         tuning_results=seg.tuning_results_, rows=rows, pictures=pictures, machine=machine(),
     )
-    out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}.json", result)
+    tag = "_merge" if args.merge_small else ""
+    out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}{tag}.json", result)
     print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
-          f"{before} -> {after}\n")
+          f"{before} -> {after} (validation {args.scoring} "
+          f"{max(r['score'] for r in seg.tuning_results_):.3f})\n")
     print_table(rows)
     print(f"\n{out}")
 

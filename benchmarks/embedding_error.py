@@ -1,0 +1,82 @@
+"""How well a saved network regresses its targets on training, held-out and test images: a diagnostic.
+
+    python benchmarks/embedding_error.py ctc_dic_c2dh_hela out/model_hela_quarter
+
+For each group of images, the network's embedding is compared with the target
+embedding (:func:`harmonic_seg.embeddings.embedding_map` of the label map, with
+the model's guides) in the frame the network works in (the images and label maps
+reduced by the model's ``scale``): the mean absolute error over the foreground
+pixels, the training loss's L1 term, and the Dice of the predicted foreground
+(``fg_prob > fg_threshold``) with its false and missed pixels as fractions of
+the true foreground. The groups: every ``--every``-th image the network
+was trained on, the images ``fit`` held out (the clustering is tuned on them),
+and the test split. A test error well above the held-out one says that the
+network does not carry over to new images as well as the held-out images
+suggest. Results: ``benchmarks/out/embedding_error_<model folder name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from _common import machine, write_json
+from reproduce import OUT, resolve_train_truth
+from retune import held_out
+from train_embedding import load
+
+from harmonic_seg import HarmonicSegmenter
+from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.nn import predict_embeddings
+from harmonic_seg.preprocessing import rescale_channels_first, rescale_labels, scaled_shape
+
+
+def errors(seg, images, labels):
+    """Mean over the images of the foreground L1 error and of the foreground Dice, in the network's frame."""
+    guides = seg.guides_.guides_
+    chws, _ = seg._check_predict_input(images, None)
+    l1, dice, false, missed = [], [], [], []
+    for chw, lab in zip(seg._prepare(chws), labels):
+        shape = scaled_shape(lab.shape, seg.scale)
+        if seg.scale != 1:
+            chw, lab = rescale_channels_first(chw, shape), rescale_labels(lab, shape)
+        with seg._threads():
+            emb, prob = predict_embeddings(seg.module_, chw)
+        fg = lab > 0
+        l1.append(float(np.abs(emb - embedding_map(lab, guides))[:, fg].mean()))
+        pred = prob > seg.fg_threshold
+        dice.append(float(2 * (pred & fg).sum() / max(1, pred.sum() + fg.sum())))
+        false.append(float((pred & ~fg).sum() / max(1, fg.sum())))
+        missed.append(float((fg & ~pred).sum() / max(1, fg.sum())))
+    return {"images": len(l1), "fg L1": float(np.mean(l1)), "fg Dice": float(np.mean(dice)),
+            "false fg / fg": float(np.mean(false)), "missed fg / fg": float(np.mean(missed))}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
+    p.add_argument("model", type=Path, help="folder written by reproduce.py --save-model")
+    p.add_argument("--every", type=int, default=8, help="use every k-th training image (default: 8)")
+    p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
+                   help="DIC-HeLa: the training frames the model was fitted on (default: the recipe's, silver)")
+    args = p.parse_args(argv)
+    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
+    seg = HarmonicSegmenter.load(args.model)
+    train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
+    val = held_out(seg, len(train))
+    fitted = [i for i in range(len(train)) if i not in val][:: args.every]
+    groups = {
+        "trained on": errors(seg, [train.images[i] for i in fitted], [train.labels[i] for i in fitted]),
+        "held out": errors(seg, [train.images[i] for i in val], [train.labels[i] for i in val]),
+        "test split": errors(seg, test.images, test.labels),
+    }
+    out = write_json(OUT / f"embedding_error_{args.model.resolve().name}.json",
+                     dict(dataset=args.dataset, model=str(args.model), groups=groups, machine=machine()))
+    print(json.dumps(groups, indent=1))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
