@@ -32,7 +32,7 @@ def machine():
 
         info["torch"] = torch.__version__
         info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    except ImportError:
+    except Exception:  # noqa: BLE001 -- a description of the machine must never lose a finished run's results
         pass
     return info
 

@@ -23,8 +23,9 @@ the network and the guides work on images resized by it (0.25 in the HeLa recipe
 leaf recipes, so that a crop and the receptive field cover whole objects at
 the cost of full-size crops); predictions and scores are at full resolution.
 The paper's figure is printed beside ours. Results:
-``benchmarks/out/results_<dataset>[_<variant>_<guides>][_<loss>][_scale<S>][_crop<C>][_bw<W>][_gold|_silver][_seed<K>].json`` and
-a markdown table on stdout; ``docs/results.md`` quotes them.
+``benchmarks/out/results_<dataset>[_<variant>_<guides>][_<loss>][_scale<S>][_crop<C>][_bw<W>][_fgw<F>]``
+``[_width<B>][_rot][_merge][_gold|_silver][_seed<K>].json`` and a markdown table on stdout;
+``docs/results.md`` quotes them.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ RECIPES = {
     "cvppp_a1": dict(depth=4, base_width=16, crop_size=192, batch_size=4, learning_rate=2e-3, scale=0.5),
     # HeLa: quarter-size frames (cells of about 28 px, as Cellpose rescales them; a 128-px crop is a whole
     # frame), trained on the silver truth of all 84 frames of sequence 01 (RECIPE_TRAIN_TRUTH): SBD 0.813,
-    # 0.786 and 0.814 with seeds 0-2, against 0.717 halved (docs/results.md); on its 9 gold frames alone a
+    # 0.786 and 0.814 with seeds 0-2 (0.782, 0.830 and 0.806 on a second machine), against 0.717 halved
+    # (docs/results.md); on its 9 gold frames alone a
     # reduced frame is one crop and the network memorised them (SBD 0.24 halved)
     "ctc_dic_c2dh_hela": dict(depth=4, base_width=16, crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.25),
 }
@@ -236,7 +238,7 @@ def main(argv=None):
                    help="HarmonicSegmenter(rotate=True): random rotations of the training images by any angle")
     p.add_argument("--merge-small", action="store_true",
                    help="HarmonicSegmenter(merge_small=True): fragments below min_size go to the instance they touch "
-                   "instead of being dropped (default: the recipe's)")
+                   "instead of being dropped (the worm recipes have it on already)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -11,7 +11,7 @@ the test split), by ``--scoring``: ``sbd`` (what ``fit`` uses) or
 AP); ``--scoring sbd`` on a model that ``fit`` tuned itself chooses what ``fit``
 chose, so it also serves to draw pictures of a saved model (``--pictures``).
 The test split is then scored as ``reproduce.py`` scores it. Results:
-``benchmarks/out/retune_<model folder name>_<scoring>.json`` and a markdown table.
+``benchmarks/out/retune_<model folder name>_<scoring>[_merge].json`` and a markdown table.
 """
 
 from __future__ import annotations
@@ -64,17 +64,19 @@ def main(argv=None):
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
     seg = HarmonicSegmenter.load(args.model)
+    saved_merge_small = seg.merge_small
     if args.threads is not None:
         seg.set_params(num_threads=args.threads)
     if args.merge_small:
         seg.set_params(merge_small=True)
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
-    before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
+    before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
+                  merge_small=saved_merge_small)
     t0 = time.perf_counter()
     seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
     tune_s = time.perf_counter() - t0
-    after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_)
+    after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_, merge_small=seg.merge_small)
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
     variant = f"{seg.variant}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
