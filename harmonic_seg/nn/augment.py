@@ -116,7 +116,10 @@ def random_rotation(image, labels, ignore, rng):
 
     Returns
     -------
-    image, labels, ignore : ndarrays in the rotated frame
+    image : ndarray of shape (C, H', W'), float32
+    labels : ndarray of shape (H', W'), the dtype of ``labels``
+    ignore : ndarray of shape (H', W'), bool
+        The sample in the rotated frame of ``(H', W')`` pixels.
     """
     from scipy import ndimage as ndi
 
