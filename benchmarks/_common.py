@@ -27,7 +27,7 @@ def machine():
     import harmonic_seg
 
     info["harmonic_seg"] = harmonic_seg.__version__
-    try:  # the vector instructions torch's CPU kernels use: runs on AVX2 and AVX-512 differ in the last digits
+    try:  # the vector instructions torch's CPU kernels use: AVX2 and AVX-512 runs may differ in the last digits
         import torch
 
         info["torch"] = torch.__version__

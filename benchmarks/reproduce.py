@@ -74,8 +74,8 @@ RECIPES = {
     # HeLa: quarter-size frames (cells of about 28 px, as Cellpose rescales them; a 128-px crop is a whole
     # frame), trained on the silver truth of all 84 frames of sequence 01 (RECIPE_TRAIN_TRUTH): SBD 0.813,
     # 0.786 and 0.814 with seeds 0-2 (0.782, 0.830 and 0.806 on a second machine), against 0.717 halved
-    # (docs/results.md); on its 9 gold frames alone a
-    # reduced frame is one crop and the network memorised them (SBD 0.24 halved)
+    # (docs/results.md); on its 9 gold frames alone a reduced frame is one crop and the network memorised
+    # them (SBD 0.24 halved)
     "ctc_dic_c2dh_hela": dict(depth=4, base_width=16, crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.25),
 }
 
