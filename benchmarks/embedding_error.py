@@ -34,7 +34,6 @@ from train_embedding import load
 
 from harmonic_seg import HarmonicSegmenter
 from harmonic_seg.embeddings import embedding_map
-from harmonic_seg.nn import predict_embeddings
 from harmonic_seg.preprocessing import rescale_channels_first, rescale_labels, scaled_shape
 
 
@@ -43,8 +42,6 @@ def errors(seg, images, labels, ignore=None):
     if not images:
         return None
     guides = seg.guides_.guides_
-    rf = getattr(seg.module_, "receptive_field", 0)
-    overlap = seg.tile_overlap if seg.tile_overlap is not None else 2 * (rf // 2)
     chws, _ = seg._check_predict_input(images, None)
     l1, dice, false, missed = [], [], [], []
     for chw, lab, ign in zip(seg._prepare(chws), labels, ignore or [None] * len(labels)):
@@ -54,7 +51,7 @@ def errors(seg, images, labels, ignore=None):
             chw, lab, ign = (rescale_channels_first(chw, shape), rescale_labels(lab, shape),
                              rescale_labels(ign, shape))
         with seg._threads():
-            emb, prob = predict_embeddings(seg.module_, chw, tile_size=seg.tile_size, overlap=overlap, amp=seg.amp)
+            emb, prob = seg._embed_reduced(chw)  # what predict computes before bringing it back to full size
         fg = lab > 0
         l1.append(float(np.abs(emb - embedding_map(lab, guides))[:, fg & ~ign].mean()))
         pred = prob > seg.fg_threshold

@@ -506,15 +506,19 @@ class HarmonicSegmenter(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ predict
-    def _embed(self, chw):
+    def _embed_reduced(self, chw):
+        """The network's embedding and foreground probability of an image already reduced by ``scale``."""
         from .nn import predict_embeddings
 
         rf = getattr(self.module_, "receptive_field", 0)
         overlap = self.tile_overlap if self.tile_overlap is not None else 2 * (rf // 2)
+        return predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
+
+    def _embed(self, chw):
         shape = chw.shape[1:]
         if self.scale != 1:
             chw = rescale_channels_first(chw, scaled_shape(shape, self.scale))
-        emb, prob = predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
+        emb, prob = self._embed_reduced(chw)
         if self.scale != 1:
             emb = rescale_channels_first(emb, shape)
             prob = rescale_channels_first(prob[None], shape)[0]
