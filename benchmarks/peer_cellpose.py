@@ -102,6 +102,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None,
+                   help="result file (default: out/results_peer_cellpose_<dataset>[_<truth>].json)")
     p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
                    help="DIC-HeLa only; default: the harmonic recipe's (silver: the silver truth of the 84 frames "
                    "of sequence 01; gold: its 9 gold frames), see reproduce.py")
@@ -203,7 +205,7 @@ def main(argv=None):
         "rows": rows,
     }
     suffix = "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
-    path = write_json(OUT / f"results_peer_cellpose_{args.dataset}{suffix}.json", payload)
+    path = write_json(args.out or OUT / f"results_peer_cellpose_{args.dataset}{suffix}.json", payload)
     keys = list(next(iter(rows.values())))
     print(f"\n{args.dataset}: Cellpose {cellpose_version} from scratch, {epochs} batches of {args.batch_size} "
           f"crops {args.bsize}x{args.bsize}, {train_s / 60:.1f} min training on {args.device}")

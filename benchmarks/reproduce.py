@@ -179,7 +179,7 @@ GUIDE_CHOICES = {
 #: Command-line overrides of the recipe: HarmonicSegmenter parameter -> tag of the result file's name.
 OVERRIDES = {"scale": "scale", "crop_size": "crop", "boundary_weight": "bw", "fg_weight": "fgw", "base_width": "width"}
 #: Command-line switches that turn a HarmonicSegmenter option on -> tag of the result file's name.
-FLAGS = {"rotate": "rot", "merge_small": "merge"}
+FLAGS = {"rotate": "rot", "merge_small": "merge", "amp": "amp"}
 
 
 def save_pictures(dataset, variant, test, shown, embedded, folder, n_pictures):
@@ -239,6 +239,8 @@ def main(argv=None):
     p.add_argument("--merge-small", action="store_true",
                    help="HarmonicSegmenter(merge_small=True): fragments below min_size go to the instance they touch "
                    "instead of being dropped (the worm recipes have it on already)")
+    p.add_argument("--amp", action="store_true",
+                   help="HarmonicSegmenter(amp=True): bfloat16 autocast on CPU (float16 on CUDA) in fit and predict")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -290,7 +292,7 @@ def main(argv=None):
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
         boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
-        merge_small=seg.merge_small, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        merge_small=seg.merge_small, amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],

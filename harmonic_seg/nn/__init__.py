@@ -3,6 +3,7 @@
 Everything that imports torch lives in this subpackage.
 """
 
+from ._train_utils import resolve_amp
 from .cluster import cluster_embeddings
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
@@ -22,6 +23,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "Callback",
+    "resolve_amp",
     "predict_embeddings",
     "mean_shift",
     "MeanShift",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import math
 from dataclasses import asdict, dataclass
 
@@ -11,7 +13,9 @@ import torch
 
 from .._validation import check_label_map
 
-__all__ = ["TrainConfig", "Callback", "resolve_device", "check_fit_inputs"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "Callback", "resolve_device", "resolve_amp", "check_fit_inputs"]
 
 _SCHEDULES = ("cosine", "constant", "plateau")
 LOSSES = ("harmonic", "discriminative")
@@ -22,6 +26,38 @@ def resolve_device(device="auto"):
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@functools.lru_cache(maxsize=1)
+def _check_cpu_bfloat16():
+    """Whether the CPU computes bfloat16 natively; warns (once per process) when it does not."""
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+        torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    if not native:
+        logger.warning("amp=True on a CPU without native bfloat16 instructions (AVX-512 BF16 or AMX): "
+                       "bfloat16 is emulated and may be slower than float32; use amp=None for float32.")
+    return native
+
+
+def resolve_amp(amp, device):
+    """Autocast dtype for ``amp`` on ``device``, or None for float32.
+
+    ``None`` means float16 on CUDA and float32 elsewhere; ``True`` means
+    float16 on CUDA and bfloat16 on CPU (fast where the CPU has AVX-512 BF16
+    or AMX instructions, emulated and slower elsewhere); ``False`` float32.
+    """
+    device = torch.device(device)
+    if amp is None:
+        amp = device.type == "cuda"
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu":
+        _check_cpu_bfloat16()
+        return torch.bfloat16
+    logger.warning("amp=True is not supported on %s; running in float32.", device)
+    return None
 
 
 @dataclass(frozen=True)
@@ -67,7 +103,8 @@ class TrainConfig:
         Random rotations by any angle (:func:`~harmonic_seg.nn.augment.random_rotation`).
     device : str, default="auto"
     amp : bool or None, default=None
-        Mixed precision; None: on when training on CUDA. Ignored on CPU.
+        Mixed precision (autocast); None: float16 on CUDA, float32 on CPU;
+        True: float16 on CUDA, bfloat16 on CPU (:func:`resolve_amp`).
     num_threads : int or None, default=None
         ``torch.set_num_threads`` during fit (restored after); None: unchanged.
     checkpoint_path : str or None, default=None

@@ -19,6 +19,8 @@ import logging
 import numpy as np
 import torch
 
+from ._train_utils import resolve_amp
+
 __all__ = ["predict_embeddings", "tile_starts"]
 
 logger = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     batch_size : int, default=1
         Tiles of the same shape per forward pass.
     amp : bool or None, default=None
-        float16 autocast; None: on for CUDA devices. Ignored on CPU.
+        Autocast; None: float16 on CUDA, float32 on CPU; True: float16 on
+        CUDA, bfloat16 on CPU (:func:`~harmonic_seg.nn.resolve_amp`).
 
     Returns
     -------
@@ -110,7 +113,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
         raise ValueError(f"tile_size must be >= 1 and overlap >= 0; got {tile_size!r}, {overlap!r}.")
     image = np.ascontiguousarray(image, dtype=np.float32)
     dev = _module_device(module) if device is None else torch.device(device)
-    use_amp = bool(dev.type == "cuda" if amp is None else amp) and dev.type == "cuda"
+    amp_dtype = resolve_amp(amp, dev)
     _, h, w = image.shape
     n_out = module.n_outputs
     mult = getattr(module, "size_multiple", 1)
@@ -135,7 +138,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     def run(batch):
         x = torch.from_numpy(np.stack([image[:, ys[i]:ye[i], xs[j]:xe[j]] for i, j in batch])).to(dev)
         origin = torch.tensor([[ys[i], xs[j]] for i, j in batch], dtype=torch.float64, device=dev)
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emb, logit = module(x, origin)
         emb = emb.float().cpu().numpy()
         prob = torch.sigmoid(logit.float()).cpu().numpy()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..guides import GuideFunctions
-from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_device
+from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device
 from .data import CropSampler
 from .losses import discriminative_loss, harmonic_loss
 
@@ -95,7 +95,7 @@ class Trainer:
 
     def _forward_loss(self, batch):
         img, tgt, lab, ign, org = batch
-        with torch.autocast(self.device_.type, dtype=torch.float16, enabled=self.amp_):
+        with torch.autocast(self.device_.type, dtype=self.amp_dtype_ or torch.float32, enabled=self.amp_):
             emb, logit = self.module(img, org)
         if self.config.loss == "discriminative":
             return discriminative_loss(emb, lab, logit, ign, fg_weight=self.config.fg_weight)
@@ -158,10 +158,8 @@ class Trainer:
         cfg = self.config
         images, labels, ignore = check_fit_inputs(images, labels, ignore, self.module.in_channels)
         self.device_ = resolve_device(cfg.device)
-        self.amp_ = bool(self.device_.type == "cuda" if cfg.amp is None else cfg.amp)
-        if self.amp_ and self.device_.type != "cuda":
-            logger.warning("amp=True is only supported on CUDA; training in float32 on %s.", self.device_)
-            self.amp_ = False
+        self.amp_dtype_ = resolve_amp(cfg.amp, self.device_)
+        self.amp_ = self.amp_dtype_ is not None
         ckpt = None
         if resume:
             if cfg.checkpoint_path is None:
@@ -210,7 +208,8 @@ class Trainer:
         module = self.module.to(self.device_)
         opt = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         sched = self._make_scheduler(opt)
-        scaler = torch.amp.GradScaler(self.device_.type, enabled=self.amp_)
+        # Loss scaling is for float16 only; bfloat16 has float32's exponent range.
+        scaler = torch.amp.GradScaler(self.device_.type, enabled=self.amp_dtype_ == torch.float16)
         self.history = []
         best_state, self.best_score_, self.best_epoch_, bad = None, math.inf, None, 0
         if ckpt is not None:

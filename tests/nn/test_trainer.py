@@ -8,6 +8,8 @@ from harmonic_seg.embeddings import embedding_map
 from harmonic_seg.guides import random_guides
 from harmonic_seg.nn.augment import random_rotation, random_scale_flip, resize_bilinear, resize_nearest
 from harmonic_seg.nn.data import CropSampler
+from harmonic_seg.nn import resolve_amp
+from harmonic_seg.nn._train_utils import _check_cpu_bfloat16
 from harmonic_seg.nn.trainer import Callback, TrainConfig, Trainer
 from harmonic_seg.nn.unet import HarmonicUNet
 
@@ -142,6 +144,43 @@ def test_training_with_rotations_runs_and_is_reproducible():
     runs = [Trainer(make_net(), GUIDES, cfg(epochs=2, rotate=True)).fit(images, labels) for _ in range(2)]
     assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[1].history]
     assert all(np.isfinite(h["train_loss"]) for h in runs[0].history)
+
+
+def test_resolve_amp(monkeypatch, caplog):
+    assert resolve_amp(None, "cpu") is None and resolve_amp(False, "cpu") is None
+    assert resolve_amp(None, "cuda") is torch.float16 and resolve_amp(True, "cuda") is torch.float16
+    assert resolve_amp(False, "cuda") is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    _check_cpu_bfloat16.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="harmonic_seg.nn._train_utils"):
+        assert resolve_amp(True, "cpu") is torch.bfloat16
+    assert not caplog.records
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    _check_cpu_bfloat16.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="harmonic_seg.nn._train_utils"):
+        assert resolve_amp(True, "cpu") is torch.bfloat16
+        assert resolve_amp(True, "cpu") is torch.bfloat16
+    assert caplog.text.count("emulated") == 1  # once per process, not once per image
+    _check_cpu_bfloat16.cache_clear()
+
+
+def test_bfloat16_training_on_cpu_learns_and_is_reproducible():
+    images, labels = make_data(3)
+    runs = []
+    for _ in range(2):
+        net = make_net()
+        tr = Trainer(net, GUIDES, cfg(epochs=6, steps_per_epoch=4, learning_rate=3e-3, lr_schedule="constant",
+                                      amp=True, device="cpu")).fit(images, labels)
+        runs.append(tr)
+    tr = runs[0]
+    assert tr.amp_ and tr.amp_dtype_ is torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in tr.module.parameters())  # autocast, weights stay float32
+    losses = [r["train_loss"] for r in tr.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert losses == [r["train_loss"] for r in runs[1].history]
+    fp32 = Trainer(make_net(), GUIDES, cfg(epochs=1, device="cpu")).fit(images, labels)
+    assert not fp32.amp_ and fp32.amp_dtype_ is None
 
 
 def test_discriminative_loss_trains():
