@@ -32,6 +32,7 @@ def machine():
 
         info["torch"] = torch.__version__
         info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["cpu_avx512_bf16"] = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
     except Exception:  # noqa: BLE001 -- a description of the machine must never lose a finished run's results
         pass
     return info

@@ -125,6 +125,24 @@ def test_clustering_params_reach_the_clustering_without_refit(fitted, data, monk
     assert seen == [(0.9, True), (None, False)]
 
 
+def test_amp_reaches_fit_and_predict(fitted, data):
+    X, y = data
+    from harmonic_seg.nn import Callback
+
+    class Seen(Callback):
+        dtypes = []
+
+        def on_train_begin(self, trainer):
+            self.dtypes.append(trainer.amp_dtype_)
+
+    seg = HarmonicSegmenter(random_state=0, validation_fraction=0, amp=True, device="cpu", callbacks=[Seen()],
+                            **TINY).fit(X, y)
+    assert Seen.dtypes == [torch.bfloat16]
+    bf16, _ = seg.predict_embeddings(X[:1])[0]
+    fp32, _ = seg.set_params(amp=None).predict_embeddings(X[:1])[0]  # no refit: predict reads amp itself
+    assert 0 < np.abs(bf16 - fp32).max() < 5e-2
+
+
 def test_incompatible_format_version(fitted, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
