@@ -58,6 +58,10 @@ class Trainer:
     stopped_early_ : bool
     train_indices_, val_indices_ : ndarray
         Images used for training and validation.
+    device_ : torch.device
+    amp_dtype_ : torch.dtype or None
+        Autocast dtype of the run (float16 on CUDA, bfloat16 on CPU), None for
+        float32 (:func:`~harmonic_seg.nn.resolve_amp`); ``amp_`` is whether it is set.
     """
 
     def __init__(self, module, guides, config=None, callbacks=None):
