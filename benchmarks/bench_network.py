@@ -1,7 +1,8 @@
 """Benchmark of the embedding network: throughput, latency, parameters and FLOPs.
 
-Reports, for the default configuration (depth 4, widths 32..512) and the
-paper-size configuration (depth 4, widths 64..512):
+Reports, for the configuration of the CPU recipes (depth 4, widths 16..256), the
+library's default (depth 4, widths 32..512) and the paper's size (depth 4,
+widths 64..512; ``--configs`` picks a subset by prefix):
 
 * training throughput in patches/s at 256x256 and 448x448 crops (forward,
   loss, backward, Adam step; batch size ``--batch-size``),
