@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_label_map
-from .guides import GuideFunctions, guide_maps
+from .guides import GuideFunctions, window_coordinates
 
-__all__ = ["instance_embeddings", "embedding_map"]
+__all__ = ["instance_embeddings", "embedding_map", "embedding_table", "lookup_embeddings"]
 
 
 def _check_guides(guides):
@@ -23,16 +23,49 @@ def _check_guides(guides):
         )
 
 
+def _row_runs(labels):
+    """Maximal horizontal runs of equal labels: row, first column, end column, label."""
+    h, w = labels.shape
+    starts = np.ones((h, w), bool)
+    starts[:, 1:] = labels[:, 1:] != labels[:, :-1]
+    rows, x0 = np.nonzero(starts)
+    first = np.flatnonzero(starts.ravel())
+    ends = np.empty_like(first)
+    ends[:-1] = first[1:]
+    ends[-1] = labels.size
+    # A run never crosses a row end: every row starts a new run.
+    x1 = ends - rows * w
+    return rows, x0, x1, labels.ravel()[first]
+
+
 def _sums(labels, guides, origin):
-    """Per-label pixel counts and guide sums, indexed by label value."""
-    maps = guide_maps(guides, labels.shape, origin=origin, dtype=np.float64)
-    flat = labels.ravel()
-    n_bins = int(flat.max()) + 1
-    counts = np.bincount(flat, minlength=n_bins)
-    sums = np.stack(
-        [np.bincount(flat, weights=m.ravel(), minlength=n_bins) for m in maps], axis=1
-    )
-    return counts, sums, maps
+    """Per-label pixel counts and guide sums, indexed by label value.
+
+    Every guide is a sum of two products ``a(y) * b(x)`` (sine:
+    ``sin(ay) cos(ax) + cos(ay) sin(ax)``; linear: ``ay * 1 + 1 * ax``), so the
+    sum over a horizontal run of one label is ``a(y)`` times a difference of
+    prefix sums of ``b``: the cost is one pass over the pixels to find the runs
+    plus ``O(runs * N)``, instead of evaluating N full guide maps.
+    """
+    h, w = labels.shape
+    ys = window_coordinates(h, float(origin[0]), 1)
+    xs = window_coordinates(w, float(origin[1]), 1)
+    ay = guides.frequencies[:, :1] * ys[None, :] + guides.phases[:, None]  # (N, h)
+    ax = guides.frequencies[:, 1:] * xs[None, :]  # (N, w)
+    if guides.kind == "linear":
+        factors = ((ay, np.ones_like(ax)), (np.ones_like(ay), ax))
+    else:
+        factors = ((np.sin(ay), np.cos(ax)), (np.cos(ay), np.sin(ax)))
+    rows, x0, x1, run_labels = _row_runs(labels)
+    n_bins = int(run_labels.max()) + 1
+    counts = np.bincount(run_labels, weights=(x1 - x0), minlength=n_bins).astype(np.int64)
+    per_run = 0.0
+    for a, b in factors:
+        prefix = np.zeros((b.shape[0], w + 1))
+        np.cumsum(b, axis=1, out=prefix[:, 1:])
+        per_run = per_run + a[:, rows] * (prefix[:, x1] - prefix[:, x0])  # (N, runs)
+    sums = np.stack([np.bincount(run_labels, weights=r, minlength=n_bins) for r in per_run], axis=1)
+    return counts, sums
 
 
 def instance_embeddings(labels, guides, origin=(0, 0)):
@@ -56,7 +89,7 @@ def instance_embeddings(labels, guides, origin=(0, 0)):
     """
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
-    counts, sums, _ = _sums(labels, guides, origin)
+    counts, sums = _sums(labels, guides, origin)
     ids = np.flatnonzero(counts)
     ids = ids[ids != 0]
     return ids, sums[ids] / counts[ids, None]
@@ -86,14 +119,70 @@ def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_emb
     """
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
-    counts, sums, _ = _sums(labels, guides, origin)
-    table = np.zeros_like(sums)
-    present = counts > 0
-    table[present] = sums[present] / counts[present, None]
-    table[0] = 0.0
-    target = np.ascontiguousarray(np.moveaxis(table.astype(dtype)[labels], -1, 0))
+    counts, sums = _sums(labels, guides, origin)
+    table = _table(counts, sums)
+    target = lookup_embeddings(table, labels, dtype)
     if not return_embeddings:
         return target
-    ids = np.flatnonzero(present)
+    ids = np.flatnonzero(counts)
     ids = ids[ids != 0]
     return target, ids, table[ids]
+
+
+def embedding_table(labels, guides, origin=(0, 0)):
+    """Embedding of every label value, as a lookup table.
+
+    Parameters
+    ----------
+    labels : array-like of shape (H, W)
+        Integer label map, 0 = background.
+    guides : GuideFunctions
+    origin : tuple of float, default=(0, 0)
+        Global coordinate of ``labels[0, 0]``.
+
+    Returns
+    -------
+    table : ndarray of shape (labels.max() + 1, N), float64
+        Row ``k`` is the embedding of instance ``k``; rows of the background
+        (0) and of absent labels are 0. ``lookup_embeddings(table, window)``
+        gives the target map of any window of ``labels`` (a training crop)
+        without building it for the whole image.
+    """
+    _check_guides(guides)
+    labels = check_label_map(labels, "labels")
+    return _table(*_sums(labels, guides, origin))
+
+
+def _table(counts, sums):
+    present = counts > 0
+    present[0] = False
+    table = np.zeros_like(sums)
+    table[present] = sums[present] / counts[present, None]
+    return table
+
+
+def lookup_embeddings(table, labels, dtype=np.float32):
+    """Target map of a label map (or of a window of one) from its embedding table.
+
+    Parameters
+    ----------
+    table : ndarray of shape (K, N)
+        From :func:`embedding_table`.
+    labels : array-like of shape (H, W)
+        Integer labels below ``K``.
+    dtype : dtype, default=np.float32
+
+    Returns
+    -------
+    target : ndarray of shape (N, H, W)
+    """
+    table = np.asarray(table)
+    if table.ndim != 2:
+        raise ValueError(f"table must be a 2-D array (K, N) from embedding_table; got shape {table.shape}.")
+    labels = check_label_map(labels, "labels")
+    if labels.max() >= len(table):
+        raise ValueError(
+            f"labels holds label {labels.max()}, beyond the {len(table)} rows of table; "
+            "build the table from the label map this window comes from."
+        )
+    return np.ascontiguousarray(table.T.astype(dtype))[:, labels]

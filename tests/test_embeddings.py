@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harmonic_seg.embeddings import embedding_map, instance_embeddings
+from harmonic_seg.embeddings import embedding_map, embedding_table, instance_embeddings, lookup_embeddings
 from harmonic_seg.guides import random_guides
 
 
@@ -67,3 +67,41 @@ def test_bad_label_maps(labels, exc, match):
 def test_bad_guides_argument():
     with pytest.raises(TypeError, match="guides must be a GuideFunctions"):
         embedding_map(np.zeros((4, 4), int), np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("kind", ["sin", "linear"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (33, 47)])
+def test_sums_over_row_runs_match_direct_evaluation(kind, shape):
+    # The sums are computed per horizontal run with prefix sums; check them
+    # against the guides evaluated on every pixel, on noisy maps with many
+    # short runs, runs that wrap rows, and labels absent from the map.
+    rng = np.random.default_rng(3)
+    g = random_guides(6, (40, 60), random_state=1)
+    if kind == "linear":
+        g = type(g)(frequencies=g.frequencies, phases=g.phases, kind="linear")
+    lab = rng.integers(0, 5, shape)
+    lab[: shape[0] // 2] = 7
+    origin = (2.5, -11.0)
+    maps = g.evaluate(shape, origin=origin, dtype=np.float64)
+    ids, emb = instance_embeddings(lab, g, origin=origin)
+    assert ids.tolist() == sorted(set(np.unique(lab).tolist()) - {0})
+    for i, k in enumerate(ids):
+        np.testing.assert_allclose(emb[i], maps[:, lab == k].mean(axis=1), rtol=1e-10, atol=1e-10)
+
+
+def test_lookup_in_a_window_equals_window_of_full_map():
+    g = random_guides(8, (40, 60), random_state=0)
+    lab = _labels()
+    table = embedding_table(lab, g)
+    assert table.shape == (10, 8) and np.all(table[[0, 1, 3]] == 0)
+    window = (slice(5, 30), slice(10, 50))
+    np.testing.assert_array_equal(lookup_embeddings(table, lab[window]), embedding_map(lab, g)[:, window[0], window[1]])
+
+
+def test_lookup_rejects_labels_beyond_the_table():
+    g = random_guides(4, (40, 60), random_state=0)
+    table = embedding_table(_labels(), g)
+    with pytest.raises(ValueError, match="beyond the 10 rows"):
+        lookup_embeddings(table, np.full((3, 3), 12))
+    with pytest.raises(ValueError, match="2-D array"):
+        lookup_embeddings(table[0], _labels())

@@ -1,10 +1,11 @@
 """Training and validation samples: augmented crops with their target embeddings.
 
 For every sample an image is drawn, scaled and flipped *as a whole* (this
-defines a new image frame), the target embedding map is computed on the full
-augmented label map with :func:`harmonic_seg.embeddings.embedding_map` (an
+defines a new image frame), the instances' embeddings are computed on the full
+augmented label map with :func:`harmonic_seg.embeddings.embedding_table` (an
 instance's embedding is the mean of the guides over the whole instance, not
-over its part inside the crop), and then a random crop is taken. The crop's
+over its part inside the crop), and then a random crop is taken, whose target
+map is looked up from those embeddings (only the crop's pixels are filled). The crop's
 top-left corner in the augmented frame is returned as ``origin`` so the network
 evaluates its guide maps in the same frame as the targets.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..embeddings import embedding_map
+from ..embeddings import embedding_table, lookup_embeddings
 from .augment import random_crop_window, random_rotation, random_scale_flip
 
 __all__ = ["CropSampler", "crop_sample"]
@@ -27,7 +28,10 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
     image : ndarray of shape (C, H, W)
     labels : ndarray of shape (H, W)
     ignore : ndarray of shape (H, W), bool
-    target : ndarray of shape (N, H, W)
+    target : ndarray of shape (N, H, W) or (K, N)
+        The target embedding map, or the table of the instances' embeddings
+        (:func:`~harmonic_seg.embeddings.embedding_table`, row ``k`` for label
+        ``k``), from which the crop's target is looked up.
     corner : tuple of int
         Top-left ``(y0, x0)`` of the crop.
     crop_size : tuple of int
@@ -47,13 +51,16 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
     img = image[:, src[0], src[1]]
     ch, cw = img.shape[-2:]
     out_img = np.zeros((image.shape[0], h, w), np.float32)
-    out_tgt = np.zeros((target.shape[0], h, w), np.float32)
     out_lab = np.zeros((h, w), np.int64)
     out_ign = np.ones((h, w), bool)
     out_img[:, :ch, :cw] = img
-    out_tgt[:, :ch, :cw] = target[:, src[0], src[1]]
     out_lab[:ch, :cw] = labels[src]
     out_ign[:ch, :cw] = ignore[src]
+    if target.ndim == 2:  # a table: padded pixels are label 0, whose row is 0
+        out_tgt = lookup_embeddings(target, out_lab)
+    else:
+        out_tgt = np.zeros((target.shape[0], h, w), np.float32)
+        out_tgt[:, :ch, :cw] = target[:, src[0], src[1]]
     return out_img, out_tgt, out_lab, out_ign, np.array([y0, x0], dtype=np.float64)
 
 
@@ -117,9 +124,9 @@ class CropSampler:
         )
         if self.rotate:
             img, lab, ign = random_rotation(img, lab, ign, rng)
-        target = embedding_map(lab, self.guides)
+        table = embedding_table(lab, self.guides)
         corner = random_crop_window(lab.shape, self.crop_size, rng)
-        return crop_sample(img, lab, ign, target, corner, self.crop_size)
+        return crop_sample(img, lab, ign, table, corner, self.crop_size)
 
     def batch(self, rng, batch_size):
         """Stacked samples: arrays with a leading batch axis (see :meth:`sample`)."""
@@ -138,7 +145,7 @@ class CropSampler:
         out = []
         for i in range(len(self.images)):
             lab = np.asarray(self.labels[i])
-            target = embedding_map(lab, self.guides)
+            table = embedding_table(lab, self.guides)
             corner = random_crop_window(lab.shape, self.crop_size, None)
-            out.append(crop_sample(self.images[i], lab, self._ignore(i), target, corner, self.crop_size))
+            out.append(crop_sample(self.images[i], lab, self._ignore(i), table, corner, self.crop_size))
         return out
