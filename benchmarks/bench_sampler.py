@@ -15,11 +15,17 @@ guides) two ways, alternately in one run:
   (prefix sums of the separable guides), the target looked up in the crop only.
 
 Both give the same crops (checked here on every data set before timing).
-Prints a markdown table and writes JSON to ``--out``. Needs ``../shared/data``.
+``--steps K`` also times K whole training steps with each sampler (the
+recipe's network, depth 4, widths 16..256; minibatch, forward, loss, backward,
+Adam step; ``--amp`` in bfloat16 autocast as ``HarmonicSegmenter(amp=True)``
+on a CPU), alternately, so that the sampler's share of a step is measured, not
+inferred. Prints a markdown table and writes JSON to ``--out``. Needs
+``../shared/data``.
 
-Example
--------
+Examples
+--------
 python benchmarks/bench_sampler.py --repeats 30
+python benchmarks/bench_sampler.py cvppp_a1 bbbc010 --steps 20 --amp --threads 2
 """
 
 from __future__ import annotations
@@ -89,17 +95,52 @@ def time_batches(sampler, batch_size, repeats, seed):
     return (time.perf_counter() - t0) / repeats
 
 
+def time_steps(sampler, batch_size, steps, amp, seed):
+    """Seconds per whole training step (the Trainer's inner loop) with ``sampler``."""
+    import torch
+
+    from harmonic_seg.nn.losses import harmonic_loss
+    from harmonic_seg.nn.unet import HarmonicUNet
+
+    torch.manual_seed(0)
+    net = HarmonicUNet(sampler.images[0].shape[0], sampler.guides.n_guides, sampler.guides, depth=4, base_width=16)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    rng = np.random.default_rng(seed)
+
+    def step():
+        img, tgt, lab, ign, org = (torch.from_numpy(np.ascontiguousarray(a)) for a in sampler.batch(rng, batch_size))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            emb, logit = net(img, org)
+        loss, _ = harmonic_loss(emb, tgt, logit, lab, ign)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("datasets", nargs="*", help=f"any of {list(RECIPES)} (default: all)")
     p.add_argument("--repeats", type=int, default=30, help="minibatches timed per method and round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    p.add_argument("--steps", type=int, default=0, help="also time this many whole training steps per method and round")
+    p.add_argument("--amp", action="store_true", help="the training steps in bfloat16 autocast")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the training steps")
     p.add_argument("--out", default=str(Path(__file__).parent / "out" / "bench_sampler.json"))
     args = p.parse_args(argv)
     unknown = sorted(set(args.datasets) - set(RECIPES))
     if unknown:
         p.error(f"unknown data set(s) {unknown}; choose from {list(RECIPES)}")
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     results = []
     for name in args.datasets or list(RECIPES):
         scale, crop, batch = RECIPES[name]
@@ -115,14 +156,24 @@ def main(argv=None):
             times["full frame"].append(time_batches(old, batch, args.repeats, r))
             times["library"].append(time_batches(new, batch, args.repeats, r))
         med = {k: float(np.median(v)) for k, v in times.items()}
+        step_times = {"full frame": [], "library": []}
+        for r in range(args.rounds if args.steps else 0):
+            step_times["full frame"].append(time_steps(old, batch, args.steps, args.amp, r))
+            step_times["library"].append(time_steps(new, batch, args.steps, args.amp, r))
+        step_med = {k: float(np.median(v)) for k, v in step_times.items() if v}
         row = {
             "dataset": name, "scale": scale, "crop_size": crop, "batch_size": batch, "n_images": len(images),
             "frame_shape": list(labels[0].shape), "seconds_per_batch": med, "rounds": times,
             "speedup": med["full frame"] / med["library"],
+            "seconds_per_step": step_med, "step_rounds": step_times, "steps": args.steps, "amp": args.amp,
         }
         results.append(row)
         print(f"{name}: full frame {1e3 * med['full frame']:.1f} ms, library {1e3 * med['library']:.1f} ms "
               f"per batch of {batch} ({row['speedup']:.2f}x)", flush=True)
+        if step_med:
+            print(f"  training step{' (bfloat16)' if args.amp else ''}: full frame {step_med['full frame']:.3f} s, "
+                  f"library {step_med['library']:.3f} s ({step_med['full frame'] / step_med['library']:.3f}x)",
+                  flush=True)
 
     print("\n| data set (recipe) | frame | full frame (ms / batch) | library (ms / batch) | speed-up |")
     print("|---|---|---|---|---|")
@@ -131,7 +182,15 @@ def main(argv=None):
         print(f"| {r['dataset']} (scale {r['scale']}, crop {r['crop_size']}, batch {r['batch_size']}) | "
               f"{r['frame_shape'][0]}x{r['frame_shape'][1]} | {1e3 * s['full frame']:.1f} | "
               f"{1e3 * s['library']:.1f} | {r['speedup']:.2f}x |")
-    write_json(args.out, {"results": results, "repeats": args.repeats, "rounds": args.rounds, "machine": machine()})
+    if args.steps:
+        print(f"\n| data set | training step, full frame (s) | training step, library (s) | speed-up |")
+        print("|---|---|---|---|")
+        for r in results:
+            t = r["seconds_per_step"]
+            print(f"| {r['dataset']} | {t['full frame']:.3f} | {t['library']:.3f} | "
+                  f"{t['full frame'] / t['library']:.3f}x |")
+    write_json(args.out, {"results": results, "repeats": args.repeats, "rounds": args.rounds,
+                          "threads": args.threads, "machine": machine()})
 
 
 if __name__ == "__main__":
