@@ -45,7 +45,8 @@ def _sums(labels, guides, origin):
     ``sin(ay) cos(ax) + cos(ay) sin(ax)``; linear: ``ay * 1 + 1 * ax``), so the
     sum over a horizontal run of one label is ``a(y)`` times a difference of
     prefix sums of ``b``: the cost is one pass over the pixels to find the runs
-    plus ``O(runs * N)``, instead of evaluating N full guide maps.
+    plus ``O(runs * N)``, instead of evaluating N full guide maps (which is
+    still done, one guide at a time, for noise-like maps whose runs are short).
     """
     h, w = labels.shape
     ys = window_coordinates(h, float(origin[0]), 1)
@@ -59,12 +60,23 @@ def _sums(labels, guides, origin):
     rows, x0, x1, run_labels = _row_runs(labels)
     n_bins = int(run_labels.max()) + 1
     counts = np.bincount(run_labels, weights=(x1 - x0), minlength=n_bins).astype(np.int64)
-    per_run = 0.0
+    n_guides = ay.shape[0]
+    sums = np.empty((n_bins, n_guides))
+    if rows.size > labels.size // 4:
+        # Noise-like maps (runs of a pixel or two): evaluating each guide on every pixel is cheaper.
+        flat = labels.ravel()
+        for n in range(n_guides):
+            values = sum(np.multiply.outer(a[n], b[n]) for a, b in factors)
+            sums[:, n] = np.bincount(flat, weights=values.ravel(), minlength=n_bins)
+        return counts, sums
+    prefixes = []
     for a, b in factors:
         prefix = np.zeros((b.shape[0], w + 1))
         np.cumsum(b, axis=1, out=prefix[:, 1:])
-        per_run = per_run + a[:, rows] * (prefix[:, x1] - prefix[:, x0])  # (N, runs)
-    sums = np.stack([np.bincount(run_labels, weights=r, minlength=n_bins) for r in per_run], axis=1)
+        prefixes.append(prefix)
+    for n in range(n_guides):  # one guide at a time: memory O(runs)
+        per_run = sum(a[n, rows] * (p[n, x1] - p[n, x0]) for (a, _), p in zip(factors, prefixes))
+        sums[:, n] = np.bincount(run_labels, weights=per_run, minlength=n_bins)
     return counts, sums
 
 
@@ -185,4 +197,4 @@ def lookup_embeddings(table, labels, dtype=np.float32):
             f"labels holds label {labels.max()}, beyond the {len(table)} rows of table; "
             "build the table from the label map this window comes from."
         )
-    return np.ascontiguousarray(table.T.astype(dtype))[:, labels]
+    return np.take(table.T.astype(dtype), labels, axis=1)

@@ -70,23 +70,42 @@ def test_bad_guides_argument():
 
 
 @pytest.mark.parametrize("kind", ["sin", "linear"])
-@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (33, 47)])
-def test_sums_over_row_runs_match_direct_evaluation(kind, shape):
-    # The sums are computed per horizontal run with prefix sums; check them
-    # against the guides evaluated on every pixel, on noisy maps with many
-    # short runs, runs that wrap rows, and labels absent from the map.
+@pytest.mark.parametrize("texture", ["blocks", "noise"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (33, 47), (40, 300)])
+def test_sums_match_direct_evaluation(kind, texture, shape):
+    # Block maps take the path of sums per horizontal run (prefix sums); noise
+    # maps, whose runs are a pixel or two, the per-guide evaluation. Both are
+    # checked against the guides evaluated on every pixel, with runs that end
+    # at row ends, labels absent from the map, and an origin.
     rng = np.random.default_rng(3)
     g = random_guides(6, (40, 60), random_state=1)
     if kind == "linear":
         g = type(g)(frequencies=g.frequencies, phases=g.phases, kind="linear")
-    lab = rng.integers(0, 5, shape)
-    lab[: shape[0] // 2] = 7
+    if texture == "blocks":
+        lab = np.kron(rng.integers(0, 9, (shape[0] // 8 + 1, shape[1] // 8 + 1)), np.ones((8, 8), int))
+        lab = lab[: shape[0], : shape[1]]
+    else:
+        lab = rng.integers(0, 5, shape)
+        lab[: shape[0] // 2] = 7
     origin = (2.5, -11.0)
     maps = g.evaluate(shape, origin=origin, dtype=np.float64)
     ids, emb = instance_embeddings(lab, g, origin=origin)
     assert ids.tolist() == sorted(set(np.unique(lab).tolist()) - {0})
     for i, k in enumerate(ids):
         np.testing.assert_allclose(emb[i], maps[:, lab == k].mean(axis=1), rtol=1e-10, atol=1e-10)
+    table = embedding_table(lab, g, origin=origin)
+    np.testing.assert_allclose(table[ids], emb, rtol=0, atol=0)
+    assert np.all(np.delete(table, ids, axis=0) == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64, np.int8, bool])
+def test_label_dtypes_give_the_same_embeddings(dtype):
+    g = random_guides(4, (40, 60), random_state=0)
+    lab = _labels() % 2 if dtype is bool else _labels()
+    ref = embedding_map(lab.astype(np.int64), g)
+    out = embedding_map(lab.astype(dtype), g)
+    np.testing.assert_array_equal(out, ref)
+    assert out.flags.c_contiguous and out.dtype == np.float32
 
 
 def test_lookup_in_a_window_equals_window_of_full_map():
@@ -101,7 +120,8 @@ def test_lookup_in_a_window_equals_window_of_full_map():
 def test_lookup_rejects_labels_beyond_the_table():
     g = random_guides(4, (40, 60), random_state=0)
     table = embedding_table(_labels(), g)
+    assert lookup_embeddings(table, np.full((3, 3), 9)).shape == (4, 3, 3)
     with pytest.raises(ValueError, match="beyond the 10 rows"):
-        lookup_embeddings(table, np.full((3, 3), 12))
+        lookup_embeddings(table, np.full((3, 3), 10))
     with pytest.raises(ValueError, match="2-D array"):
         lookup_embeddings(table[0], _labels())

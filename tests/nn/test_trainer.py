@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.embeddings import embedding_map, embedding_table
 from harmonic_seg.guides import random_guides
 from harmonic_seg.nn.augment import random_rotation, random_scale_flip, resize_bilinear, resize_nearest
-from harmonic_seg.nn.data import CropSampler
+from harmonic_seg.nn.data import CropSampler, crop_sample
 from harmonic_seg.nn import resolve_amp
 from harmonic_seg.nn._train_utils import _check_cpu_bfloat16
 from harmonic_seg.nn.trainer import Callback, TrainConfig, Trainer
@@ -316,3 +316,17 @@ def test_config_and_trainer_validation():
         Trainer(make_net(), random_guides(3, (10, 10), random_state=0), cfg())
     with pytest.raises(ValueError, match="checkpoint_path"):
         Trainer(make_net(), GUIDES, cfg()).fit(*make_data(2), resume=True)
+
+
+def test_crop_sample_from_table_equals_crop_of_full_map_with_padding():
+    images, labels = make_data(1, shape=(40, 30))
+    ign = np.zeros((40, 30), bool)
+    ign[:5] = True
+    table = embedding_table(labels[0], GUIDES)
+    full = embedding_map(labels[0], GUIDES)
+    for corner in [(0, 0), (10, 6)]:  # the crop runs past the bottom and right edges: padded
+        a = crop_sample(images[0], labels[0], ign, table, corner, (48, 48))
+        b = crop_sample(images[0], labels[0], ign, full, corner, (48, 48))
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        assert np.all(a[1][:, 40 - corner[0]:, :] == 0) and a[3][:, 30 - corner[1]:].all()
