@@ -65,7 +65,10 @@ def full_frame_target(labels, guides):
 
 
 class FullFrameSampler(CropSampler):
-    """CropSampler with the previous per-sample target computation (same random draws)."""
+    """CropSampler with the previous per-sample target computation (same random draws).
+
+    Without rotations, as the recipes train (``rotate=False``).
+    """
 
     def sample(self, rng):
         i = int(rng.choice(len(self.images), p=self.weights))
@@ -151,31 +154,34 @@ def main(argv=None):
         a, b = new.batch(np.random.default_rng(1), batch), old.batch(np.random.default_rng(1), batch)
         for x, y in zip(a, b):  # the same crops, targets to float32 rounding
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+        # alternately, the order swapped every round (ABBA), so that neither method always runs second
         times = {"full frame": [], "library": []}
-        for r in range(args.rounds):
-            times["full frame"].append(time_batches(old, batch, args.repeats, r))
-            times["library"].append(time_batches(new, batch, args.repeats, r))
-        med = {k: float(np.median(v)) for k, v in times.items()}
         step_times = {"full frame": [], "library": []}
-        for r in range(args.rounds if args.steps else 0):
-            step_times["full frame"].append(time_steps(old, batch, args.steps, args.amp, r))
-            step_times["library"].append(time_steps(new, batch, args.steps, args.amp, r))
+        for r in range(args.rounds):
+            order = [("full frame", old), ("library", new)][:: 1 if r % 2 == 0 else -1]
+            for key, sampler in order:
+                times[key].append(time_batches(sampler, batch, args.repeats, r))
+            for key, sampler in order if args.steps else ():
+                step_times[key].append(time_steps(sampler, batch, args.steps, args.amp, r))
+        med = {k: float(np.median(v)) for k, v in times.items()}
         step_med = {k: float(np.median(v)) for k, v in step_times.items() if v}
         row = {
             "dataset": name, "scale": scale, "crop_size": crop, "batch_size": batch, "n_images": len(images),
             "frame_shape": list(labels[0].shape), "seconds_per_batch": med, "rounds": times,
             "speedup": med["full frame"] / med["library"],
+            "step_speedup_per_round": [a / b for a, b in zip(step_times["full frame"], step_times["library"])],
             "seconds_per_step": step_med, "step_rounds": step_times, "steps": args.steps, "amp": args.amp,
         }
         results.append(row)
         print(f"{name}: full frame {1e3 * med['full frame']:.1f} ms, library {1e3 * med['library']:.1f} ms "
               f"per batch of {batch} ({row['speedup']:.2f}x)", flush=True)
         if step_med:
+            per_round = ", ".join(f"{x:.2f}" for x in row["step_speedup_per_round"])
             print(f"  training step{' (bfloat16)' if args.amp else ''}: full frame {step_med['full frame']:.3f} s, "
-                  f"library {step_med['library']:.3f} s ({step_med['full frame'] / step_med['library']:.3f}x)",
-                  flush=True)
+                  f"library {step_med['library']:.3f} s ({step_med['full frame'] / step_med['library']:.3f}x; "
+                  f"per round {per_round})", flush=True)
 
-    print("\n| data set (recipe) | frame | full frame (ms / batch) | library (ms / batch) | speed-up |")
+    print("\n| data set (recipe) | first image's frame | full frame (ms / batch) | library (ms / batch) | speed-up |")
     print("|---|---|---|---|---|")
     for r in results:
         s = r["seconds_per_batch"]
@@ -183,12 +189,13 @@ def main(argv=None):
               f"{r['frame_shape'][0]}x{r['frame_shape'][1]} | {1e3 * s['full frame']:.1f} | "
               f"{1e3 * s['library']:.1f} | {r['speedup']:.2f}x |")
     if args.steps:
-        print(f"\n| data set | training step, full frame (s) | training step, library (s) | speed-up |")
+        print("\n| data set | training step, full frame (s) | training step, library (s) | speed-up (per round) |")
         print("|---|---|---|---|")
         for r in results:
             t = r["seconds_per_step"]
+            lo, hi = min(r["step_speedup_per_round"]), max(r["step_speedup_per_round"])
             print(f"| {r['dataset']} | {t['full frame']:.3f} | {t['library']:.3f} | "
-                  f"{t['full frame'] / t['library']:.3f}x |")
+                  f"{t['full frame'] / t['library']:.2f}x ({lo:.2f}-{hi:.2f}) |")
     write_json(args.out, {"results": results, "repeats": args.repeats, "rounds": args.rounds,
                           "threads": args.threads, "machine": machine()})
 
