@@ -177,7 +177,10 @@ GUIDE_CHOICES = {
 
 
 #: Command-line overrides of the recipe: HarmonicSegmenter parameter -> tag of the result file's name.
-OVERRIDES = {"scale": "scale", "crop_size": "crop", "boundary_weight": "bw", "fg_weight": "fgw", "base_width": "width"}
+OVERRIDES = {
+    "scale": "scale", "crop_size": "crop", "boundary_weight": "bw", "fg_weight": "fgw", "base_width": "width",
+    "learning_rate": "lr",
+}
 #: Command-line switches that turn a HarmonicSegmenter option on -> tag of the result file's name.
 FLAGS = {"rotate": "rot", "merge_small": "merge", "amp": "amp"}
 
@@ -234,6 +237,8 @@ def main(argv=None):
                    help="HarmonicSegmenter(fg_weight=...): weight of the foreground BCE (default: 1 in every recipe)")
     p.add_argument("--base-width", type=int, default=None,
                    help="HarmonicSegmenter(base_width=...): channels of the first U-Net level (default: the recipe's)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="HarmonicSegmenter(learning_rate=...): Adam's initial rate (default: the recipe's, 2e-3)")
     p.add_argument("--rotate", action="store_true",
                    help="HarmonicSegmenter(rotate=True): random rotations of the training images by any angle")
     p.add_argument("--merge-small", action="store_true",
@@ -292,6 +297,7 @@ def main(argv=None):
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
         boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
+        learning_rate=seg.learning_rate,
         merge_small=seg.merge_small, amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s,
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
