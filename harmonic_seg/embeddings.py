@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_label_map
-from .guides import GuideFunctions, window_coordinates
+from .guides import GuideFunctions, _separable_factors, window_coordinates
 
 __all__ = ["instance_embeddings", "embedding_map", "embedding_table", "lookup_embeddings"]
 
@@ -41,26 +41,21 @@ def _row_runs(labels):
 def _sums(labels, guides, origin):
     """Per-label pixel counts and guide sums, indexed by label value.
 
-    Every guide is a sum of two products ``a(y) * b(x)`` (sine:
-    ``sin(ay) cos(ax) + cos(ay) sin(ax)``; linear: ``ay * 1 + 1 * ax``), so the
+    Every guide is a sum of two products ``a(y) * b(x)``
+    (``guides._separable_factors``), so the
     sum over a horizontal run of one label is ``a(y)`` times a difference of
     prefix sums of ``b``: the cost is one pass over the pixels to find the runs
     plus ``O(runs * N)``, instead of evaluating N full guide maps (which is
     still done, one guide at a time, for noise-like maps whose runs are short).
     """
     h, w = labels.shape
-    ys = window_coordinates(h, float(origin[0]), 1)
-    xs = window_coordinates(w, float(origin[1]), 1)
-    ay = guides.frequencies[:, :1] * ys[None, :] + guides.phases[:, None]  # (N, h)
-    ax = guides.frequencies[:, 1:] * xs[None, :]  # (N, w)
-    if guides.kind == "linear":
-        factors = ((ay, np.ones_like(ax)), (np.ones_like(ay), ax))
-    else:
-        factors = ((np.sin(ay), np.cos(ax)), (np.cos(ay), np.sin(ax)))
+    factors = _separable_factors(
+        guides, window_coordinates(h, float(origin[0]), 1), window_coordinates(w, float(origin[1]), 1)
+    )
     rows, x0, x1, run_labels = _row_runs(labels)
     n_bins = int(run_labels.max()) + 1
     counts = np.bincount(run_labels, weights=(x1 - x0), minlength=n_bins).astype(np.int64)
-    n_guides = ay.shape[0]
+    n_guides = guides.frequencies.shape[0]
     sums = np.empty((n_bins, n_guides))
     if rows.size > labels.size // 4:
         # Noise-like maps (runs of a pixel or two): evaluating each guide on every pixel is cheaper.
@@ -133,7 +128,7 @@ def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_emb
     labels = check_label_map(labels, "labels")
     counts, sums = _sums(labels, guides, origin)
     table = _table(counts, sums)
-    target = lookup_embeddings(table, labels, dtype)
+    target = _lookup(table, labels, dtype)
     if not return_embeddings:
         return target
     ids = np.flatnonzero(counts)
@@ -197,4 +192,8 @@ def lookup_embeddings(table, labels, dtype=np.float32):
             f"labels holds label {labels.max()}, beyond the {len(table)} rows of table; "
             "build the table from the label map this window comes from."
         )
+    return _lookup(table, labels, dtype)
+
+
+def _lookup(table, labels, dtype):
     return np.take(table.T.astype(dtype), labels, axis=1)

@@ -191,13 +191,35 @@ def guide_maps(guides, shape, origin=(0, 0), stride=1, dtype=np.float32):
         raise ValueError(f"stride must be a positive integer; got {stride!r}.")
     ys = window_coordinates(h, float(origin[0]), int(stride))
     xs = window_coordinates(w, float(origin[1]), int(stride))
+    (a1, b1), (a2, b2) = _separable_factors(guides, ys, xs)
+    out = a1[:, :, None] * b1[:, None, :]
+    out += a2[:, :, None] * b2[:, None, :]
+    return out.astype(dtype, copy=False)
+
+
+def _separable_factors(guides, ys, xs):
+    """Every guide as a sum of two products of a row factor and a column factor.
+
+    ``f_n(y, x) = a1[n, y] * b1[n, x] + a2[n, y] * b2[n, x]``: for sine guides
+    ``sin(ay) cos(ax) + cos(ay) sin(ax)``, for linear ones ``ay * 1 + 1 * ax``.
+    :func:`guide_maps` multiplies them out; sums of a guide over a run of
+    pixels need only the row factor and prefix sums of the column factor.
+
+    Parameters
+    ----------
+    guides : GuideFunctions
+    ys, xs : ndarray of shape (h,) and (w,)
+        Pixel coordinates of the rows and columns (:func:`window_coordinates`).
+
+    Returns
+    -------
+    ((a1, b1), (a2, b2)) : ndarrays of shape (N, h) and (N, w)
+    """
     ay = guides.frequencies[:, :1] * ys[None, :] + guides.phases[:, None]  # (N, h)
     ax = guides.frequencies[:, 1:] * xs[None, :]  # (N, w)
     if guides.kind == "linear":
-        return (ay[:, :, None] + ax[:, None, :]).astype(dtype, copy=False)
-    out = np.sin(ay)[:, :, None] * np.cos(ax)[:, None, :]
-    out += np.cos(ay)[:, :, None] * np.sin(ax)[:, None, :]
-    return out.astype(dtype, copy=False)
+        return (ay, np.ones_like(ax)), (np.ones_like(ay), ax)
+    return (np.sin(ay), np.cos(ax)), (np.cos(ay), np.sin(ax))
 
 
 def random_guides(n_guides, reference_shape, kind="random", random_state=None):
