@@ -283,7 +283,7 @@ def main(argv=None):
         epochs, step = calibrate(params, train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
     else:
-        epochs = args.epochs
+        epochs, step = args.epochs, None
     seg = HarmonicSegmenter(**params, epochs=epochs, verbose=1)
     t0 = time.perf_counter()
     seg.fit(train.images, train.labels, ignore=train.ignore)
@@ -299,7 +299,8 @@ def main(argv=None):
         boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
         learning_rate=seg.learning_rate,
         merge_small=seg.merge_small, amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
-        train_seconds=train_s, predict_seconds=predict_s,
+        train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs else args.budget,
+        calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
