@@ -10,8 +10,11 @@ the test split), by ``--scoring``: ``sbd`` (what ``fit`` uses) or
 ``accuracy`` (TP / (TP + FP + FN) averaged over IoU 0.5:0.95, closer to COCO
 AP); ``--scoring sbd`` on a model that ``fit`` tuned itself chooses what ``fit``
 chose, so it also serves to draw pictures of a saved model (``--pictures``).
+The search also tries core fractions (``core_fraction``, added on 2026-11-27);
+``--no-core`` holds it to None, the grid of the models saved before, so that
+the two are compared on the same network.
 The test split is then scored as ``reproduce.py`` scores it. Results:
-``benchmarks/out/retune_<model folder name>_<scoring>[_merge].json`` and a markdown table.
+``benchmarks/out/retune_<model folder name>_<scoring>[_merge][_nocore].json`` and a markdown table.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from reproduce import OUT, evaluate, print_table, resolve_train_truth, save_pict
 from sklearn.utils import check_random_state
 from train_embedding import load
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, _tuning
 
 
 def held_out(seg, n_images):
@@ -60,6 +63,8 @@ def main(argv=None):
     p.add_argument("--merge-small", action="store_true",
                    help="tune and score with merge_small=True: fragments below min_size go to the instance they "
                    "touch instead of being dropped")
+    p.add_argument("--no-core", action="store_true",
+                   help="tune without core fractions (every foreground pixel seeks a mode), as before 2026-11-27")
     args = p.parse_args(argv)
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
@@ -69,14 +74,18 @@ def main(argv=None):
         seg.set_params(num_threads=args.threads)
     if args.merge_small:
         seg.set_params(merge_small=True)
+    if args.no_core:
+        seg.set_params(core_fraction=None)
+        _tuning.CORE_FRACTIONS = (None,)
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
     before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
-                  merge_small=saved_merge_small)
+                  core_fraction=seg.core_fraction_, merge_small=saved_merge_small)
     t0 = time.perf_counter()
     seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
     tune_s = time.perf_counter() - t0
-    after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_, merge_small=seg.merge_small)
+    after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
+                 core_fraction=seg.core_fraction_, merge_small=seg.merge_small)
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
     variant = f"{seg.variant}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
@@ -86,7 +95,7 @@ def main(argv=None):
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
         tuning_results=seg.tuning_results_, rows=rows, pictures=pictures, machine=machine(),
     )
-    tag = "_merge" if args.merge_small else ""
+    tag = ("_merge" if args.merge_small else "") + ("_nocore" if args.no_core else "")
     out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}{tag}.json", result)
     print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
           f"{before} -> {after} (validation {args.scoring} "

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
 FORMAT_VERSION = 1
-_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_")
+_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_", "core_fraction_")
 
 
 def _module_payload(module):
@@ -72,6 +72,8 @@ def setstate(est, state):
         return
     if "validation_indices_" not in est.__dict__:  # pickled before it was recorded
         est.validation_indices_ = None
+    if "core_fraction_" not in est.__dict__:
+        est.core_fraction_ = est.core_fraction
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -182,6 +184,7 @@ def load(cls, path, *, device="cpu"):
     fitter.n_guides_ = fitter.guides_.n_guides
     fitter.separation_ = gf["separation"]
     est.guides_ = fitter
+    est.core_fraction_ = est.core_fraction  # saved before core_fraction_ was recorded
     for k, v in config["fitted"].items():
         setattr(est, k, v)
     est.history_ = config["history"]

@@ -11,7 +11,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _persistence, _tuning
+from . import _persistence
+from ._clustering import ClusteringMixin
 from ._validation import check_images, check_images_and_labels, check_interval_pair, check_masks
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
@@ -27,11 +28,9 @@ __all__ = ["HarmonicSegmenter"]
 
 logger = logging.getLogger(__name__)
 
-#: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
-_DELTA_V = 0.5
 
 
-class HarmonicSegmenter(BaseEstimator):
+class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     """Instance segmentation with harmonic embeddings (Kulikov & Lempitsky, CVPR 2020).
 
     ``fit`` runs the three stages on lists of images and integer label maps:
@@ -129,11 +128,19 @@ class HarmonicSegmenter(BaseEstimator):
         assigned to the nearest mode (see
         :func:`~harmonic_seg.nn.cluster_embeddings`). None: every foreground
         pixel seeks (the paper).
+    core_fraction : float in (0, 1] or None, default=None
+        Only this fraction of the foreground pixels, those where the predicted
+        embedding changes least from pixel to pixel, seek the modes; all are
+        then assigned to the nearest mode (see
+        :func:`~harmonic_seg.nn.cluster_embeddings`). Pixels on a border
+        between touching instances, whose embedding blends both, then form no
+        fragments of their own. None: every foreground pixel seeks (the
+        paper). ``tune_postprocessing`` also tries None, 0.8 and 0.6.
     tune_postprocessing : bool, default=False
         After training, choose the bandwidth (0.5 to 3 times its default;
         L1 windows scaled to match, see :meth:`optimize_postprocessing`),
-        the distance (``metric``) and ``min_size`` maximising the mean
-        symmetric best Dice on the validation images (as StarDist tunes its
+        the distance (``metric``), ``core_fraction`` and ``min_size``
+        maximising the mean symmetric best Dice on the validation images (as StarDist tunes its
         thresholds); :meth:`optimize_postprocessing` does the same on images
         of your choice, by SBD or by matching accuracy.
     tile_size : int or None, default=1024
@@ -176,6 +183,8 @@ class HarmonicSegmenter(BaseEstimator):
         Minimum instance size used by ``predict``.
     metric_ : str
         Mean-shift distance used by ``predict``.
+    core_fraction_ : float or None
+        ``core_fraction`` used by ``predict`` (the tuned one after tuning).
     tuning_results_ : list of dict
         Scores of the post-processing grid (empty unless tuned).
     validation_indices_ : list of int or None
@@ -222,6 +231,7 @@ class HarmonicSegmenter(BaseEstimator):
         "metric": [StrOptions({"euclidean", "l1"})],
         "fg_threshold": [Interval(Real, 0, 1, closed="neither")],
         "core_threshold": [Interval(Real, 0, 1, closed="both"), None],
+        "core_fraction": [Interval(Real, 0, 1, closed="right"), None],
         "tune_postprocessing": ["boolean"],
         "tile_size": [Interval(Integral, 16, None, closed="left"), None],
         "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
@@ -264,6 +274,7 @@ class HarmonicSegmenter(BaseEstimator):
         metric="euclidean",
         fg_threshold=0.5,
         core_threshold=None,
+        core_fraction=None,
         tune_postprocessing=False,
         tile_size=1024,
         tile_overlap=None,
@@ -302,6 +313,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.metric = metric
         self.fg_threshold = fg_threshold
         self.core_threshold = core_threshold
+        self.core_fraction = core_fraction
         self.tune_postprocessing = tune_postprocessing
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
@@ -434,6 +446,7 @@ class HarmonicSegmenter(BaseEstimator):
         self.bandwidth_ = self._default_bandwidth()
         self.min_size_ = int(self.min_size)
         self.metric_ = self.metric
+        self.core_fraction_ = self.core_fraction
         self.tuning_results_ = []
         val = [int(i) for i in getattr(trainer, "val_indices_", [])]
         self.validation_indices_ = val
@@ -443,69 +456,6 @@ class HarmonicSegmenter(BaseEstimator):
                     self._tune([chw[i] for i in val], [labels[i] for i in val], "sbd")
             else:
                 logger.warning("tune_postprocessing=True but no validation image was held out; keeping the defaults.")
-        return self
-
-    def _default_bandwidth(self):
-        if self.bandwidth is not None:
-            return float(self.bandwidth)
-        return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
-
-    def _tune(self, chw, labels, scoring):
-        """Grid search of the clustering parameters on validation images (StarDist-style)."""
-        from . import postprocess as pp
-
-        preds = [self._embed(im) for im in chw]
-
-        def cluster_all(pred, bandwidth, metric):  # _cluster(..., min_size) is this, then drop_small
-            emb, prob = pred
-            return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, 0, metric)[0]
-
-        drop_small = pp.merge_small_instances if self.merge_small else pp.remove_small_instances
-        cluster = _tuning.size_filtered(cluster_all, drop_small)
-        n_dims = preds[0][0].shape[0]  # embedding channels (N)
-        best, self.tuning_results_ = _tuning.grid_search_clustering(
-            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,
-            typical_area=_tuning.median_instance_area(labels),
-        )
-        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
-        logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d (validation %s %.4f)",
-                    best["metric"], best["bandwidth"], best["min_size"], scoring, best["score"])
-
-    def optimize_postprocessing(self, X, y, *, scoring="sbd"):
-        """Choose the clustering parameters on validation images, without retraining.
-
-        Like StarDist's ``optimize_thresholds``: the images are embedded once,
-        then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
-        default for Euclidean windows; the L1 ones ``sqrt(2 N / pi)`` times
-        wider, so that they hold as many neighbours) and minimum size (around
-        ``min_size``, and 2 to 50 % of the median instance area of ``y``, so
-        that the fragments of large objects can be dropped) is clustered as
-        ``predict`` does and scored against
-        ``y``; the best replaces ``metric_``, ``bandwidth_`` and ``min_size_``
-        (``save`` keeps them).
-        ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
-
-        Parameters
-        ----------
-        X : list of ndarray of shape (H, W) or (H, W, C)
-            Validation images: images the network was not trained on.
-        y : list of ndarray of shape (H, W)
-            Their label maps.
-        scoring : {"sbd", "accuracy"}, default="sbd"
-            Mean symmetric best Dice, or TP / (TP + FP + FN) averaged over IoU
-            thresholds 0.5:0.05:0.95 (favours exact outlines, as COCO AP does).
-
-        Returns
-        -------
-        self : HarmonicSegmenter
-        """
-        if scoring not in _tuning.SCORINGS:
-            raise ValueError(f"scoring must be one of {_tuning.SCORINGS}; got {scoring!r}.")
-        check_is_fitted(self, "module_")
-        images, labels = check_images_and_labels(X, y)
-        images, _ = self._check_predict_input(images, None)
-        with self._threads():
-            self._tune(self._prepare(images), labels, scoring)
         return self
 
     # ------------------------------------------------------------------ predict
@@ -526,23 +476,6 @@ class HarmonicSegmenter(BaseEstimator):
             emb = rescale_channels_first(emb, shape)
             prob = rescale_channels_first(prob[None], shape)[0]
         return emb, prob
-
-    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size, metric=None):
-        from .nn.cluster import cluster_embeddings
-
-        return cluster_embeddings(
-            embedding,
-            foreground,
-            bandwidth,
-            metric=self.metric_ if metric is None else metric,
-            min_size=min_size,
-            split_components=self.split_components,
-            merge_small=self.merge_small,
-            fg_prob=fg_prob,
-            core_threshold=self.core_threshold,
-            device=next(self.module_.parameters()).device,
-            random_state=0,
-        )
 
     def _check_predict_input(self, X, foreground):
         check_is_fitted(self, "module_")

@@ -35,5 +35,6 @@ def test_docs_build_without_warnings(tmp_path):
     api = (out / "api.html").read_text(encoding="utf-8")
     for name in ("harmonic_seg.HarmonicSegmenter", "harmonic_seg.GuideFunctionFitter",
                  "harmonic_seg.metrics.matching_dataset", "harmonic_seg.nn.cluster_embeddings",
-                 "harmonic_seg.io.load_folder", "harmonic_seg.postprocess.instance_scores"):
+                 "harmonic_seg.io.load_folder", "harmonic_seg.postprocess.instance_scores",
+                 "harmonic_seg.HarmonicSegmenter.optimize_postprocessing"):
         assert f'id="{name}"' in api, f"{name} is missing from the API reference"

@@ -143,6 +143,16 @@ def test_amp_reaches_fit_and_predict(fitted, data):
     assert 0 < np.abs(bf16 - fp32).max() < 5e-2
 
 
+def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_path):
+    fitted.save(tmp_path / "model")
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    del cfg["params"]["core_fraction"], cfg["fitted"]["core_fraction_"]
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    loaded = HarmonicSegmenter.load(tmp_path / "model")
+    assert loaded.core_fraction is None and loaded.core_fraction_ is None
+    np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], fitted.predict(data[0][:1])[0])
+
+
 def test_incompatible_format_version(fitted, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -325,12 +335,13 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
     state = fitted.__getstate__()
-    for name in ("scale", "merge_small", "core_threshold", "loss", "validation_indices_"):
+    for name in ("scale", "merge_small", "core_threshold", "loss", "validation_indices_", "core_fraction",
+                 "core_fraction_"):
         state.pop(name)
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
     assert (est.scale, est.merge_small, est.core_threshold, est.loss) == (1.0, False, None, "harmonic")
-    assert est.validation_indices_ is None
+    assert est.validation_indices_ is None and est.core_fraction is None and est.core_fraction_ is None
     for a, b in zip(est.predict(data[0][:1]), fitted.predict(data[0][:1])):
         np.testing.assert_array_equal(a, b)
 
@@ -358,7 +369,9 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     assert len(seg.validation_indices_) == 2 and len(seg.tuning_results_) > 0
     seg.optimize_postprocessing(X[:3], y[:3], scoring="accuracy")
     best = max(seg.tuning_results_, key=lambda r: r["score"])
-    assert (seg.metric_, seg.bandwidth_, seg.min_size_) == (best["metric"], best["bandwidth"], best["min_size"])
+    assert (seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_) == (
+        best["metric"], best["bandwidth"], best["min_size"], best["core_fraction"])
+    assert {r["core_fraction"] for r in seg.tuning_results_} == {None, 0.8, 0.6}
     factors = np.array([0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0])
     for metric, scale in (("euclidean", 1.0), ("l1", np.sqrt(2 * seg.guides_.n_guides_ / np.pi))):
         tried = sorted({r["bandwidth"] for r in seg.tuning_results_ if r["metric"] == metric})
@@ -368,15 +381,17 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     median_area = np.median(np.concatenate([np.bincount(lab.ravel())[1:] for lab in y[:3]]))
     sizes = sorted({r["min_size"] for r in seg.tuning_results_})
     assert {0, 10, 30, 80} | {round(f * median_area) for f in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)} == set(sizes)
-    tuned = (seg.metric_, seg.bandwidth_, seg.min_size_)
+    tuned = (seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_)
     rows = [r for r in seg.tuning_results_ if r["bandwidth"] == seg.bandwidth_ and r["metric"] == seg.metric_]
     for r in rows[::3]:
-        seg.min_size_ = r["min_size"]
+        seg.min_size_, seg.core_fraction_ = r["min_size"], r["core_fraction"]
         assert validation_score(y[:3], seg.predict(X[:3]), "accuracy") == pytest.approx(r["score"])
-    seg.metric_, seg.bandwidth_, seg.min_size_ = tuned
+    seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_ = tuned
+    seg.core_fraction_ = 0.6  # a value other than the parameter's, to see it saved
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)
+    assert loaded.core_fraction_ == 0.6 and loaded.core_fraction is None
     assert loaded.validation_indices_ == seg.validation_indices_
     for a, b in zip(loaded.predict(X[:1]), seg.predict(X[:1])):
         np.testing.assert_array_equal(a, b)

@@ -3,7 +3,9 @@ import pytest
 
 from harmonic_seg._tuning import (
     BANDWIDTH_FACTORS,
+    CORE_FRACTIONS,
     bandwidth_grid,
+    core_fraction_grid,
     grid_search_clustering,
     median_instance_area,
     min_size_grid,
@@ -28,8 +30,8 @@ def test_grid_search_finds_the_only_right_setting():
 
     right = ("l1", round(bandwidth_grid(0.5, "l1", 12)[6], 6), 0)  # 2 x default, L1, min_size 0
 
-    def cluster(pred, bandwidth, min_size, metric):
-        assert pred == "p"
+    def cluster(pred, bandwidth, min_size, metric, core_fraction):
+        assert pred == "p" and core_fraction is None
         return truth if (metric, round(bandwidth, 6), min_size) == right else merged
 
     best, results = grid_search_clustering(cluster, ["p", "p"], [truth, truth], 0.5, 10, 12)
@@ -69,7 +71,7 @@ def test_min_size_grid_follows_the_instance_area():
     assert min_size_grid(10) == [0, 10, 30, 80]
     assert min_size_grid(10, 12500.0) == [0, 10, 30, 80, 250, 625, 1250, 2500, 3750, 6250]
     seen = []
-    grid_search_clustering(lambda p, bw, size, m: seen.append(size) or truth, ["p"], [truth], 0.5, 10, 12,
+    grid_search_clustering(lambda p, bw, size, m, cf: seen.append(size) or truth, ["p"], [truth], 0.5, 10, 12,
                            typical_area=1000.0)
     assert sorted(set(seen)) == [0, 10, 20, 30, 50, 80, 100, 200, 300, 500]
     assert seen[:10] == sorted(set(seen))  # sizes vary fastest (one clustering per bandwidth suffices)
@@ -79,8 +81,8 @@ def test_size_filtered_clusters_once_per_bandwidth():
     truth = _truth()
     calls = []
 
-    def cluster_all(pred, bandwidth, metric):
-        calls.append((pred, bandwidth, metric))
+    def cluster_all(pred, bandwidth, metric, core_fraction):
+        calls.append((pred, bandwidth, metric, core_fraction))
         return truth
 
     cluster = size_filtered(cluster_all, remove_small_instances)
@@ -92,3 +94,29 @@ def test_size_filtered_clusters_once_per_bandwidth():
     by_size = {r["min_size"]: r["score"] for r in results if r["bandwidth"] == results[0]["bandwidth"]}
     assert by_size[0] == by_size[100] == 1.0 and by_size[200] == 0.0  # the instances have 100, 143, 180 px
     assert best["min_size"] == 0
+
+
+def test_core_fractions_are_a_grid_dimension():
+    truth = _truth()
+    merged = (truth > 0).astype(np.int32)
+    assert core_fraction_grid() == [None, 0.8, 0.6] == list(CORE_FRACTIONS)
+    assert core_fraction_grid(0.7) == [None, 0.8, 0.6, 0.7]
+    assert core_fraction_grid(0.8) == core_fraction_grid(1) == core_fraction_grid(1.0) == [None, 0.8, 0.6]
+    calls = []
+
+    def cluster_all(pred, bandwidth, metric, core_fraction):
+        calls.append((pred, bandwidth, metric, core_fraction))
+        return truth if core_fraction == 0.6 else merged
+
+    cluster = size_filtered(cluster_all, remove_small_instances)
+    best, results = grid_search_clustering(cluster, ["a", "b"], [truth, truth], 0.5, 10, 12,
+                                           core_fractions=core_fraction_grid())
+    n_sizes = len(min_size_grid(10))
+    assert len(results) == 2 * len(BANDWIDTH_FACTORS) * 3 * n_sizes
+    assert len(calls) == 2 * len(BANDWIDTH_FACTORS) * 3 * 2  # once per image and grid point, not per size
+    assert best["core_fraction"] == 0.6 and best["score"] == pytest.approx(1.0)
+    assert [r["core_fraction"] for r in results[: 3 * n_sizes : n_sizes]] == [None, 0.8, 0.6]
+    # equal scores: the first in grid order, so no core fraction (the paper) before one
+    best, _ = grid_search_clustering(size_filtered(lambda *a: truth, remove_small_instances), ["a"], [truth],
+                                     0.5, 10, 12, core_fractions=core_fraction_grid())
+    assert best["core_fraction"] is None

@@ -63,6 +63,20 @@ def _check_mask(mask, name, shape, *, dtype=bool):
     return arr
 
 
+def _low_gradient(emb, fg_idx, fraction):
+    """Boolean over the foreground pixels ``fg_idx``: the ``fraction`` of them (at least one) where the
+    squared norm of the embedding's spatial gradient (central differences) is smallest; ties kept."""
+    _, h, w = emb.shape
+    dims = tuple(d for d, n in ((1, h), (2, w)) if n > 1)
+    if not dims:
+        return np.ones(fg_idx.size, dtype=bool)
+    grads = torch.gradient(emb, dim=dims)
+    sq = sum(g.square().sum(0) for g in grads).reshape(-1)
+    sq = sq[torch.from_numpy(fg_idx).to(sq.device)].cpu()
+    k = max(1, int(np.ceil(fraction * sq.numel())))
+    return (sq <= torch.kthvalue(sq, k).values).numpy()
+
+
 def cluster_embeddings(
     embedding,
     foreground=None,
@@ -76,6 +90,7 @@ def cluster_embeddings(
     merge_small=False,
     fg_prob=None,
     core_threshold=None,
+    core_fraction=None,
     max_points=20000,
     coarse_to_fine=True,
     device=None,
@@ -129,6 +144,18 @@ def cluster_embeddings(
         blend both, then cannot bridge their modes. When no pixel reaches
         the threshold, every foreground pixel searches. None: every
         foreground pixel searches (the paper).
+    core_fraction : float in (0, 1] or None, default=None
+        When given, only this fraction of the foreground pixels, those where
+        the embedding changes least from pixel to pixel (smallest norm of its
+        spatial gradient, central differences), take part in the mode search;
+        every foreground pixel is then assigned to its nearest mode. Where two
+        instances touch, an embedding predicted at a lower resolution and
+        brought back to full size, or a blurred prediction, blends both over a
+        band of pixels; those pixels can form modes of their own (fragments)
+        or bridge two modes. Unlike ``core_threshold`` this needs no
+        foreground probability and also finds borders inside the foreground.
+        With both, a pixel searches if it passes both (if none does, the
+        probability core alone). None or 1: no selection by gradient.
     max_points : int or None, default=20000
         Size of the random subsample used for the mode search.
     coarse_to_fine : bool, default=True
@@ -154,6 +181,12 @@ def cluster_embeddings(
     """
     check_positive(bandwidth, "bandwidth")
     check_positive(min_size, "min_size", integer=True, allow_zero=True)
+    if core_fraction is not None and (
+        isinstance(core_fraction, bool)
+        or not isinstance(core_fraction, (int, float, np.integer, np.floating))
+        or not 0 < core_fraction <= 1
+    ):
+        raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {core_fraction!r}.")
     if core_threshold is not None:
         check_positive(core_threshold, "core_threshold", allow_zero=True)
         if core_threshold > 1:
@@ -172,11 +205,14 @@ def cluster_embeddings(
     if fg_idx.size == 0:
         return out.reshape(h, w), np.zeros(0, dtype=np.float64)
     points = emb.reshape(n_dims, h * w)[:, torch.from_numpy(fg_idx).to(dev)].T.contiguous()
-    search = points
+    core = None
     if core_threshold is not None:
         core = prob.ravel()[fg_idx] >= core_threshold
-        if core.any():
-            search = points[torch.from_numpy(core).to(dev)]
+        core = core if core.any() else None
+    if core_fraction is not None and core_fraction < 1:
+        smooth = _low_gradient(emb, fg_idx, core_fraction)
+        core = smooth if core is None else (core & smooth if (core & smooth).any() else core)
+    search = points if core is None else points[torch.from_numpy(core).to(dev)]
     res = _mean_shift(
         search, bandwidth, kernel=kernel, metric=metric, seeds=seeds, max_points=max_points,
         coarse_to_fine=coarse_to_fine, device=dev, random_state=random_state, name="embedding",

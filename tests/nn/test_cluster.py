@@ -85,6 +85,37 @@ def test_cluster_embeddings_core_threshold():
     np.testing.assert_array_equal(same, ref)
 
 
+def test_cluster_embeddings_core_fraction():
+    # two instances joined by a ramp of 8 columns whose embedding blends both and leaves the segment between
+    # them (as a blurred or upsampled prediction does on a border): its pixels make modes of their own
+    emb = np.zeros((2, 20, 40), dtype=np.float32)
+    fg = np.zeros((20, 40), dtype=bool)
+    fg[2:18, 2:38] = True
+    emb[0, :, 24:] = 1.0
+    t = (np.arange(16, 24) - 15.5) / 8.0
+    emb[0, :, 16:24] = t
+    emb[1, :, 16:24] = 0.6 * np.sin(np.pi * t)
+    pred, _ = cluster_embeddings(emb, fg, 0.3)
+    assert pred.max() >= 3
+    pred, scores = cluster_embeddings(emb, fg, 0.3, core_fraction=0.7)
+    assert pred.max() == 2 and scores.shape == (2,) and (pred[fg] > 0).all()
+    # every ramp pixel goes to the nearer instance: the border falls in the middle of the ramp
+    np.testing.assert_array_equal(pred[5, 2:20], pred[5, 2])
+    np.testing.assert_array_equal(pred[5, 20:38], pred[5, 30])
+    assert pred[5, 2] != pred[5, 30]
+    # 1 selects every pixel, as None does; with core_threshold, a pixel must pass both
+    np.testing.assert_array_equal(cluster_embeddings(emb, fg, 0.3, core_fraction=1.0)[0],
+                                  cluster_embeddings(emb, fg, 0.3)[0])
+    prob = np.where(fg, 0.99, 0.0)
+    both, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob, core_threshold=0.9, core_fraction=0.7)
+    np.testing.assert_array_equal(both, pred)
+    # a single row or pixel: the gradient along the other axis, or none
+    row = cluster_embeddings(emb[:, 5:6], fg[5:6], 0.3, core_fraction=0.7, min_size=1)[0]
+    np.testing.assert_array_equal(row, pred[5:6])
+    one = cluster_embeddings(emb[:, 5:6, 5:6], None, 0.3, core_fraction=0.5, min_size=1)[0]
+    assert one.tolist() == [[1]]
+
+
 def test_cluster_embeddings_merge_small():
     # two instances; a 3x3 patch of the left one has an outlying embedding (a fragment the clustering cuts off)
     rng = np.random.default_rng(0)
@@ -136,6 +167,9 @@ def test_cluster_embeddings_errors():
         cluster_embeddings(emb, None, EPS, core_threshold=0.9)
     with pytest.raises(ValueError, match="core_threshold must be a probability"):
         cluster_embeddings(emb, None, EPS, fg_prob=np.ones((8, 8)), core_threshold=1.5)
+    for bad in (0, 0.0, 1.5, -0.2, True, "0.5"):
+        with pytest.raises(ValueError, match=r"core_fraction must be a fraction in \(0, 1\] or None"):
+            cluster_embeddings(emb, None, EPS, core_fraction=bad)
 
 
 def test_old_import_path_still_works():

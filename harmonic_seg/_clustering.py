@@ -1,0 +1,112 @@
+"""The clustering half of :class:`~harmonic_seg.HarmonicSegmenter`: mean shift of its predictions and the
+StarDist-style tuning of the clustering parameters on validation images (:meth:`optimize_postprocessing`).
+
+A mixin, so that the estimator's module holds the training and the prediction; the grid itself is in
+:mod:`harmonic_seg._tuning` (plain numpy).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sklearn.utils.validation import check_is_fitted
+
+from . import _tuning
+from ._validation import check_images_and_labels
+
+__all__ = ["ClusteringMixin"]
+
+logger = logging.getLogger(__name__)
+
+#: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
+_DELTA_V = 0.5
+
+
+class ClusteringMixin:
+    """Clustering and its tuning for an estimator with ``module_``, ``guides_``, ``_embed``, ``_prepare``,
+    ``_threads`` and ``_check_predict_input`` (:class:`~harmonic_seg.HarmonicSegmenter`)."""
+
+    def _default_bandwidth(self):
+        if self.bandwidth is not None:
+            return float(self.bandwidth)
+        return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
+
+    def _tune(self, chw, labels, scoring):
+        """Grid search of the clustering parameters on validation images (StarDist-style)."""
+        from . import postprocess as pp
+
+        preds = [self._embed(im) for im in chw]
+
+        def cluster_all(pred, bandwidth, metric, core_fraction):  # _cluster(..., min_size) is this, then drop_small
+            emb, prob = pred
+            return self._cluster(emb, prob > self.fg_threshold, prob, bandwidth, 0, metric, core_fraction)[0]
+
+        drop_small = pp.merge_small_instances if self.merge_small else pp.remove_small_instances
+        cluster = _tuning.size_filtered(cluster_all, drop_small)
+        n_dims = preds[0][0].shape[0]  # embedding channels (N)
+        best, self.tuning_results_ = _tuning.grid_search_clustering(
+            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,
+            typical_area=_tuning.median_instance_area(labels),
+            core_fractions=_tuning.core_fraction_grid(self.core_fraction),
+        )
+        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
+        self.core_fraction_ = best["core_fraction"]
+        logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d core_fraction=%s (validation %s %.4f)",
+                    best["metric"], best["bandwidth"], best["min_size"], best["core_fraction"], scoring, best["score"])
+
+    def optimize_postprocessing(self, X, y, *, scoring="sbd"):
+        """Choose the clustering parameters on validation images, without retraining.
+
+        Like StarDist's ``optimize_thresholds``: the images are embedded once,
+        then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
+        default for Euclidean windows; the L1 ones ``sqrt(2 N / pi)`` times
+        wider, so that they hold as many neighbours), minimum size (around
+        ``min_size``, and 2 to 50 % of the median instance area of ``y``, so
+        that the fragments of large objects can be dropped) and core fraction
+        (None, 0.8, 0.6 and ``core_fraction``) is clustered as ``predict``
+        does and scored against ``y``; the best replaces ``metric_``,
+        ``bandwidth_``, ``min_size_`` and ``core_fraction_`` (``save`` keeps
+        them; among equal scores the first in this order, so None before a
+        core fraction).
+        ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
+
+        Parameters
+        ----------
+        X : list of ndarray of shape (H, W) or (H, W, C)
+            Validation images: images the network was not trained on.
+        y : list of ndarray of shape (H, W)
+            Their label maps.
+        scoring : {"sbd", "accuracy"}, default="sbd"
+            Mean symmetric best Dice, or TP / (TP + FP + FN) averaged over IoU
+            thresholds 0.5:0.05:0.95 (favours exact outlines, as COCO AP does).
+
+        Returns
+        -------
+        self : HarmonicSegmenter
+        """
+        if scoring not in _tuning.SCORINGS:
+            raise ValueError(f"scoring must be one of {_tuning.SCORINGS}; got {scoring!r}.")
+        check_is_fitted(self, "module_")
+        images, labels = check_images_and_labels(X, y)
+        images, _ = self._check_predict_input(images, None)
+        with self._threads():
+            self._tune(self._prepare(images), labels, scoring)
+        return self
+
+    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size, metric=None, core_fraction="fitted"):
+        from .nn.cluster import cluster_embeddings
+
+        return cluster_embeddings(
+            embedding,
+            foreground,
+            bandwidth,
+            metric=self.metric_ if metric is None else metric,
+            min_size=min_size,
+            split_components=self.split_components,
+            merge_small=self.merge_small,
+            fg_prob=fg_prob,
+            core_threshold=self.core_threshold,
+            core_fraction=self.core_fraction_ if core_fraction == "fitted" else core_fraction,
+            device=next(self.module_.parameters()).device,
+            random_state=0,
+        )
