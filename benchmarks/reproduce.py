@@ -9,7 +9,8 @@ Trains HarmonicSegmenter on the train split of ../shared/data (fixed splits of
 splits.json) for ``--budget`` minutes of training (the number of epochs comes
 from a short timed calibration, so that the cosine schedule completes), with
 10 % of the training images held out to tune the mean-shift bandwidth, the
-distance and the minimum size (``tune_postprocessing=True``). On the test
+distance, the core fraction (from 2026-11-27) and the minimum size
+(``tune_postprocessing=True``). On the test
 split it scores, with the library's metrics:
 
 * harmonic, predicted foreground: the estimator as a user runs it;
@@ -302,7 +303,8 @@ def main(argv=None):
         train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs else args.budget,
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
-        min_size=seg.min_size_, separation=seg.guides_.separation_, final_train_l1=seg.history_[-1]["train_l1"],
+        min_size=seg.min_size_, core_fraction=seg.core_fraction_, separation=seg.guides_.separation_,
+        final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
     )
     pictures = save_pictures(args.dataset, args.variant, test, shown, embedded, args.pictures, args.n_pictures)
