@@ -65,11 +65,12 @@ def oracle_at_scale(train, test, scale, guides="optimize", seed=0):
         pred, conf = [], []
         for truth, small in zip(test.labels, _reduce(test.labels, scale)):
             emb = embedding_map(small, fitter.guides_)
-            if scale != 1:  # the background takes its nearest instance's embedding, as a network trained on
+            if scale != 1 and small.any():  # the background takes its nearest instance's embedding, as a network trained on
                 # the foreground only is free to predict there, so that bringing the map back to full size
                 # blends touching instances only, not instances with the background's zeros
                 rows_idx, cols_idx = distance_transform_edt(small == 0, return_distances=False, return_indices=True)
-                emb = rescale_channels_first(emb[:, rows_idx, cols_idx], truth.shape)
+                emb = emb[:, rows_idx, cols_idx]
+            emb = rescale_channels_first(emb, truth.shape)
             # overlap pixels (BBBC010) carry label 0 and stay background, like any non-overlapping prediction
             lab, conf_i = cluster_embeddings(emb, truth > 0, fitter.margin, **options)
             pred.append(lab)

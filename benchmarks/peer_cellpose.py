@@ -200,7 +200,7 @@ def main(argv=None):
         "dataset": args.dataset,
         "train_truth": args.train_truth,
         "cellpose": cellpose_version,
-        "budget_minutes": None if args.epochs else args.budget,
+        "budget_minutes": None if args.epochs is not None else args.budget,
         "epochs": epochs,
         "seconds_per_epoch": per_epoch,
         "train_seconds": train_s,

@@ -300,7 +300,7 @@ def main(argv=None):
         boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
         learning_rate=seg.learning_rate,
         merge_small=seg.merge_small, amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
-        train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs else args.budget,
+        train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs is not None else args.budget,
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, core_fraction=seg.core_fraction_, separation=seg.guides_.separation_,

@@ -74,6 +74,7 @@ def calibrate(params, train, steps_per_epoch, minutes, epochs=4):
     epochs: it planned 89 to 129 epochs for the same leaf command, whose
     training loops then took 20 % less to 10 % more than the budget.)
     """
+    epochs = max(2, int(epochs))  # the first epoch is not timed
     cal = HarmonicSegmenter(**{**params, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
                                "tune_postprocessing": False, "verbose": 0})
     cal.fit(train.images, train.labels, ignore=train.ignore)

@@ -18,6 +18,9 @@ __all__ = ["ClusteringMixin"]
 
 logger = logging.getLogger(__name__)
 
+#: ``_cluster(..., core_fraction=_FITTED)``: the fitted ``core_fraction_`` (None means no core selection).
+_FITTED = object()
+
 #: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
 _DELTA_V = 0.5
 
@@ -66,8 +69,8 @@ class ClusteringMixin:
         (None, 0.8, 0.6 and ``core_fraction``) is clustered as ``predict``
         does and scored against ``y``; the best replaces ``metric_``,
         ``bandwidth_``, ``min_size_`` and ``core_fraction_`` (``save`` keeps
-        them; among equal scores the first in this order, so None before a
-        core fraction).
+        them; among equal scores the first in grid order: metric, then
+        bandwidth, then core fraction with None first, then size).
         ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
 
         Parameters
@@ -93,7 +96,7 @@ class ClusteringMixin:
             self._tune(self._prepare(images), labels, scoring)
         return self
 
-    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size, metric=None, core_fraction="fitted"):
+    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size, metric=None, core_fraction=_FITTED):
         from .nn.cluster import cluster_embeddings
 
         return cluster_embeddings(
@@ -106,7 +109,7 @@ class ClusteringMixin:
             merge_small=self.merge_small,
             fg_prob=fg_prob,
             core_threshold=self.core_threshold,
-            core_fraction=self.core_fraction_ if core_fraction == "fitted" else core_fraction,
+            core_fraction=self.core_fraction_ if core_fraction is _FITTED else core_fraction,
             device=next(self.module_.parameters()).device,
             random_state=0,
         )

@@ -64,8 +64,9 @@ def min_size_grid(min_size, typical_area=0.0):
 def core_fraction_grid(core_fraction=None):
     """Core fractions tried: :data:`CORE_FRACTIONS` and the configured one (1 counts as None)."""
     grid = list(CORE_FRACTIONS)
-    if core_fraction is not None and core_fraction != 1 and float(core_fraction) not in grid:
-        grid.append(float(core_fraction))
+    value = None if core_fraction is None else round(float(core_fraction), 6)  # np.float32(0.8) is 0.8
+    if value is not None and value != 1 and value not in grid:
+        grid.append(value)
     return grid
 
 

@@ -346,6 +346,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _check_extra_params(self):
+        if isinstance(self.core_fraction, (bool, np.bool_)):
+            raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {self.core_fraction!r}.")
         check_interval_pair(self.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
         check_interval_pair(self.scale_range, "scale_range", low_min=0, low_inclusive=False)
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):

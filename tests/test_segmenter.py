@@ -143,6 +143,16 @@ def test_amp_reaches_fit_and_predict(fitted, data):
     assert 0 < np.abs(bf16 - fp32).max() < 5e-2
 
 
+def test_core_fraction_bool_is_refused_before_training(monkeypatch):
+    from harmonic_seg.nn import trainer
+
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    lab = np.zeros((48, 48), dtype=np.int32)
+    lab[10:20, 10:20] = 1
+    with pytest.raises(ValueError, match="core_fraction must be a fraction in"):
+        HarmonicSegmenter(core_fraction=True, **TINY).fit([np.ones((48, 48))], [lab])
+
+
 def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())

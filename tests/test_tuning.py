@@ -102,6 +102,8 @@ def test_core_fractions_are_a_grid_dimension():
     assert core_fraction_grid() == [None, 0.8, 0.6] == list(CORE_FRACTIONS)
     assert core_fraction_grid(0.7) == [None, 0.8, 0.6, 0.7]
     assert core_fraction_grid(0.8) == core_fraction_grid(1) == core_fraction_grid(1.0) == [None, 0.8, 0.6]
+    assert core_fraction_grid(np.float32(0.8)) == core_fraction_grid(np.float32(0.7))[:3] == [None, 0.8, 0.6]
+    assert core_fraction_grid(np.float32(0.7)) == [None, 0.8, 0.6, 0.7]
     calls = []
 
     def cluster_all(pred, bandwidth, metric, core_fraction):

@@ -155,7 +155,10 @@ def cluster_embeddings(
         or bridge two modes. Unlike ``core_threshold`` this needs no
         foreground probability and also finds borders inside the foreground.
         With both, a pixel searches if it passes both (if none does, the
-        probability core alone). None or 1: no selection by gradient.
+        probability core alone). None or 1: no selection by gradient. The
+        fraction is counted over the whole image: a small instance all of
+        whose pixels change fast has no pixel that seeks and is given to
+        another instance's mode.
     max_points : int or None, default=20000
         Size of the random subsample used for the mode search.
     coarse_to_fine : bool, default=True

@@ -85,7 +85,7 @@ def test_cluster_embeddings_core_threshold():
     np.testing.assert_array_equal(same, ref)
 
 
-def test_cluster_embeddings_core_fraction():
+def test_cluster_embeddings_core_fraction(monkeypatch):
     # two instances joined by a ramp of 8 columns whose embedding blends both and leaves the segment between
     # them (as a blurred or upsampled prediction does on a border): its pixels make modes of their own
     emb = np.zeros((2, 20, 40), dtype=np.float32)
@@ -106,14 +106,32 @@ def test_cluster_embeddings_core_fraction():
     # 1 selects every pixel, as None does; with core_threshold, a pixel must pass both
     np.testing.assert_array_equal(cluster_embeddings(emb, fg, 0.3, core_fraction=1.0)[0],
                                   cluster_embeddings(emb, fg, 0.3)[0])
+    # with core_threshold, a pixel seeks if it passes both; if none passes both, the probability core alone
+    import harmonic_seg.nn.cluster as cluster_module
+
+    sizes = []
+    original = cluster_module._mean_shift
+    monkeypatch.setattr(cluster_module, "_mean_shift", lambda pts, *a, **k: sizes.append(len(pts)) or original(pts, *a, **k))
     prob = np.where(fg, 0.99, 0.0)
-    both, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob, core_threshold=0.9, core_fraction=0.7)
-    np.testing.assert_array_equal(both, pred)
+    prob[2:10] = 0.5  # the top half of every instance fails the threshold
+    cluster_embeddings(emb, fg, 0.3, fg_prob=prob, core_threshold=0.9)  # its core keeps the ramp's lower half
+    for kwargs in (dict(core_fraction=0.7), dict(core_threshold=0.9, core_fraction=0.7)):
+        both, _ = cluster_embeddings(emb, fg, 0.3, fg_prob=prob, **kwargs)
+        np.testing.assert_array_equal(both, pred)
+    prob_core, grad_core, intersection = sizes
+    assert intersection < min(prob_core, grad_core) and intersection > 0
+    assert intersection == round(prob_core * grad_core / fg.sum())  # the two selections are independent here
+    sizes.clear()
+    cluster_embeddings(emb, fg, 0.3, fg_prob=np.where(fg, 0.5, 0.0), core_threshold=0.9, core_fraction=0.7)
+    assert sizes == [grad_core]  # no pixel reaches the threshold: the gradient core alone
     # a single row or pixel: the gradient along the other axis, or none
     row = cluster_embeddings(emb[:, 5:6], fg[5:6], 0.3, core_fraction=0.7, min_size=1)[0]
     np.testing.assert_array_equal(row, pred[5:6])
     one = cluster_embeddings(emb[:, 5:6, 5:6], None, 0.3, core_fraction=0.5, min_size=1)[0]
     assert one.tolist() == [[1]]
+    # a constant embedding: every gradient ties, so every pixel seeks; numpy scalars are accepted
+    flat = np.ones((2, 6, 6), dtype=np.float32)
+    np.testing.assert_array_equal(cluster_embeddings(flat, None, 0.3, core_fraction=np.float32(0.3))[0], 1)
 
 
 def test_cluster_embeddings_merge_small():
