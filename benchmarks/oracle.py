@@ -60,21 +60,22 @@ def oracle_at_scale(train, test, scale, guides="optimize", seed=0):
         f", fragments < {merge_size} px merged": dict(min_size=merge_size, merge_small=True),
         ", modes sought by the 80 % smoothest pixels": dict(core_fraction=0.8),
     }
-    rows = {}
-    for tag, options in settings.items():
-        pred, conf = [], []
-        for truth, small in zip(test.labels, _reduce(test.labels, scale)):
-            emb = embedding_map(small, fitter.guides_)
-            if scale != 1 and small.any():  # the background takes its nearest instance's embedding, as a network trained on
-                # the foreground only is free to predict there, so that bringing the map back to full size
-                # blends touching instances only, not instances with the background's zeros
-                rows_idx, cols_idx = distance_transform_edt(small == 0, return_distances=False, return_indices=True)
-                emb = emb[:, rows_idx, cols_idx]
-            emb = rescale_channels_first(emb, truth.shape)
+    preds = {tag: ([], []) for tag in settings}  # per setting: label maps, confidences
+    for truth, small in zip(test.labels, _reduce(test.labels, scale)):  # each target once, clustered per setting
+        emb = embedding_map(small, fitter.guides_)
+        if scale != 1 and small.any():  # the background takes its nearest instance's embedding, as a network trained on
+            # the foreground only is free to predict there, so that bringing the map back to full size
+            # blends touching instances only, not instances with the background's zeros
+            rows_idx, cols_idx = distance_transform_edt(small == 0, return_distances=False, return_indices=True)
+            emb = emb[:, rows_idx, cols_idx]
+        emb = rescale_channels_first(emb, truth.shape)
+        for tag, options in settings.items():
             # overlap pixels (BBBC010) carry label 0 and stay background, like any non-overlapping prediction
             lab, conf_i = cluster_embeddings(emb, truth > 0, fitter.margin, **options)
-            pred.append(lab)
-            conf.append(conf_i)
+            preds[tag][0].append(lab)
+            preds[tag][1].append(conf_i)
+    rows = {}
+    for tag, (pred, conf) in preds.items():
         name = "oracle: mean shift of the target embeddings" if scale == 1 else f"oracle at scale {scale:g}{tag}"
         rows[name] = scores(gt, pred, conf)
     return rows, fit_s

@@ -75,6 +75,12 @@ def _sums(labels, guides, origin):
     return counts, sums
 
 
+def _instance_ids(counts):
+    """The label values present (non-zero pixel count), background excluded, sorted."""
+    ids = np.flatnonzero(counts)
+    return ids[ids != 0]
+
+
 def instance_embeddings(labels, guides, origin=(0, 0)):
     """Guided embedding of every instance of a label map.
 
@@ -97,8 +103,7 @@ def instance_embeddings(labels, guides, origin=(0, 0)):
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
     counts, sums = _sums(labels, guides, origin)
-    ids = np.flatnonzero(counts)
-    ids = ids[ids != 0]
+    ids = _instance_ids(counts)
     return ids, sums[ids] / counts[ids, None]
 
 
@@ -131,8 +136,7 @@ def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_emb
     target = _lookup(table, labels, dtype)
     if not return_embeddings:
         return target
-    ids = np.flatnonzero(counts)
-    ids = ids[ids != 0]
+    ids = _instance_ids(counts)
     return target, ids, table[ids]
 
 

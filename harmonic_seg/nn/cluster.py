@@ -64,15 +64,16 @@ def _check_mask(mask, name, shape, *, dtype=bool):
 
 
 def _low_gradient(emb, fg_idx, fraction):
-    """Boolean over the foreground pixels ``fg_idx``: the ``fraction`` of them (at least one) where the
-    squared norm of the embedding's spatial gradient (central differences) is smallest; ties kept."""
+    """Boolean over the foreground pixels ``fg_idx`` (flat indices, a tensor on ``emb``'s device): the
+    ``fraction`` of them (at least one) where the squared norm of the embedding's spatial gradient
+    (central differences) is smallest; ties kept."""
     _, h, w = emb.shape
     dims = tuple(d for d, n in ((1, h), (2, w)) if n > 1)
     if not dims:
-        return np.ones(fg_idx.size, dtype=bool)
+        return np.ones(fg_idx.numel(), dtype=bool)
     grads = torch.gradient(emb, dim=dims)
     sq = sum(g.square().sum(0) for g in grads).reshape(-1)
-    sq = sq[torch.from_numpy(fg_idx).to(sq.device)].cpu()
+    sq = sq[fg_idx].cpu()
     k = max(1, int(np.ceil(fraction * sq.numel())))
     return (sq <= torch.kthvalue(sq, k).values).numpy()
 
@@ -207,13 +208,14 @@ def cluster_embeddings(
     fg_idx = np.flatnonzero(fg)
     if fg_idx.size == 0:
         return out.reshape(h, w), np.zeros(0, dtype=np.float64)
-    points = emb.reshape(n_dims, h * w)[:, torch.from_numpy(fg_idx).to(dev)].T.contiguous()
+    fg_idx_t = torch.from_numpy(fg_idx).to(dev)
+    points = emb.reshape(n_dims, h * w)[:, fg_idx_t].T.contiguous()
     core = None
     if core_threshold is not None:
         core = prob.ravel()[fg_idx] >= core_threshold
         core = core if core.any() else None
     if core_fraction is not None and core_fraction < 1:
-        smooth = _low_gradient(emb, fg_idx, core_fraction)
+        smooth = _low_gradient(emb, fg_idx_t, core_fraction)
         core = smooth if core is None else (core & smooth if (core & smooth).any() else core)
     search = points if core is None else points[torch.from_numpy(core).to(dev)]
     res = _mean_shift(
