@@ -134,6 +134,32 @@ def test_cluster_embeddings_core_fraction(monkeypatch):
     np.testing.assert_array_equal(cluster_embeddings(flat, None, 0.3, core_fraction=np.float32(0.3))[0], 1)
 
 
+
+def test_low_gradient_ignores_the_background():
+    # a network trained on foreground pixels predicts anything outside the foreground; the change at an
+    # edge pixel is measured to its foreground neighbours only, so the edge ranks as the interior does
+    from harmonic_seg.nn.cluster import _low_gradient
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(0, 5, (2, 20, 40)).astype(np.float32)
+    fg = np.zeros((20, 40), dtype=bool)
+    fg[2:18, 2:38] = True
+    inside = np.zeros((2, 20, 40), dtype=np.float32)
+    inside[0, :, 24:] = 1.0
+    t = (np.arange(16, 24) - 15.5) / 8.0
+    inside[0, :, 16:24] = t
+    emb[:, fg] = inside[:, fg]
+    fg_idx = torch.from_numpy(np.flatnonzero(fg))
+    sel = np.zeros(fg.size, dtype=bool)
+    sel[fg_idx.numpy()] = _low_gradient(torch.from_numpy(emb), fg_idx, 0.7)
+    sel = sel.reshape(fg.shape)
+    assert sel[2:18, [2, 3, 36, 37]].all() and sel[[2, 17], 2:15].all()  # the edges of both instances seek
+    assert not sel[:, 16:24].any()  # the ramp between them does not
+    # an isolated foreground pixel has no neighbour to differ from: it does not seek
+    fg[0, 0] = True
+    fg_idx = torch.from_numpy(np.flatnonzero(fg))
+    assert not _low_gradient(torch.from_numpy(emb), fg_idx, 0.7)[0]
+
 def test_cluster_embeddings_merge_small():
     # two instances; a 3x3 patch of the left one has an outlying embedding (a fragment the clustering cuts off)
     rng = np.random.default_rng(0)
