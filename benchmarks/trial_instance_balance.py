@@ -32,7 +32,7 @@ def balanced_loss(beta):
         if not fg_only or boundary_weight:
             raise ValueError("the trial covers fg_only=True and boundary_weight=0 only.")
         b, n, h, w = pred_emb.shape
-        lab = labels.reshape(b, h, w).long()
+        lab = labels.reshape(b, h, w).long().clamp(min=0)
         fg = lab > 0
         valid = torch.ones_like(fg) if ignore is None else ~ignore.reshape(b, h, w).bool()
         mask = (fg & valid).float()
@@ -50,7 +50,7 @@ def balanced_loss(beta):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         raise SystemExit(__doc__)
     try:
         beta = float(argv[0])
@@ -59,6 +59,7 @@ def main(argv=None):
     if not 0 <= beta <= 1:
         raise SystemExit(f"beta must be in [0, 1]; got {beta}.")
     trainer.harmonic_loss = balanced_loss(beta)
+    print(f"trial: L1 weights area ** -{beta} (the result file records loss='harmonic'; its name should say the beta)")
     import reproduce
 
     reproduce.main(argv[1:])

@@ -70,7 +70,8 @@ def _low_gradient(emb, fg_idx, fraction):
     The change at a pixel is the mean squared difference to its 4-neighbours that are foreground too:
     outside the foreground a network trained on foreground pixels predicts freely, and a difference
     taken across the foreground's edge would rank every edge pixel as changing fast. A pixel with no
-    foreground neighbour changes infinitely fast (it never seeks, unless every pixel is such).
+    foreground neighbour changes infinitely fast: it never seeks, unless no pixel has one (then all
+    seek); the fraction is taken of all foreground pixels but selects among those with a neighbour.
     """
     _, h, w = emb.shape
     fg = torch.zeros(h * w, dtype=torch.bool, device=emb.device)
@@ -81,15 +82,19 @@ def _low_gradient(emb, fg_idx, fraction):
     for axis, n in ((0, h), (1, w)):
         if n < 2:
             continue
-        both = (fg.narrow(axis, 0, n - 1) & fg.narrow(axis, 1, n - 1)).to(emb.dtype)
-        diff = (emb.narrow(axis + 1, 1, n - 1) - emb.narrow(axis + 1, 0, n - 1)).square_().sum(0).mul_(both)
+        both = fg.narrow(axis, 0, n - 1) & fg.narrow(axis, 1, n - 1)
+        diff = (emb.narrow(axis + 1, 1, n - 1) - emb.narrow(axis + 1, 0, n - 1)).square_().sum(0)
+        diff = torch.where(both, diff, 0.0)  # not a product: a huge background value would give inf * 0
         for start in (0, 1):  # a difference belongs to both of its pixels
             total.narrow(axis, start, n - 1).add_(diff)
-            count.narrow(axis, start, n - 1).add_(both)
+            count.narrow(axis, start, n - 1).add_(both.to(emb.dtype))
     sq = (total / count).reshape(-1)[fg_idx].cpu()  # 0 / 0 -> NaN: no foreground neighbour
-    sq = torch.nan_to_num(sq, nan=float("inf"))
-    k = max(1, int(np.ceil(fraction * sq.numel())))
-    return (sq <= torch.kthvalue(sq, k).values).numpy()
+    finite = torch.isfinite(sq)
+    n_finite = int(finite.sum())
+    if n_finite == 0:
+        return np.ones(sq.numel(), dtype=bool)
+    k = min(n_finite, max(1, int(np.ceil(fraction * sq.numel()))))
+    return (finite & (sq <= torch.kthvalue(sq[finite], k).values)).numpy()
 
 
 def cluster_embeddings(

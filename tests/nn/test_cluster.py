@@ -134,7 +134,6 @@ def test_cluster_embeddings_core_fraction(monkeypatch):
     np.testing.assert_array_equal(cluster_embeddings(flat, None, 0.3, core_fraction=np.float32(0.3))[0], 1)
 
 
-
 def test_low_gradient_ignores_the_background():
     # a network trained on foreground pixels predicts anything outside the foreground; the change at an
     # edge pixel is measured to its foreground neighbours only, so the edge ranks as the interior does
@@ -159,6 +158,11 @@ def test_low_gradient_ignores_the_background():
     fg[0, 0] = True
     fg_idx = torch.from_numpy(np.flatnonzero(fg))
     assert not _low_gradient(torch.from_numpy(emb), fg_idx, 0.7)[0]
+    assert not _low_gradient(torch.from_numpy(emb), fg_idx, 1.0)[0]  # even when the fraction asks for every pixel
+    # a row whose foreground pixels [0, 1] touch and [4], [6] stand alone: only the touching ones seek
+    row = torch.arange(7, dtype=torch.float32).reshape(1, 1, 7)
+    assert _low_gradient(row, torch.tensor([0, 1, 4, 6]), 0.8).tolist() == [True, True, False, False]
+    assert _low_gradient(row, torch.tensor([0, 4, 6]), 0.5).all()  # none has a neighbour: all seek
 
 def test_cluster_embeddings_merge_small():
     # two instances; a 3x3 patch of the left one has an outlying embedding (a fragment the clustering cuts off)
