@@ -54,7 +54,7 @@ def errors(seg, images, labels, ignore=None):
             emb, prob = seg._embed_reduced(chw)  # what predict computes before bringing it back to full size
         fg = lab > 0
         l1.append(float(np.abs(emb - embedding_map(lab, guides))[:, fg & ~ign].mean()))
-        pred = prob > seg.fg_threshold
+        pred = prob > seg.fg_threshold_
         dice.append(float(2 * (pred & fg).sum() / max(1, pred.sum() + fg.sum())))
         false.append(float((pred & ~fg).sum() / max(1, fg.sum())))
         missed.append(float((fg & ~pred).sum() / max(1, fg.sum())))

@@ -65,7 +65,8 @@ def main(argv=None):
         seg.optimize_postprocessing(x_val, y_val, scoring="sbd")
         rows.append({
             "fg_threshold": t,
-            "clustering": dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_),
+            "clustering": dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
+                               core_fraction=seg.core_fraction_),
             "fg_dice_validation": foreground_dice([prob > t for _, prob in emb_val], fg_val),
             "fg_dice_test": foreground_dice([prob > t for _, prob in emb_test], fg_test),
             "sbd_validation": mean_symmetric_best_dice(y_val, segment(seg, emb_val, t)),

@@ -143,7 +143,7 @@ def evaluate(seg, dataset, test):
     embedded = seg.predict_embeddings(test.images)
     predict_s = time.perf_counter() - t0
     rows, shown = {}, {}
-    predicted = [prob > seg.fg_threshold for _, prob in embedded]
+    predicted = [prob > seg.fg_threshold_ for _, prob in embedded]
     for fg_name, fgs in (("predicted", predicted), ("given", given_foreground(dataset, test))):
         labels, inst_scores = [], []
         for (emb, prob), fg in zip(embedded, fgs):
@@ -303,7 +303,8 @@ def main(argv=None):
         train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs is not None else args.budget,
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
-        min_size=seg.min_size_, core_fraction=seg.core_fraction_, separation=seg.guides_.separation_,
+        min_size=seg.min_size_, core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_,
+        separation=seg.guides_.separation_,
         final_train_l1=seg.history_[-1]["train_l1"],
         paper=PAPER[args.dataset], rows=rows, machine=machine(),
     )

@@ -102,7 +102,7 @@ def main(argv=None):
 
     # The floor: connected components of the predicted foreground.
     embeddings = seg.predict_embeddings(X_new)
-    floor = [connected_components(p > seg.fg_threshold, connectivity=1).astype(np.int32) for _, p in embeddings]
+    floor = [connected_components(p > seg.fg_threshold_, connectivity=1).astype(np.int32) for _, p in embeddings]
 
     metrics = {"harmonic": evaluate(y_new, y_pred, scores), "floor": evaluate(y_new, floor)}
     print(f"\n{'metric':<26} {'harmonic':>9} {'floor':>9}")

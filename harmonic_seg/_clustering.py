@@ -47,15 +47,31 @@ class ClusteringMixin:
         drop_small = pp.merge_small_instances if self.merge_small else pp.remove_small_instances
         cluster = _tuning.size_filtered(cluster_all, drop_small)
         n_dims = preds[0][0].shape[0]  # embedding channels (N)
-        best, self.tuning_results_ = _tuning.grid_search_clustering(
+        best, results = _tuning.grid_search_clustering(
             cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,
             typical_area=_tuning.median_instance_area(labels),
             core_fractions=_tuning.core_fraction_grid(self.core_fraction),
         )
         self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
         self.core_fraction_ = best["core_fraction"]
-        logger.info("post-processing tuned: metric=%s bandwidth=%.3f min_size=%d core_fraction=%s (validation %s %.4f)",
-                    best["metric"], best["bandwidth"], best["min_size"], best["core_fraction"], scoring, best["score"])
+        clustering = {k: best[k] for k in ("metric", "bandwidth", "core_fraction", "min_size")}
+
+        def segment(pred, threshold):  # predict's clustering, at another foreground threshold
+            emb, prob = pred
+            return self._cluster(emb, prob > threshold, prob, self.bandwidth_, self.min_size_)[0]
+
+        best_t, results_t = _tuning.grid_search_threshold(
+            segment, preds, labels, _tuning.fg_threshold_grid(self.fg_threshold), scoring
+        )
+        self.fg_threshold_ = best_t["fg_threshold"]
+        self.tuning_results_ = [{**r, "fg_threshold": float(self.fg_threshold)} for r in results] + [
+            {**clustering, **r} for r in results_t
+        ]
+        logger.info(
+            "post-processing tuned: metric=%s bandwidth=%.3f min_size=%d core_fraction=%s fg_threshold=%.2f "
+            "(validation %s %.4f)", self.metric_, self.bandwidth_, self.min_size_, self.core_fraction_,
+            self.fg_threshold_, scoring, best_t["score"],
+        )
 
     def optimize_postprocessing(self, X, y, *, scoring="sbd"):
         """Choose the clustering parameters on validation images, without retraining.
@@ -68,9 +84,12 @@ class ClusteringMixin:
         that the fragments of large objects can be dropped) and core fraction
         (None, 0.8, 0.6 and ``core_fraction``) is clustered as ``predict``
         does and scored against ``y``; the best replaces ``metric_``,
-        ``bandwidth_``, ``min_size_`` and ``core_fraction_`` (``save`` keeps
-        them; among equal scores the first in grid order: metric, then
-        bandwidth, then core fraction with None first, then size).
+        ``bandwidth_``, ``min_size_`` and ``core_fraction_`` (among equal
+        scores the first in grid order: metric, then bandwidth, then core
+        fraction with None first, then size). The clustering is searched at
+        ``fg_threshold``; with the best one, the foreground thresholds 0.3 to
+        0.7 are then tried, and the best replaces ``fg_threshold_`` (the
+        configured one among equal scores). ``save`` keeps them all.
         ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
 
         Parameters

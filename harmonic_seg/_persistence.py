@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
 FORMAT_VERSION = 1
-_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_", "core_fraction_")
+_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_", "core_fraction_", "fg_threshold_")
 
 
 def _module_payload(module):
@@ -74,6 +74,8 @@ def setstate(est, state):
         est.validation_indices_ = None
     if "core_fraction_" not in est.__dict__:
         est.core_fraction_ = est.core_fraction
+    if "fg_threshold_" not in est.__dict__:
+        est.fg_threshold_ = est.fg_threshold
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -185,6 +187,7 @@ def load(cls, path, *, device="cpu"):
     fitter.separation_ = gf["separation"]
     est.guides_ = fitter
     est.core_fraction_ = est.core_fraction  # saved before core_fraction_ was recorded
+    est.fg_threshold_ = est.fg_threshold  # saved before fg_threshold_ was recorded
     for k, v in config["fitted"].items():
         setattr(est, k, v)
     est.history_ = config["history"]

@@ -133,7 +133,7 @@ def run_demo(
     pred, scores = seg.predict(Xte, return_scores=True)
     predict_s = time.perf_counter() - t0
     emb = seg.predict_embeddings(Xte)
-    floor = [connected_components(p > seg.fg_threshold, connectivity=1).astype(np.int32) for _, p in emb]
+    floor = [connected_components(p > seg.fg_threshold_, connectivity=1).astype(np.int32) for _, p in emb]
     report = {
         "train_tiles": len(train),
         "test_tiles": len(test),
@@ -155,7 +155,7 @@ def run_demo(
         path = free_path(out)
         plot_comparison(
             mosaic(Xte), mosaic(yte, labels=True), mosaic(pred, labels=True),
-            embedding=mosaic([e for e, _ in emb]), foreground=mosaic([p > seg.fg_threshold for _, p in emb]),
+            embedding=mosaic([e for e, _ in emb]), foreground=mosaic([p > seg.fg_threshold_ for _, p in emb]),
             path=path,
         )
         report["picture"] = str(path)

@@ -121,7 +121,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         MeanShift, used by the reference implementation).
     fg_threshold : float, default=0.5
         Foreground probability above which a pixel is clustered (when no
-        foreground mask is given to ``predict``).
+        foreground mask is given to ``predict``). ``tune_postprocessing``
+        also tries 0.3 to 0.7 with the tuned clustering.
     core_threshold : float or None, default=None
         Only foreground pixels with a predicted foreground probability of at
         least this seek the mean-shift modes; all foreground pixels are then
@@ -140,7 +141,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         After training, choose the bandwidth (0.5 to 3 times its default;
         L1 windows scaled to match, see :meth:`optimize_postprocessing`),
         the distance (``metric``), ``core_fraction`` and ``min_size``
-        maximising the mean symmetric best Dice on the validation images (as StarDist tunes its
+        maximising the mean symmetric best Dice on the validation images,
+        then ``fg_threshold`` with that clustering (as StarDist tunes its
         thresholds); :meth:`optimize_postprocessing` does the same on images
         of your choice, by SBD or by matching accuracy.
     tile_size : int or None, default=1024
@@ -185,6 +187,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Mean-shift distance used by ``predict``.
     core_fraction_ : float or None
         ``core_fraction`` used by ``predict`` (the tuned one after tuning).
+    fg_threshold_ : float
+        Foreground threshold used by ``predict`` (the tuned one after tuning).
     tuning_results_ : list of dict
         Scores of the post-processing grid (empty unless tuned).
     validation_indices_ : list of int or None
@@ -339,10 +343,18 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         style key first replaces None by ``GuideFunctionFitter()``, which
         behaves exactly like the default, so that grids over the guide
         parameters work on a default-constructed segmenter.
+
+        On a fitted segmenter, ``fg_threshold=...`` also sets the threshold
+        that ``predict`` uses (``fg_threshold_``, which tuning may have
+        chosen), so that it changes predictions without refitting.
         """
         if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
             self.guides = GuideFunctionFitter()
-        return super().set_params(**params)
+        super().set_params(**params)
+        if "fg_threshold" in params and hasattr(self, "fg_threshold_"):
+            self._validate_params()  # the error fit would give, before predict uses it
+            self.fg_threshold_ = float(self.fg_threshold)
+        return self
 
     # ------------------------------------------------------------------ helpers
     def _check_extra_params(self):
@@ -449,6 +461,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self.min_size_ = int(self.min_size)
         self.metric_ = self.metric
         self.core_fraction_ = self.core_fraction
+        self.fg_threshold_ = float(self.fg_threshold)
         self.tuning_results_ = []
         val = [int(i) for i in getattr(trainer, "val_indices_", [])]
         self.validation_indices_ = val
@@ -526,7 +539,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         with self._threads():
             for i, im in enumerate(self._prepare(images)):
                 emb, prob = self._embed(im)
-                fg = prob > self.fg_threshold if foreground is None else foreground[i].astype(bool)
+                fg = prob > self.fg_threshold_ if foreground is None else foreground[i].astype(bool)
                 lab, sc = self._cluster(emb, fg, prob, self.bandwidth_, self.min_size_)
                 labels.append(lab)
                 scores.append(sc)

@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
-from harmonic_seg._tuning import validation_score
+from harmonic_seg._tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
 from harmonic_seg.metrics import SCORERS
 from harmonic_seg.synthetic import make_instances
 
@@ -156,11 +156,33 @@ def test_core_fraction_bool_is_refused_before_training(monkeypatch):
 def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
-    del cfg["params"]["core_fraction"], cfg["fitted"]["core_fraction_"]
+    del cfg["params"]["core_fraction"], cfg["fitted"]["core_fraction_"], cfg["fitted"]["fg_threshold_"]
     (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
     loaded = HarmonicSegmenter.load(tmp_path / "model")
     assert loaded.core_fraction is None and loaded.core_fraction_ is None
+    assert loaded.fg_threshold_ == loaded.fg_threshold == 0.5
+    state = fitted.__getstate__()
+    del state["fg_threshold_"]  # pickled before fg_threshold_ was recorded
+    est = HarmonicSegmenter.__new__(HarmonicSegmenter)
+    est.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert est.fg_threshold_ == fitted.fg_threshold
     np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], fitted.predict(data[0][:1])[0])
+
+
+def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkeypatch):
+    seg = pickle.loads(pickle.dumps(fitted))  # the fixture is shared
+    seg.fg_threshold_ = 0.3  # as tuning may have chosen
+    assert seg.set_params(fg_threshold=0.5).fg_threshold_ == 0.5
+    _, prob = seg.predict_embeddings(data[0][:1])[0]
+    t = float(np.quantile(prob, 0.5))
+    seen = []
+    monkeypatch.setattr(seg, "_cluster", lambda emb, fg, *a: seen.append(fg) or (np.zeros(fg.shape, np.int32), []))
+    seg.set_params(fg_threshold=t).predict(data[0][:1])
+    assert seg.fg_threshold_ == t
+    np.testing.assert_array_equal(seen[0], prob > t)  # what predict clusters
+    with pytest.raises(ValueError, match="fg_threshold"):
+        seg.set_params(fg_threshold=1.5)
+    assert not hasattr(clone(seg).set_params(fg_threshold=0.7), "fg_threshold_")
 
 
 def test_incompatible_format_version(fitted, tmp_path):
@@ -378,10 +400,22 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     seg = HarmonicSegmenter(random_state=0, validation_fraction=0.35, tune_postprocessing=True, **TINY).fit(X, y)
     assert len(seg.validation_indices_) == 2 and len(seg.tuning_results_) > 0
     seg.optimize_postprocessing(X[:3], y[:3], scoring="accuracy")
-    best = max(seg.tuning_results_, key=lambda r: r["score"])
+    # the clustering grid at the configured threshold, then the thresholds with the best clustering
+    n_t = len(fg_threshold_grid(0.5))
+    grid, by_threshold = seg.tuning_results_[:-n_t], seg.tuning_results_[-n_t:]
+    assert {r["fg_threshold"] for r in grid} == {0.5}
+    assert [r["fg_threshold"] for r in by_threshold] == [0.5, 0.3, 0.4, 0.6, 0.7]
+    best = max(grid, key=lambda r: r["score"])
     assert (seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_) == (
         best["metric"], best["bandwidth"], best["min_size"], best["core_fraction"])
-    assert {r["core_fraction"] for r in seg.tuning_results_} == {None, 0.8, 0.6}
+    assert by_threshold[0]["score"] == pytest.approx(best["score"])
+    assert seg.fg_threshold_ == max(by_threshold, key=lambda r: r["score"])["fg_threshold"] in FG_THRESHOLDS
+    for r in by_threshold:
+        assert (r["metric"], r["bandwidth"], r["min_size"], r["core_fraction"]) == (
+            seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_)
+        seg.fg_threshold_ = r["fg_threshold"]  # what predict then gives
+        assert validation_score(y[:3], seg.predict(X[:3]), "accuracy") == pytest.approx(r["score"])
+    assert {r["core_fraction"] for r in grid} == {None, 0.8, 0.6}
     factors = np.array([0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0])
     for metric, scale in (("euclidean", 1.0), ("l1", np.sqrt(2 * seg.guides_.n_guides_ / np.pi))):
         tried = sorted({r["bandwidth"] for r in seg.tuning_results_ if r["metric"] == metric})
@@ -392,16 +426,19 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     sizes = sorted({r["min_size"] for r in seg.tuning_results_})
     assert {0, 10, 30, 80} | {round(f * median_area) for f in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)} == set(sizes)
     tuned = (seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_)
-    rows = [r for r in seg.tuning_results_ if r["bandwidth"] == seg.bandwidth_ and r["metric"] == seg.metric_]
+    seg.fg_threshold_ = 0.5  # the grid's rows were scored at the configured threshold
+    rows = [r for r in grid if r["bandwidth"] == seg.bandwidth_ and r["metric"] == seg.metric_]
     for r in rows[::3]:
         seg.min_size_, seg.core_fraction_ = r["min_size"], r["core_fraction"]
         assert validation_score(y[:3], seg.predict(X[:3]), "accuracy") == pytest.approx(r["score"])
     seg.metric_, seg.bandwidth_, seg.min_size_, seg.core_fraction_ = tuned
-    seg.core_fraction_ = 0.6  # a value other than the parameter's, to see it saved
+    seg.core_fraction_, seg.fg_threshold_ = 0.6, 0.35  # values other than the parameters', to see them saved
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)
     assert loaded.core_fraction_ == 0.6 and loaded.core_fraction is None
+    assert loaded.fg_threshold_ == 0.35 and loaded.fg_threshold == 0.5
+    assert pickle.loads(pickle.dumps(seg)).fg_threshold_ == 0.35
     assert loaded.validation_indices_ == seg.validation_indices_
     for a, b in zip(loaded.predict(X[:1]), seg.predict(X[:1])):
         np.testing.assert_array_equal(a, b)

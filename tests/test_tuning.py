@@ -4,9 +4,12 @@ import pytest
 from harmonic_seg._tuning import (
     BANDWIDTH_FACTORS,
     CORE_FRACTIONS,
+    FG_THRESHOLDS,
     bandwidth_grid,
     core_fraction_grid,
+    fg_threshold_grid,
     grid_search_clustering,
+    grid_search_threshold,
     median_instance_area,
     min_size_grid,
     size_filtered,
@@ -122,3 +125,18 @@ def test_core_fractions_are_a_grid_dimension():
     best, _ = grid_search_clustering(size_filtered(lambda *a: truth, remove_small_instances), ["a"], [truth],
                                      0.5, 10, 12, core_fractions=core_fraction_grid())
     assert best["core_fraction"] is None
+
+
+def test_threshold_search_finds_the_right_one_and_keeps_the_configured_on_ties():
+    truth = _truth()
+    merged = (truth > 0).astype(np.int32)
+    assert fg_threshold_grid() == [0.5, 0.3, 0.4, 0.6, 0.7]
+    assert fg_threshold_grid(0.45)[0] == 0.45 and fg_threshold_grid(0.45)[1:] == list(FG_THRESHOLDS)
+    best, results = grid_search_threshold(lambda p, t: truth if t == 0.6 else merged, ["a", "b"], [truth, truth],
+                                          fg_threshold_grid())
+    assert best == {"fg_threshold": 0.6, "score": pytest.approx(1.0)}
+    assert [r["fg_threshold"] for r in results] == [0.5, 0.3, 0.4, 0.6, 0.7]
+    best, _ = grid_search_threshold(lambda p, t: truth, ["a"], [truth], fg_threshold_grid(0.45))
+    assert best["fg_threshold"] == 0.45  # every threshold alike: the configured one stays
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        grid_search_threshold(lambda p, t: truth, ["a"], [truth], [0.5], scoring="iou")
