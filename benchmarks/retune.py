@@ -12,9 +12,12 @@ AP); ``--scoring sbd`` on a model that ``fit`` tuned itself chooses what ``fit``
 chose, so it also serves to draw pictures of a saved model (``--pictures``).
 The search also tries core fractions (``core_fraction``, added on 2026-11-27);
 ``--no-core`` holds it to None, the grid of the models saved before, so that
-the two are compared on the same network.
+the two are compared on the same network. With the best clustering it then tries the foreground
+thresholds 0.3-0.7 (added on 2026-11-27, later); ``--no-threshold`` keeps the model's own. When
+another threshold is chosen, the test split is also scored at the configured one
+(``rows_at_configured_threshold``: what the search without thresholds gives, on the same network).
 The test split is then scored as ``reproduce.py`` scores it. Results:
-``benchmarks/out/retune_<model folder name>_<scoring>[_merge][_nocore].json`` and a markdown table.
+``benchmarks/out/retune_<model folder name>_<scoring>[_merge][_nocore][_nothreshold].json`` and a markdown table.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def main(argv=None):
                    "touch instead of being dropped")
     p.add_argument("--no-core", action="store_true",
                    help="tune without core fractions (every foreground pixel seeks a mode), as before 2026-11-27")
+    p.add_argument("--no-threshold", action="store_true",
+                   help="keep the model's foreground threshold (fg_threshold), as before it was tuned")
     args = p.parse_args(argv)
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
@@ -77,30 +82,42 @@ def main(argv=None):
     if args.no_core:
         seg.set_params(core_fraction=None)
         _tuning.CORE_FRACTIONS = (None,)
+    if args.no_threshold:
+        _tuning.FG_THRESHOLDS = ()  # the grid is then the configured threshold alone
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
     before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
-                  core_fraction=seg.core_fraction_, merge_small=saved_merge_small)
+                  core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=saved_merge_small)
     t0 = time.perf_counter()
     seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
     tune_s = time.perf_counter() - t0
     after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
-                 core_fraction=seg.core_fraction_, merge_small=seg.merge_small)
+                 core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=seg.merge_small)
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
+    at_configured = rows  # the test scores at the configured threshold, what the search gave before it tuned one
+    if seg.fg_threshold_ != seg.fg_threshold:
+        tuned_threshold, seg.fg_threshold_ = seg.fg_threshold_, float(seg.fg_threshold)
+        at_configured = evaluate(seg, args.dataset, test)[0]
+        seg.fg_threshold_ = tuned_threshold
     variant = f"{seg.variant}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
     result = dict(
         dataset=args.dataset, model=str(args.model), scoring=args.scoring, merge_small=seg.merge_small,
         validation_images=val,
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
-        tuning_results=seg.tuning_results_, rows=rows, pictures=pictures, machine=machine(),
+        tuning_results=seg.tuning_results_, rows=rows, rows_at_configured_threshold=at_configured,
+        pictures=pictures, machine=machine(),
     )
     tag = ("_merge" if args.merge_small else "") + ("_nocore" if args.no_core else "")
+    tag += "_nothreshold" if args.no_threshold else ""
     out = write_json(OUT / f"retune_{args.model.resolve().name}_{args.scoring}{tag}.json", result)
     print(f"\n{args.dataset}, {args.model}: tuned by {args.scoring} on training images {val} in {tune_s:.0f} s: "
           f"{before} -> {after} (validation {args.scoring} "
           f"{max(r['score'] for r in seg.tuning_results_):.3f})\n")
     print_table(rows)
+    if at_configured is not rows:
+        print(f"\nat the configured foreground threshold {seg.fg_threshold}:")
+        print_table(at_configured)
     print(f"\n{out}")
 
 
