@@ -190,7 +190,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     fg_threshold_ : float
         Foreground threshold used by ``predict`` (the tuned one after tuning).
     tuning_results_ : list of dict
-        Scores of the post-processing grid (empty unless tuned).
+        Scores of the post-processing grid (empty unless tuned): the
+        clustering grid at ``fg_threshold``, then the foreground thresholds
+        tried with the best clustering (each row has ``fg_threshold``).
     validation_indices_ : list of int or None
         The training images held out for validation (and tuning); None for a
         model saved by a version that did not record them.
