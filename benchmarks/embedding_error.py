@@ -7,7 +7,7 @@ embedding (:func:`harmonic_seg.embeddings.embedding_map` of the label map, with
 the model's guides) in the frame the network works in (the images and label maps
 reduced by the model's ``scale``): the mean absolute error over the foreground
 pixels that training does not ignore, the training loss's L1 term, and the Dice
-of the predicted foreground (``fg_prob > fg_threshold``) with its false and
+of the predicted foreground (``fg_prob > fg_threshold_``, the model's) with its false and
 missed pixels as fractions of the true foreground. The groups: every
 ``--every``-th image the network was trained on, the images ``fit`` held out
 (the clustering is tuned on them), and the test split; for DIC-HeLa trained on

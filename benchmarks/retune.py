@@ -13,7 +13,8 @@ chose, so it also serves to draw pictures of a saved model (``--pictures``).
 The search also tries core fractions (``core_fraction``, added on 2026-11-27);
 ``--no-core`` holds it to None, the grid of the models saved before, so that
 the two are compared on the same network. With the best clustering it then tries the foreground
-thresholds 0.3-0.7 (added on 2026-11-27, later); ``--no-threshold`` keeps the model's own. When
+thresholds 0.3-0.7 (added on 2026-11-27, later); ``--no-threshold`` tries the configured
+``fg_threshold`` alone, as the tuning did before (a model tuned since may have chosen another). When
 another threshold is chosen, the test split is also scored at the configured one
 (``rows_at_configured_threshold``: what the search without thresholds gives, on the same network).
 The test split is then scored as ``reproduce.py`` scores it. Results:
@@ -69,7 +70,7 @@ def main(argv=None):
     p.add_argument("--no-core", action="store_true",
                    help="tune without core fractions (every foreground pixel seeks a mode), as before 2026-11-27")
     p.add_argument("--no-threshold", action="store_true",
-                   help="keep the model's foreground threshold (fg_threshold), as before it was tuned")
+                   help="try the configured foreground threshold (fg_threshold) alone, as before it was tuned")
     args = p.parse_args(argv)
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 

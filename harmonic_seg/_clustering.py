@@ -35,7 +35,8 @@ class ClusteringMixin:
         return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
 
     def _tune(self, chw, labels, scoring):
-        """Grid search of the clustering parameters on validation images (StarDist-style)."""
+        """Grid search of the clustering parameters, then of the foreground threshold, on validation images
+        (StarDist-style); the fitted attributes change only once both searches have finished."""
         from . import postprocess as pp
 
         preds = [self._embed(im) for im in chw]
@@ -52,17 +53,18 @@ class ClusteringMixin:
             typical_area=_tuning.median_instance_area(labels),
             core_fractions=_tuning.core_fraction_grid(self.core_fraction),
         )
-        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
-        self.core_fraction_ = best["core_fraction"]
         clustering = {k: best[k] for k in ("metric", "bandwidth", "core_fraction", "min_size")}
 
-        def segment(pred, threshold):  # predict's clustering, at another foreground threshold
+        def segment(pred, threshold):  # predict's clustering with the best parameters, at another threshold
             emb, prob = pred
-            return self._cluster(emb, prob > threshold, prob, self.bandwidth_, self.min_size_)[0]
+            return self._cluster(emb, prob > threshold, prob, best["bandwidth"], best["min_size"], best["metric"],
+                                 best["core_fraction"])[0]
 
         best_t, results_t = _tuning.grid_search_threshold(
             segment, preds, labels, _tuning.fg_threshold_grid(self.fg_threshold), scoring
         )
+        self.metric_, self.bandwidth_, self.min_size_ = best["metric"], best["bandwidth"], best["min_size"]
+        self.core_fraction_ = best["core_fraction"]
         self.fg_threshold_ = best_t["fg_threshold"]
         self.tuning_results_ = [{**r, "fg_threshold": float(self.fg_threshold)} for r in results] + [
             {**clustering, **r} for r in results_t
@@ -74,7 +76,7 @@ class ClusteringMixin:
         )
 
     def optimize_postprocessing(self, X, y, *, scoring="sbd"):
-        """Choose the clustering parameters on validation images, without retraining.
+        """Choose the clustering parameters and the foreground threshold on validation images, without retraining.
 
         Like StarDist's ``optimize_thresholds``: the images are embedded once,
         then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the

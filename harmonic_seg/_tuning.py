@@ -80,9 +80,10 @@ def core_fraction_grid(core_fraction=None):
 
 
 def fg_threshold_grid(fg_threshold=0.5):
-    """Foreground thresholds tried: the configured one first (it wins ties), then :data:`FG_THRESHOLDS`."""
-    value = round(float(fg_threshold), 6)
-    return [value] + [t for t in FG_THRESHOLDS if t != value]
+    """Foreground thresholds tried: the configured one first (it wins ties; kept as given), then those of
+    :data:`FG_THRESHOLDS` that differ from it."""
+    value = float(fg_threshold)
+    return [value] + [t for t in FG_THRESHOLDS if round(t, 6) != round(value, 6)]
 
 
 def size_filtered(cluster_all, drop_small):
@@ -212,7 +213,8 @@ def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd
     Returns
     -------
     best : dict
-        ``fg_threshold, score`` of the best threshold.
+        ``fg_threshold, score`` of the best threshold (the first in ``thresholds``
+        among equal scores).
     results : list of dict
         Every threshold with its score.
     """

@@ -8,7 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
@@ -36,8 +36,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     ``fit`` runs the three stages on lists of images and integer label maps:
     guide functions are fitted on the label maps (``guides``), a U-Net with
     SinConv layers is trained to regress every pixel's harmonic embedding and
-    its foreground probability, and, optionally, the clustering bandwidth and
-    minimum instance size are tuned on held-out images. ``predict`` returns
+    its foreground probability, and, optionally, the post-processing (the
+    mean-shift distance, bandwidth and core fraction, the minimum instance
+    size and the foreground threshold) is tuned on held-out images. ``predict`` returns
     one integer label map per image.
 
     Parameters
@@ -121,8 +122,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         MeanShift, used by the reference implementation).
     fg_threshold : float, default=0.5
         Foreground probability above which a pixel is clustered (when no
-        foreground mask is given to ``predict``). ``tune_postprocessing``
-        also tries 0.3 to 0.7 with the tuned clustering.
+        foreground mask is given to ``predict``). ``fit`` copies it into
+        ``fg_threshold_``, which ``predict`` uses; ``tune_postprocessing``
+        searches the clustering at it, then also tries 0.3 to 0.7 with the
+        tuned clustering and keeps the best (this one among equal scores).
     core_threshold : float or None, default=None
         Only foreground pixels with a predicted foreground probability of at
         least this seek the mean-shift modes; all foreground pixels are then
@@ -348,13 +351,20 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
         On a fitted segmenter, ``fg_threshold=...`` also sets the threshold
         that ``predict`` uses (``fg_threshold_``, which tuning may have
-        chosen), so that it changes predictions without refitting.
+        chosen), so that it changes predictions without refitting; so does
+        ``set_params(**other.get_params())``, which thus replaces a tuned
+        threshold by the configured one.
         """
+        sync = "fg_threshold" in params and hasattr(self, "fg_threshold_")
+        if sync:  # the error fit would give, before anything is set
+            validate_parameter_constraints(
+                {"fg_threshold": self._parameter_constraints["fg_threshold"]},
+                {"fg_threshold": params["fg_threshold"]}, caller_name=type(self).__name__,
+            )
         if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
             self.guides = GuideFunctionFitter()
         super().set_params(**params)
-        if "fg_threshold" in params and hasattr(self, "fg_threshold_"):
-            self._validate_params()  # the error fit would give, before predict uses it
+        if sync:
             self.fg_threshold_ = float(self.fg_threshold)
         return self
 

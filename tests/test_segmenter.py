@@ -160,12 +160,15 @@ def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_pat
     (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
     loaded = HarmonicSegmenter.load(tmp_path / "model")
     assert loaded.core_fraction is None and loaded.core_fraction_ is None
-    assert loaded.fg_threshold_ == loaded.fg_threshold == 0.5
+    cfg["params"]["fg_threshold"] = 0.4  # saved before fg_threshold_ was recorded: the parameter stands in
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    assert HarmonicSegmenter.load(tmp_path / "model").fg_threshold_ == 0.4
     state = fitted.__getstate__()
     del state["fg_threshold_"]  # pickled before fg_threshold_ was recorded
+    state["fg_threshold"] = 0.45
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert est.fg_threshold_ == fitted.fg_threshold
+    assert est.fg_threshold_ == 0.45
     np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], fitted.predict(data[0][:1])[0])
 
 
@@ -180,8 +183,10 @@ def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkey
     seg.set_params(fg_threshold=t).predict(data[0][:1])
     assert seg.fg_threshold_ == t
     np.testing.assert_array_equal(seen[0], prob > t)  # what predict clusters
-    with pytest.raises(ValueError, match="fg_threshold"):
-        seg.set_params(fg_threshold=1.5)
+    for bad in ({"fg_threshold": 1.5}, {"fg_threshold": "high", "min_size": 3}):
+        with pytest.raises((ValueError, TypeError), match="fg_threshold"):
+            seg.set_params(**bad)
+        assert (seg.fg_threshold, seg.fg_threshold_, seg.min_size) == (t, t, fitted.min_size)  # nothing was set
     assert not hasattr(clone(seg).set_params(fg_threshold=0.7), "fg_threshold_")
 
 

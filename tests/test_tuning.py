@@ -132,6 +132,7 @@ def test_threshold_search_finds_the_right_one_and_keeps_the_configured_on_ties()
     merged = (truth > 0).astype(np.int32)
     assert fg_threshold_grid() == [0.5, 0.3, 0.4, 0.6, 0.7]
     assert fg_threshold_grid(0.45)[0] == 0.45 and fg_threshold_grid(0.45)[1:] == list(FG_THRESHOLDS)
+    assert fg_threshold_grid(0.5000001) == [0.5000001, 0.3, 0.4, 0.6, 0.7]  # kept as given, not rounded
     best, results = grid_search_threshold(lambda p, t: truth if t == 0.6 else merged, ["a", "b"], [truth, truth],
                                           fg_threshold_grid())
     assert best == {"fg_threshold": 0.6, "score": pytest.approx(1.0)}
