@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from . import _tuning
@@ -28,6 +29,26 @@ _DELTA_V = 0.5
 class ClusteringMixin:
     """Clustering and its tuning for an estimator with ``module_``, ``guides_``, ``_embed``, ``_prepare``,
     ``_threads`` and ``_check_predict_input`` (:class:`~harmonic_seg.HarmonicSegmenter`)."""
+
+    def set_params(self, **params):
+        """Set parameters; on a fitted segmenter ``fg_threshold=...`` also sets ``fg_threshold_``.
+
+        ``fg_threshold_`` is the threshold ``predict`` uses (tuning may have
+        chosen it), so the new value changes predictions without refitting; so
+        does ``set_params(**other.get_params())``, which thus replaces a tuned
+        threshold by the configured one. The value is validated before
+        anything is set.
+        """
+        sync = "fg_threshold" in params and hasattr(self, "fg_threshold_")
+        if sync:  # the error fit would give
+            validate_parameter_constraints(
+                {"fg_threshold": self._parameter_constraints["fg_threshold"]},
+                {"fg_threshold": params["fg_threshold"]}, caller_name=type(self).__name__,
+            )
+        super().set_params(**params)
+        if sync:
+            self.fg_threshold_ = float(self.fg_threshold)
+        return self
 
     def _default_bandwidth(self):
         if self.bandwidth is not None:

@@ -8,7 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
@@ -347,26 +347,14 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         With ``guides=None`` (the default fitter), a ``guides__margin=...``
         style key first replaces None by ``GuideFunctionFitter()``, which
         behaves exactly like the default, so that grids over the guide
-        parameters work on a default-constructed segmenter.
-
-        On a fitted segmenter, ``fg_threshold=...`` also sets the threshold
-        that ``predict`` uses (``fg_threshold_``, which tuning may have
-        chosen), so that it changes predictions without refitting; so does
-        ``set_params(**other.get_params())``, which thus replaces a tuned
-        threshold by the configured one.
+        parameters work on a default-constructed segmenter. On a fitted
+        segmenter ``fg_threshold=...`` also sets ``fg_threshold_``, the
+        threshold ``predict`` uses (validated first; the clustering mixin
+        does it).
         """
-        sync = "fg_threshold" in params and hasattr(self, "fg_threshold_")
-        if sync:  # the error fit would give, before anything is set
-            validate_parameter_constraints(
-                {"fg_threshold": self._parameter_constraints["fg_threshold"]},
-                {"fg_threshold": params["fg_threshold"]}, caller_name=type(self).__name__,
-            )
         if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
             self.guides = GuideFunctionFitter()
-        super().set_params(**params)
-        if sync:
-            self.fg_threshold_ = float(self.fg_threshold)
-        return self
+        return super().set_params(**params)
 
     # ------------------------------------------------------------------ helpers
     def _check_extra_params(self):
