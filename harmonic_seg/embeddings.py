@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._labels import relabel_sequential
 from ._validation import check_label_map
 from .guides import GuideFunctions, _separable_factors, window_coordinates
 
@@ -75,12 +76,6 @@ def _sums(labels, guides, origin):
     return counts, sums
 
 
-def _instance_ids(counts):
-    """The label values present (non-zero pixel count), background excluded, sorted."""
-    ids = np.flatnonzero(counts)
-    return ids[ids != 0]
-
-
 def instance_embeddings(labels, guides, origin=(0, 0)):
     """Guided embedding of every instance of a label map.
 
@@ -95,16 +90,20 @@ def instance_embeddings(labels, guides, origin=(0, 0)):
 
     Returns
     -------
-    ids : ndarray of shape (K,)
+    ids : ndarray of shape (K,), int64
         Instance ids present (sorted, background excluded).
     embeddings : ndarray of shape (K, N), float64
         Mean of each guide function over each instance's pixels.
+
+    Notes
+    -----
+    The ids are renumbered ``1..K`` internally, so memory follows the number of
+    instances, not the largest id (an id of ``2**31 - 1`` costs nothing extra).
     """
     _check_guides(guides)
-    labels = check_label_map(labels, "labels")
+    labels, ids, _ = relabel_sequential(check_label_map(labels, "labels"))
     counts, sums = _sums(labels, guides, origin)
-    ids = _instance_ids(counts)
-    return ids, sums[ids] / counts[ids, None]
+    return ids, sums[1:] / counts[1:, None]
 
 
 def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_embeddings=False):
@@ -128,16 +127,20 @@ def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_emb
         pixel ``(y, x)``; 0 on background.
     ids, embeddings : ndarray of shape (K,) and (K, N)
         Only when ``return_embeddings`` is True.
+
+    Notes
+    -----
+    The ids are renumbered ``1..K`` internally, so memory follows the number of
+    instances and the size of the map, not the largest id.
     """
     _check_guides(guides)
-    labels = check_label_map(labels, "labels")
+    labels, ids, _ = relabel_sequential(check_label_map(labels, "labels"))
     counts, sums = _sums(labels, guides, origin)
     table = _table(counts, sums)
     target = _lookup(table, labels, dtype)
     if not return_embeddings:
         return target
-    ids = _instance_ids(counts)
-    return target, ids, table[ids]
+    return target, ids, table[1:]
 
 
 def embedding_table(labels, guides, origin=(0, 0)):
@@ -158,10 +161,23 @@ def embedding_table(labels, guides, origin=(0, 0)):
         (0) and of absent labels are 0. ``lookup_embeddings(table, window)``
         gives the target map of any window of ``labels`` (a training crop)
         without building it for the whole image.
+
+    Notes
+    -----
+    The table has a row for every value up to the largest id, so its memory
+    follows ``labels.max()``, not the number of instances: renumber sparse ids
+    first (e.g. ``skimage.segmentation.relabel_sequential``) when the largest
+    id is far above the number of instances.
     """
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
-    return _table(*_sums(labels, guides, origin))
+    relabelled, ids, _ = relabel_sequential(labels)
+    compact = _table(*_sums(relabelled, guides, origin))
+    if relabelled is labels:
+        return compact
+    table = np.zeros((int(labels.max()) + 1, compact.shape[1]))
+    table[ids] = compact[1:]
+    return table
 
 
 def _table(counts, sums):

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._labels import relabel_sequential
 from ._validation import check_label_maps
 from .embeddings import embedding_map
 from .guide_fitting import fit_guides, reference_shape, separation_score
@@ -155,7 +156,9 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of ndarray of shape (H, W)
-            Integer label maps (0 = background); sizes may differ.
+            Integer label maps (0 = background); sizes may differ. Ids need
+            not be consecutive: memory follows the number of instances, not
+            the largest id.
         y : None
             Ignored; present for API consistency.
 
@@ -163,7 +166,8 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         -------
         self : GuideFunctionFitter
         """
-        label_maps = check_label_maps(X, "X")
+        # Ids renumbered 1..K once: memory follows the number of instances, not the largest id.
+        label_maps = [relabel_sequential(lab)[0] for lab in check_label_maps(X, "X")]
         ref = reference_shape(label_maps)
         self.loss_curve_, self.n_iter_, self.converged_, self.fit_warnings_ = [], 0, True, []
         if self.strategy == "optimize":

@@ -125,3 +125,60 @@ def test_lookup_rejects_labels_beyond_the_table():
         lookup_embeddings(table, np.full((3, 3), 10))
     with pytest.raises(ValueError, match="2-D array"):
         lookup_embeddings(table[0], _labels())
+
+
+def _sparse_labels(big):
+    """A 32x32 map of three instances, one of them with the id ``big``, and its 1..3 relabelling."""
+    lab = np.zeros((32, 32), dtype=np.int64)
+    lab[2:10, 2:10] = 3
+    lab[15:25, 15:25] = big
+    lab[2:8, 20:30] = 7
+    _, inv = np.unique(lab, return_inverse=True)
+    return lab, inv.reshape(lab.shape)
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("big", [10**7, 2**31 - 1, 2**40])
+def test_sparse_ids_cost_memory_of_the_instances_not_of_the_largest_id(big):
+    # An id of 10**7 used to cost 0.8-2.8 GB (arrays of max id + 1 rows), 2**31 - 1 a MemoryError.
+    g = random_guides(12, (32, 32), random_state=0)
+    lab, compact = _sparse_labels(big)
+    (ids, emb), peak = _peak_bytes(lambda: instance_embeddings(lab, g))
+    assert peak < 2**21
+    assert ids.tolist() == [3, 7, big]
+    np.testing.assert_array_equal(emb, instance_embeddings(compact, g)[1])
+    (target, ids2, emb2), peak = _peak_bytes(lambda: embedding_map(lab, g, return_embeddings=True))
+    assert peak < 2**21
+    ref_target, _, ref_emb = embedding_map(compact, g, return_embeddings=True)
+    np.testing.assert_array_equal(target, ref_target)
+    np.testing.assert_array_equal(emb2, ref_emb)
+    assert ids2.tolist() == [3, 7, big]
+
+
+def test_crop_sampler_renumbers_sparse_ids():
+    pytest.importorskip("torch")
+    from harmonic_seg.nn.data import CropSampler
+
+    g = random_guides(12, (32, 32), random_state=0)
+    lab, compact = _sparse_labels(2**31 - 1)
+    image = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
+
+    def draw(labels):
+        sampler = CropSampler([image], [labels], g, crop_size=24)
+        return sampler.batch(np.random.default_rng(1), 3), sampler.center_crops()
+
+    (batch, centre), peak = _peak_bytes(lambda: draw(lab))
+    assert peak < 2**22  # the embedding table of every sample used to have 2**31 rows
+    ref_batch, ref_centre = draw(compact)
+    for a, b in zip(batch + centre[0], ref_batch + ref_centre[0]):
+        np.testing.assert_array_equal(a, b)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .._labels import relabel_sequential
 from .._validation import _describe, check_label_map
 
 __all__ = ["Instances", "as_instances", "as_label_map", "as_pair", "check_pairs", "check_same_shape", "intersections"]
@@ -79,27 +80,8 @@ class Instances:
 def as_label_map(y, name="y_pred"):
     """Validate a prediction label map and return it as :class:`Instances`."""
     lab = check_label_map(y, name)
-    flat = lab.ravel()
-    top = int(flat.max())
-    if top <= 4 * flat.size + 1024:
-        # O(N) relabelling through a lookup table (ids are small enough)
-        flat = flat.astype(np.intp, copy=False)
-        counts = np.bincount(flat, minlength=top + 1)
-        counts[0] = 0
-        ids = np.flatnonzero(counts)
-        lut = np.zeros(top + 1, dtype=np.int64)
-        lut[ids] = np.arange(1, ids.size + 1)
-        inv = lut[flat].reshape(lab.shape)
-        areas = counts[ids]
-    else:
-        ids, inv = np.unique(flat, return_inverse=True)
-        inv = inv.reshape(lab.shape).astype(np.int64, copy=False)
-        if ids.size and ids[0] == 0:
-            ids = ids[1:]
-        else:
-            inv = inv + 1
-        areas = np.bincount(inv.ravel(), minlength=ids.size + 1)[1:]
-    return Instances(ids=ids.astype(np.int64), areas=areas.astype(np.int64), shape=lab.shape, labels=inv)
+    inv, ids, areas = relabel_sequential(lab)
+    return Instances(ids=ids, areas=areas, shape=lab.shape, labels=inv.astype(np.int64, copy=False))
 
 
 def _check_binary(arr, name):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._labels import relabel_sequential
+from .._validation import check_label_map
 from ..embeddings import embedding_table, lookup_embeddings
 from .augment import random_crop_window, random_rotation, random_scale_flip
 
@@ -72,7 +74,10 @@ class CropSampler:
     images : list of ndarray of shape (C, H, W), float32
         Normalised images.
     labels : list of ndarray of shape (H, W), int
-        Label maps (0 = background).
+        Label maps (0 = background). Their ids are renumbered ``1..K`` (in
+        increasing order) and kept in :attr:`labels`, so that the embedding
+        tables of the samples, and the discriminative loss, follow the number
+        of instances, not the largest id.
     guides : GuideFunctions
         Guides defining the target embeddings.
     ignore : list of ndarray of shape (H, W), bool, or None
@@ -89,7 +94,7 @@ class CropSampler:
         self, images, labels, guides, ignore=None, crop_size=256, scale_range=(0.75, 1.33), flips=True, rotate=False
     ):
         self.images = images
-        self.labels = labels
+        self.labels = [relabel_sequential(check_label_map(lab, f"labels[{i}]"))[0] for i, lab in enumerate(labels)]
         self.guides = guides
         self.ignore = ignore if ignore is not None else [None] * len(images)
         self.crop_size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
