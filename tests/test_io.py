@@ -180,6 +180,32 @@ def test_load_folder_pairs_by_stem(tmp_path):
     assert sorted(ds2.names) == ["a", "b"]
 
 
+def test_load_folder_renumbers_wide_ids_instead_of_wrapping(tmp_path):
+    # The int32 cast used to merge id 2**32 + 1 with id 1 and turn 3e9 into -1294967296.
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    wide = np.zeros((5, 6), np.uint64)
+    wide[0, :2], wide[1, :2], wide[3, 3:] = 1, 2**32 + 1, 5
+    big = np.zeros((5, 6), np.uint32)
+    big[0, 0], big[4, 4] = 3_000_000_000, 7
+    for stem, lab in (("w", wide), ("b", big)):
+        Image.fromarray(np.zeros((5, 6), np.uint8)).save(tmp_path / "img" / f"{stem}.png")
+        tifffile.imwrite(tmp_path / "lab" / f"{stem}.tif", lab)
+    ds = load_folder(tmp_path / "img", tmp_path / "lab")
+    labels = dict(zip(ds.names, ds.labels))
+    assert all(lab.dtype == np.int32 for lab in ds.labels)
+    expected_w = np.zeros((5, 6), np.int32)
+    expected_w[0, :2], expected_w[1, :2], expected_w[3, 3:] = 1, 3, 2  # 1 < 5 < 2**32 + 1
+    np.testing.assert_array_equal(labels["w"], expected_w)
+    expected_b = np.zeros((5, 6), np.int32)
+    expected_b[0, 0], expected_b[4, 4] = 2, 1  # 7 < 3e9
+    np.testing.assert_array_equal(labels["b"], expected_b)
+    # negative ids of a signed file: refused, naming the file
+    tifffile.imwrite(tmp_path / "lab" / "b.tif", big.astype(np.int64) - 2)
+    with pytest.raises(ValueError, match=r"b\.tif.*non-negative"):
+        load_folder(tmp_path / "img", tmp_path / "lab")
+
+
 def test_load_folder_same_folder(tmp_path):
     _write_pair(tmp_path, tmp_path, "p1_rgb", "p1_label")
     _write_pair(tmp_path, tmp_path, "p2_rgb", "p2_label")

@@ -22,6 +22,7 @@ from .datasets import (
     Dataset,
     _check_same_shape,
     _dataset_root,
+    _int32_ids,
     load_split,
     masks_to_label_map,
 )
@@ -101,7 +102,7 @@ def load_cvppp(root=None, split=None, ids=None):
         img_file = _require_file(root / f"{pid}_rgb.png", "CVPPP image")
         lab_file = _require_file(root / f"{pid}_label.png", "CVPPP label map")
         img = read_image(img_file, drop_alpha=True)
-        lab = read_label_map(lab_file).astype(np.int32, copy=False)
+        lab = _int32_ids(read_label_map(lab_file), lab_file)
         _check_same_shape(img, lab, img_file, lab_file)
         images.append(img)
         labels.append(lab)
@@ -324,7 +325,7 @@ def load_ctc(root=None, split=None, sequences=("01", "02"), truth="gold", frames
             missing = root / f"{seq}{suffix}" / "SEG" / f"man_seg{t:0{width}d}.tif"
             raise FileNotFoundError(f"CTC {truth} truth not found: {missing.resolve()}")
         img = read_image(img_files[t])
-        lab = read_label_map(seg_files[t]).astype(np.int32, copy=False)
+        lab = _int32_ids(read_label_map(seg_files[t]), seg_files[t])
         _check_same_shape(img, lab, img_files[t], seg_files[t])
         is_partial = False
         if truth == "gold" and t in silver_files:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._labels import relabel_sequential
 from .imread import IMAGE_SUFFIXES, read_image, read_label_map
 
 __all__ = [
@@ -383,7 +384,11 @@ def load_folder(images, labels, pattern=None, *, label_pattern=None):
     Returns
     -------
     Dataset
-        ``names`` are the image keys, in sorted file order.
+        ``names`` are the image keys, in sorted file order. ``labels`` are int32
+        maps with the stored instance ids; a map with ids above ``2**31 - 1``
+        (32- or 64-bit files) has its ids renumbered ``1..K`` in increasing
+        order (0 stays background) instead, so that no id wraps around or
+        merges with another.
 
     Raises
     ------
@@ -391,7 +396,8 @@ def load_folder(images, labels, pattern=None, *, label_pattern=None):
         If a folder is missing or holds no image file.
     ValueError
         If some images have no label map or some label maps no image (the message
-        lists the files), if two files pair with the same key, or if shapes differ.
+        lists the files), if two files pair with the same key, if shapes differ,
+        or if a label map holds negative ids (the message names the file).
     """
     image_files = _list_files(images, pattern, "image")
     label_files = _list_files(labels, label_pattern, "label")
@@ -415,7 +421,7 @@ def load_folder(images, labels, pattern=None, *, label_pattern=None):
     for key, img_file in by_image.items():
         lab_file = by_label[key]
         img = read_image(img_file)
-        lab = read_label_map(lab_file).astype(np.int32, copy=False)
+        lab = _int32_ids(read_label_map(lab_file), lab_file)
         _check_same_shape(img, lab, img_file, lab_file)
         out_images.append(img)
         out_labels.append(lab)
@@ -451,6 +457,22 @@ def load_label_pairs(predicted, truth):
         if a.shape != b.shape:
             raise ValueError(f"{pf[k]} has shape {a.shape} but {tf[k]} has shape {b.shape}.")
     return names, pred, true
+
+
+def _int32_ids(labels, path):
+    """A validated label map as int32: its ids when they fit, else renumbered ``1..K`` (order kept).
+
+    A plain cast would wrap ids above ``2**31 - 1`` around (``2**32 + 1`` merging
+    with 1, ``3e9`` turning negative).
+    """
+    top = int(labels.max())
+    if top > np.iinfo(np.int32).max:
+        labels, ids, _ = relabel_sequential(labels)
+        logger.info(
+            "label map %s has ids up to %d, beyond int32: renumbered 1..%d in increasing order",
+            Path(path).resolve(), top, ids.size,
+        )
+    return labels.astype(np.int32, copy=False)
 
 
 def _check_same_shape(image, label, image_file, label_file):
