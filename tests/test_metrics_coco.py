@@ -99,8 +99,38 @@ def test_max_dets_limits_the_number_of_evaluated_instances():
     boxes = [(3 * r, 3 * c, 2, 2) for r in range(10) for c in range(15)]  # 150 instances
     gt = _blobs((30, 45), boxes)
     assert coco_average_precision([gt], [gt], max_dets=200)["AP50"] == 1.0
-    capped = coco_average_precision([gt], [gt])["AP50"]  # only 100 of 150 evaluated
+    capped = coco_average_precision([gt], [gt], max_dets=100)["AP50"]  # only 100 of 150 evaluated
     assert capped == pytest.approx(67 / 101)  # recall 2/3, precision 1
+
+
+def test_default_counts_every_predicted_instance():
+    # The default used to be pycocotools' 100 detections: a perfect prediction of 150 scored 0.663.
+    boxes = [(3 * r, 3 * c, 2, 2) for r in range(10) for c in range(15)]  # 150 instances
+    gt = _blobs((30, 45), boxes)
+    small = _blobs((30, 45), boxes[:3])
+    ap = coco_average_precision([gt, small], [gt, small])
+    assert ap["AP"] == ap["AP50"] == ap["AP75"] == 1.0
+    capped = coco_average_precision([gt], [gt], max_dets=100)
+    assert capped["AP"] == capped["AP50"] == pytest.approx(67 / 101)
+    # an image with no prediction at all: 1 detection at least, and 0.0 rather than an error
+    assert coco_average_precision([gt], [np.zeros_like(gt)])["AP"] == 0.0
+
+
+def test_cli_evaluate_counts_every_instance(tmp_path, capsys):
+    import json
+
+    from harmonic_seg.cli import main
+    from harmonic_seg.io import write_label_map
+
+    boxes = [(3 * r, 3 * c, 2, 2) for r in range(10) for c in range(15)]
+    gt = _blobs((30, 45), boxes)
+    for sub in ("pred", "gt"):
+        (tmp_path / sub).mkdir()
+        write_label_map(tmp_path / sub / "a.tif", gt)
+    assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out.values()
+    assert row["COCO AP"] == 1.0
 
 
 def test_matches_direct_pycocotools(rng):
@@ -159,7 +189,7 @@ def test_bad_inputs():
         coco_average_precision([GT], [GT], scores=np.ones(4))
     with pytest.raises(ValueError, match=r"scores\[0\].*NaN"):
         coco_average_precision([GT], [GT], scores=[[1, np.nan, 1, 1]])
-    with pytest.raises(ValueError, match="max_dets"):
+    with pytest.raises(ValueError, match="max_dets must be None .* or a positive integer"):
         coco_average_precision([GT], [GT], max_dets=0)
     with pytest.raises(TypeError, match="max_dets"):
         coco_average_precision([GT], [GT], max_dets=10.5)

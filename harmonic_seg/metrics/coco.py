@@ -69,7 +69,7 @@ def _check_scores(scores, pairs):
     return out
 
 
-def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=100):
+def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=None):
     """COCO mask AP, AP50, AP75 and AP by object size, with pycocotools.
 
     Parameters
@@ -84,12 +84,17 @@ def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=100):
         the sorted nonzero ids of that prediction. None (for the whole list or
         for one image) gives every instance a score of 1.0; COCOeval then
         keeps the instances in id order (stable sort).
-    max_dets : int, default=100
+    max_dets : int or None, default=None
         Largest number of detections per image that are evaluated
-        (``params.maxDets`` ends with it). All six figures are read at this
-        number of detections (pycocotools' own ``summarize`` reads AP at 100
-        whatever ``maxDets`` holds). The COCO default 100 is too small for
-        images with many nuclei; raise it there.
+        (``params.maxDets`` ends with it). None evaluates every predicted
+        instance: the largest number of predicted instances in any image (at
+        least 1). This departs from pycocotools, whose default ``maxDets`` of
+        100 drops the lowest-scored detections beyond the 100th of an image
+        and so caps the recall of images with more than 100 objects (a perfect
+        prediction of 150 instances scores AP 0.663); pass ``max_dets=100`` for
+        pycocotools' figures. All six figures are read at this number of
+        detections (pycocotools' own ``summarize`` reads AP at 100 whatever
+        ``maxDets`` holds).
 
     Returns
     -------
@@ -111,12 +116,18 @@ def coco_average_precision(ys_true, ys_pred, scores=None, max_dets=100):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral):
-        raise TypeError(f"max_dets must be a positive integer; got {_describe(max_dets)}.")
-    if max_dets < 1:
-        raise ValueError(f"max_dets must be a positive integer; got {max_dets!r}.")
+    if max_dets is not None and (isinstance(max_dets, bool) or not isinstance(max_dets, numbers.Integral)):
+        raise TypeError(
+            f"max_dets must be None (every predicted instance) or a positive integer; got {_describe(max_dets)}."
+        )
+    if max_dets is not None and max_dets < 1:
+        raise ValueError(
+            f"max_dets must be None (every predicted instance) or a positive integer; got {max_dets!r}."
+        )
     pairs = check_pairs(ys_true, ys_pred)
     scores = _check_scores(scores, pairs)
+    if max_dets is None:
+        max_dets = max(1, max(p.n for _, p in pairs))
 
     images, gt_anns, dt_anns = [], [], []
     for img_id, ((t, p), s) in enumerate(zip(pairs, scores), start=1):
