@@ -152,8 +152,11 @@ def save(est, path, *, overwrite=False):
 
 
 def load(cls, path, *, device="cpu"):
+    from ._validation import check_device
     from .fitter import GuideFunctionFitter
     from .guides import GuideFunctions
+
+    device = check_device(device, "device", resolve=True)  # before reading anything: a clear error, not torch's
 
     path = Path(path)
     cfg_file, w_file = path / "config.json", path / "weights.npz"

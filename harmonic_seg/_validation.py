@@ -8,10 +8,12 @@ is rejected before any heavy work starts.
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 
 __all__ = [
+    "check_device",
     "check_interval_pair",
     "check_masks",
     "check_label_map",
@@ -105,8 +107,19 @@ def check_label_maps(label_maps, name="y"):
     return [check_label_map(lab, f"{name}[{i}]") for i, lab in enumerate(label_maps)]
 
 
+#: Most channels an (H, W, C) image may have.
+MAX_CHANNELS = 16
+
+
 def check_image(image, name="image", *, n_channels=None):
     """Validate one image of shape (H, W) or (H, W, C) with finite values.
+
+    A 3-D array is read as (H, W, C), channels last, with at most 16
+    channels. One whose first axis is shorter than its last, such as
+    (3, 512, 8), is refused: it looks like a stack of planes or a
+    channels-first image (Z or C, H, W), and (H, W, C) would have an image
+    with fewer rows than channels. Move the axis with ``np.moveaxis(im, 0, -1)``
+    or pass the planes as a list of 2-D images.
 
     Parameters
     ----------
@@ -134,10 +147,21 @@ def check_image(image, name="image", *, n_channels=None):
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must not be empty; got shape {arr.shape}.")
-    if arr.ndim == 3 and arr.shape[2] > 16:
+    if arr.ndim == 3 and arr.shape[2] > MAX_CHANNELS:
         raise ValueError(
             f"{name} has shape {arr.shape}: {arr.shape[2]} channels in the last axis. Images are "
-            "(H, W) or (H, W, C) with few channels; a 3-D stack must be passed as a list of 2-D planes."
+            f"(H, W) or (H, W, C) with at most {MAX_CHANNELS} channels last; a 3-D stack must be passed as "
+            f"a list of 2-D planes ([im[z] for z in range(im.shape[0])]), a channels-first image moved "
+            "to channels last with np.moveaxis(im, 0, -1)."
+        )
+    if arr.ndim == 3 and arr.shape[0] < arr.shape[2]:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, which looks like a stack of {arr.shape[0]} planes or a "
+            f"channels-first image (Z or C, H, W): its first axis ({arr.shape[0]}) is shorter than its "
+            f"last ({arr.shape[2]}), which would be read as {arr.shape[2]} channels. Images are (H, W) or "
+            "(H, W, C) with channels last. Move a channel axis last with np.moveaxis(im, 0, -1); pass the "
+            "planes of a stack as a list of 2-D images ([im[z] for z in range(im.shape[0])]) or pick one "
+            "plane (im[z])."
         )
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
@@ -252,3 +276,69 @@ def check_masks(masks, shapes, name="foreground", ref_name="X", *, allow_none=Fa
         if m is not None and m.shape != tuple(shape):
             raise ValueError(f"{name}[{i}] has shape {m.shape} but {ref_name}[{i}] has spatial shape {tuple(shape)}.")
     return masks
+
+
+_DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:[0-9]+)?)")
+
+
+def check_device(device, name="device", *, require_available=True, resolve=False):
+    """Validate a torch device name before any work uses it.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        "auto" (a CUDA GPU when available, else the CPU), "cpu", "cuda",
+        "cuda:k" (GPU number k) or "mps" (Apple GPUs).
+    name : str, default="device"
+        Argument name used in error messages.
+    require_available : bool, default=True
+        Also refuse a GPU that this torch cannot use (no CUDA build, no
+        driver, no such GPU number). Imports torch only then.
+    resolve : bool, default=False
+        Return "cuda" or "cpu" for "auto".
+
+    Returns
+    -------
+    device : str
+        The device name (lower case; "auto" resolved when ``resolve``).
+    """
+    if not isinstance(device, str) and type(device).__name__ == "device" and hasattr(device, "type"):
+        device = str(device)  # a torch.device
+    if not isinstance(device, str):
+        raise TypeError(
+            f"{name} must be a string such as 'auto', 'cpu' or 'cuda'; got {_describe(device)}."
+        )
+    dev = device.strip().lower()
+    if not _DEVICE_PATTERN.fullmatch(dev):
+        raise ValueError(
+            f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:k' (k the number of a GPU) or 'mps'; got {device!r}. "
+            "Use 'cuda' for an NVIDIA GPU, 'cpu', or 'auto' for a GPU when there is one."
+        )
+    if not (require_available or resolve) or dev == "cpu":
+        return dev
+    import torch
+
+    if dev == "auto":
+        return ("cuda" if torch.cuda.is_available() else "cpu") if resolve else dev
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}={device!r} but this torch ({torch.__version__}) has no CUDA GPU to use "
+                "(torch.cuda.is_available() is False: a CPU-only build, or no GPU or driver). "
+                f"Use {name}='cpu', or {name}='auto' to use a GPU only when there is one."
+            )
+        index = int(dev.split(":")[1]) if ":" in dev else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(
+                f"{name}={device!r} but this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}; "
+                f"use {name}='cuda' for the first one, or {name}='auto'."
+            )
+    elif dev == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"{name}='mps' but this torch cannot use an Apple GPU (torch.backends.mps.is_available() "
+                f"is False); use {name}='cpu' or {name}='auto'."
+            )
+    return dev

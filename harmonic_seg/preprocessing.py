@@ -103,14 +103,37 @@ def percentile_normalize(image, low=1.0, high=99.8, *, per_channel=True, eps=1e-
     Returns
     -------
     normalized : ndarray of shape (H, W) or (H, W, C), float32
+
+    Notes
+    -----
+    Computed in float64 for float64 and wide integer images (float32 for
+    the others), then cast to float32: values beyond float32's range (about
+    3.4e38), such as 1e300, are normalised before the cast instead of
+    overflowing to infinity. A ``ValueError`` says so when even the
+    normalised values exceed float32's range (outliers far beyond the
+    percentiles).
     """
-    image = check_image(image, "image")
+    return _percentile_normalize(image, low, high, per_channel=per_channel, eps=eps)
+
+
+def _percentile_normalize(image, low, high, *, per_channel=True, eps=1e-6, name="image"):
+    """:func:`percentile_normalize`, with errors naming the image ``name``."""
+    image = check_image(image, name)
     if not (0 <= low < high <= 100):
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low!r}, high={high!r}.")
-    arr = image.astype(np.float32, copy=False)
+    work = np.result_type(image.dtype, np.float32)  # float64 for float64 and 32/64-bit integers
+    arr = image.astype(work, copy=False)
     axis = (0, 1) if (per_channel and arr.ndim == 3) else None
     lo, hi = np.percentile(arr, [low, high], axis=axis, keepdims=True)
-    return ((arr - lo) / np.maximum(hi - lo, eps)).astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (arr - lo) / np.maximum(hi - lo, eps)
+    if work != np.float32 and not np.all(np.abs(out) <= np.finfo(np.float32).max):
+        raise ValueError(
+            f"{name} has values that, normalised between its {low} and {high} percentiles, exceed float32's "
+            f"range (up to {np.nanmax(np.abs(out)):.3g} times the percentile span; float32 holds 3.4e38). "
+            "Clip the outliers first (np.clip) or choose other percentiles."
+        )
+    return out.astype(np.float32, copy=False)
 
 
 def rescale_training_set(images, labels, ignore, scale):

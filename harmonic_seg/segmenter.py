@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -13,16 +12,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._clustering import ClusteringMixin
-from ._validation import check_images, check_images_and_labels, check_interval_pair, check_masks
+from ._fit_checks import check_extra_params, check_network_fit, prepare_images
+from ._validation import check_device, check_images, check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
-from .preprocessing import (
-    percentile_normalize,
-    rescale_channels_first,
-    rescale_training_set,
-    scaled_shape,
-    to_channels_first,
-)
+from .preprocessing import rescale_channels_first, rescale_training_set, scaled_shape
 
 __all__ = ["HarmonicSegmenter"]
 
@@ -60,7 +54,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Minibatches per epoch; None covers the training images once.
     batch_size : int, default=4
     crop_size : int, default=256
-        Side of the random training crops (the paper uses 448).
+        Side of the random training crops (the paper uses 448); at least
+        ``2 * 2**depth`` (the deepest level keeps 2 x 2 pixels). A crop
+        longer than every training image's sides (after ``scale``) is
+        clipped to the longest side: it would only add padding.
     learning_rate : float, default=1e-3
         Adam step size.
     lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
@@ -105,7 +102,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         left out of the loss. Targets are computed in the rotated frame.
     percentiles : tuple of float or None, default=(1.0, 99.8)
         Per-image percentile normalisation of the input (whole image, never
-        per tile); None feeds the images as they are (as float32).
+        per tile; in float64 for float64 images); None feeds the images as
+        they are (as float32: values beyond its range, 3.4e38, are refused).
     bandwidth : float or None, default=None
         Mean-shift bandwidth; None uses the guides' margin eps (the paper), or
         0.5 with ``loss="discriminative"``.
@@ -156,6 +154,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         makes tiled and untiled predictions agree.
     device : str, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+        or "mps"; ``fit`` refuses a GPU this torch cannot use before any work.
     amp : bool or None, default=None
         Mixed precision (autocast) in fit and predict; None: float16 on CUDA,
         float32 on CPU; True: also bfloat16 on CPU, about twice as fast to
@@ -168,7 +167,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         (``on_train_begin``, ``on_epoch_end``, ``on_train_end``), called by
         the training loop; a callback may set ``trainer.stop_training``.
     random_state : int, RandomState instance or None, default=None
-        Makes a CPU run repeatable.
+        Makes a CPU run repeatable (torch's global generator is left as it was).
     verbose : int, default=0
         0 silent, 1 progress bars, 2 also per-epoch log records.
 
@@ -357,22 +356,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         return super().set_params(**params)
 
     # ------------------------------------------------------------------ helpers
-    def _check_extra_params(self):
-        if isinstance(self.core_fraction, (bool, np.bool_)):
-            raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {self.core_fraction!r}.")
-        check_interval_pair(self.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
-        check_interval_pair(self.scale_range, "scale_range", low_min=0, low_inclusive=False)
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]'; got {self.device!r}.")
-
     def _prepare(self, images):
         """Validated images -> normalised float32 (C, H, W) arrays."""
-        out = []
-        for im in images:
-            if self.percentiles is not None:
-                im = percentile_normalize(im, *self.percentiles)
-            out.append(to_channels_first(im))
-        return out
+        return prepare_images(images, self.percentiles)
 
     def _threads(self):
         from .nn._train_utils import thread_limit
@@ -388,7 +374,12 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         ----------
         X : list of ndarray of shape (H, W) or (H, W, C)
             Training images of any numeric dtype; sizes may differ, channel
-            counts may not.
+            counts may not. A 3-D array is (H, W, C) with at most 16 channels
+            last; one whose first axis is shorter than its last, such as
+            (3, 512, 8), looks like a (Z, H, W) stack or a (C, H, W) image and
+            is refused (``np.moveaxis(im, 0, -1)`` moves channels last; pass the
+            planes of a stack as a list). Reduced by ``scale``, every image
+            must keep at least ``max(2**depth, 8)`` pixels a side.
         y : list of ndarray of shape (H, W)
             Integer label maps, 0 = background.
         ignore : list of ndarray of shape (H, W) or None, default=None
@@ -398,13 +389,15 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         -------
         self : HarmonicSegmenter
         """
-        self._check_extra_params()
+        check_extra_params(self)
         images, labels = check_images_and_labels(X, y)
         ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
+        check_network_fit(self, images)
         rs = check_random_state(self.random_state)
         seed_guides, seed_net = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
 
         from .nn import HarmonicUNet, TrainConfig, Trainer
+        from .nn._train_utils import torch_rng_scope
 
         fitter = clone(self.guides) if self.guides is not None else GuideFunctionFitter(random_state=seed_guides)
         if self.guides is not None and fitter.random_state is None:
@@ -438,19 +431,17 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
             verbose=self.verbose,
         )
         with self._threads():
-            import torch
-
-            torch.manual_seed(seed_net)
-            module = HarmonicUNet(
-                self.n_channels_in_,
-                guides.n_guides,
-                guides=guides if self.variant == "sin" else None,
-                variant=self.variant,
-                depth=self.depth,
-                base_width=self.base_width,
-                norm=self.norm,
-                reference_shape=self.guides_.reference_shape_,
-            )
+            with torch_rng_scope(seed_net):  # the initial weights; torch's global generator is left as it was
+                module = HarmonicUNet(
+                    self.n_channels_in_,
+                    guides.n_guides,
+                    guides=guides if self.variant == "sin" else None,
+                    variant=self.variant,
+                    depth=self.depth,
+                    base_width=self.base_width,
+                    norm=self.norm,
+                    reference_shape=self.guides_.reference_shape_,
+                )
             trainer = Trainer(module, guides, config, callbacks=self.callbacks).fit(
                 net_chw, net_labels, ignore=net_ignore
             )
@@ -494,6 +485,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     def _check_predict_input(self, X, foreground):
         check_is_fitted(self, "module_")
+        check_device(self.device, "device", require_available=False)  # the network runs where fit or load put it
         images = check_images(X, "X", n_channels=self.n_channels_in_)
         return images, check_masks(foreground, [im.shape[:2] for im in images], "foreground", "X")
 
@@ -520,6 +512,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Parameters
         ----------
         X : list of ndarray of shape (H, W) or (H, W, C)
+            Channels last, as in ``fit``: a 3-D array whose first axis is
+            shorter than its last (a (Z, H, W) stack or a (C, H, W) image) is
+            refused.
         foreground : list of ndarray of shape (H, W) or None, default=None
             Known foreground masks, imposed instead of the predicted
             foreground (e.g. the paper's HeLa protocol with ground-truth
@@ -589,7 +584,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         ----------
         path : str or path-like
         device : str, default="cpu"
-            Where to put the network.
+            Where to put the network: "cpu", "cuda", "cuda:k", "mps" or
+            "auto"; a GPU this torch cannot use is refused (``ValueError``).
 
         Returns
         -------

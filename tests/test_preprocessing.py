@@ -50,3 +50,15 @@ def test_rescale_channels_first_shapes_and_constant_preserved():
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (1, 64, 1))
     back = rescale_channels_first(rescale_channels_first(ramp, (32, 32)), (64, 64))
     assert np.abs(back - ramp)[:, :, 2:-2].max() < 0.02  # bilinear round trip of a smooth map
+
+
+def test_percentile_normalize_of_values_beyond_float32_range():
+    # finite float64 values of 1e300 overflowed to inf in float32 and came out as NaN
+    im = np.random.default_rng(0).random((32, 32, 2))
+    out = percentile_normalize(im * 1e300, 1, 99)
+    assert out.dtype == np.float32 and np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, percentile_normalize(im, 1, 99), rtol=1e-5, atol=1e-6)
+    hot = im[..., 0].copy()
+    hot[0, 0] = 1e300  # an outlier so far beyond the percentiles that float32 cannot hold it normalised
+    with pytest.raises(ValueError, match="exceed float32's range.*np.clip"):
+        percentile_normalize(hot, 1, 99)

@@ -364,10 +364,10 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
     import harmonic_seg.nn.trainer as trainer
 
     monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
-    lab = np.zeros((48, 48), dtype=np.int32)
+    lab = np.zeros((200, 200), dtype=np.int32)  # 20 x 20 pixels at scale 0.1: large enough for the network
     lab[:2, :2] = 1
     with pytest.raises(ValueError, match="scale=0.1 leaves no labelled pixel"):
-        HarmonicSegmenter(scale=0.1, **TINY).fit([np.ones((48, 48))], [lab])
+        HarmonicSegmenter(scale=0.1, **TINY).fit([np.ones((200, 200))], [lab])
 
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
@@ -451,3 +451,81 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
         seg.optimize_postprocessing(X[:1], y[:1], scoring="ap")
     with pytest.raises(NotFittedError):
         HarmonicSegmenter().optimize_postprocessing(X[:1], y[:1])
+
+
+# --- settings the network cannot train with are refused before stage 1 ---------------------------
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if stage 1 (the guides) or the training starts."""
+    import harmonic_seg.nn.trainer as trainer
+
+    monkeypatch.setattr(GuideFunctionFitter, "fit", lambda *a, **k: pytest.fail("stage 1 started"))
+    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+
+
+@pytest.mark.parametrize(
+    "make, params, match",
+    [
+        # a (Z=3, H, W=8) stack was read as an 8-channel image
+        (lambda X, y: ([np.stack([X[0][:, :8]] * 3)], [y[0][:3, :48]]), {},
+         r"X\[0\] has shape \(3, 48, 8\).*\(H, W\) or \(H, W, C\).*np\.moveaxis\(im, 0, -1\)"),
+        # scale=0.01 trained on 1 x 1 images
+        (lambda X, y: (X, y), dict(scale=0.01),
+         r"scale=0.01 reduces X\[0\] of shape \(48, 48\) to 1 x 1 pixels.*8 x 8.*use scale >= 0.167"),
+        # crop_size <= 2**depth with batch_size=1 failed in torch's BatchNorm after stage 1
+        (lambda X, y: (X, y), dict(depth=3, crop_size=8, batch_size=1),
+         r"crop_size=8 is too small for depth=3.*at least 16"),
+        # 1e300 became inf in float32 and was reported as NaN
+        (lambda X, y: ([X[0].astype(np.float64) * 1e300], y[:1]), dict(percentiles=None),
+         r"X\[0\] holds values up to 1e\+300, beyond float32's range.*percentiles=\(1.0, 99.8\)"),
+    ],
+)
+def test_settings_the_network_cannot_use_fail_before_stage_1(data, no_work, make, params, match):
+    X, y = make(*data)
+    with pytest.raises(ValueError, match=match):
+        HarmonicSegmenter(**{**TINY, **params}).fit(X, y)
+
+
+def test_device_without_cuda_fails_before_stage_1(data, no_work, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=rf"device='{device}' but this torch .* no CUDA GPU.*'cpu'.*'auto'"):
+            HarmonicSegmenter(**{**TINY, "device": device}).fit(*data)
+
+
+def test_float64_images_beyond_float32_range_are_normalised_not_nan():
+    im = np.random.default_rng(0).random((40, 40))
+    seg = HarmonicSegmenter()
+    big, small = seg._prepare([im * 1e300])[0], seg._prepare([im])[0]
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(big, small, rtol=1e-5, atol=1e-6)
+
+
+def test_crop_larger_than_the_images_is_clipped_to_them(data, monkeypatch):
+    import harmonic_seg.nn.data as nn_data
+
+    X, y = data
+    sizes = []
+    real = nn_data.CropSampler.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        sizes.append(self.crop_size)
+
+    monkeypatch.setattr(nn_data.CropSampler, "__init__", spy)
+    # crop_size=10**6 asked numpy for a 3.6 TiB crop; the images are 48 x 48 (24 x 24 at scale 0.5)
+    HarmonicSegmenter(**{**TINY, "crop_size": 10**6, "validation_fraction": 0.2}).fit(X[:3], y[:3])
+    HarmonicSegmenter(**{**TINY, "crop_size": 10**6, "validation_fraction": 0, "scale": 0.5}).fit(X[:3], y[:3])
+    assert sizes == [(48, 48), (48, 48), (24, 24)]  # training and validation crops, then at scale 0.5
+
+
+def test_fit_leaves_torch_global_generator_as_it_was_and_is_repeatable(data):
+    X, y = data
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    a = HarmonicSegmenter(random_state=0, **TINY).fit(X[:3], y[:3])
+    assert torch.equal(torch.get_rng_state(), before)  # fit used to reseed torch's global generator
+    torch.rand(10)  # the user's own torch code between two fits changes nothing
+    b = HarmonicSegmenter(random_state=0, **TINY).fit(X[:3], y[:3])
+    for k, v in a.module_.state_dict().items():
+        assert torch.equal(v, b.module_.state_dict()[k]), k

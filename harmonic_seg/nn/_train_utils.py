@@ -11,21 +11,47 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .._validation import check_label_map
+from .._validation import check_device, check_label_map
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "Callback", "resolve_device", "resolve_amp", "check_fit_inputs"]
+__all__ = ["TrainConfig", "Callback", "resolve_device", "resolve_amp", "check_fit_inputs", "torch_rng_scope"]
 
 _SCHEDULES = ("cosine", "constant", "plateau")
 LOSSES = ("harmonic", "discriminative")
 
 
 def resolve_device(device="auto"):
-    """``"auto"`` -> cuda when available, else cpu; anything else -> ``torch.device(device)``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``"auto"`` -> cuda when available, else cpu; anything else -> ``torch.device(device)``.
+
+    Unknown names and GPUs this torch cannot use are refused with a
+    ``ValueError`` (:func:`harmonic_seg._validation.check_device`).
+    """
+    return torch.device(check_device("auto" if device is None else device, "device", resolve=True))
+
+
+@contextlib.contextmanager
+def torch_rng_scope(seed=None, device="cpu"):
+    """Run a block with torch's global random generators seeded, then restore them as they were.
+
+    The one place where the package seeds torch: what a block draws (the
+    initial weights of a network) is repeatable with ``seed``, and the
+    caller's own torch code sees the generator state it had before.
+
+    Parameters
+    ----------
+    seed : int or None, default=None
+        Seed of the CPU (and CUDA) generators in the block; None leaves them
+        as they are (the block may still change them; they are restored after).
+    device : str or torch.device, default="cpu"
+        With a CUDA device the CUDA generators are also saved and restored.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,6 +98,10 @@ class TrainConfig:
         images' area once, ``ceil(sum(H*W) / crop_size**2 / batch_size)``.
     batch_size : int, default=4
     crop_size : int, default=256
+        Side of the square training crops. :meth:`Trainer.fit` refuses one
+        smaller than ``2 * 2**depth`` of the module (its deepest level keeps
+        2 x 2 pixels) and clips one longer than every training image's sides
+        to the longest side (``Trainer.crop_size_``).
     learning_rate : float, default=1e-3
     weight_decay : float, default=0.0
         Adam's (L2) weight decay.
@@ -112,6 +142,10 @@ class TrainConfig:
     restore_best : bool, default=True
         Load the best weights (monitored loss) at the end of training.
     random_state : int or None, default=None
+        Seeds the validation split, the crops and their augmentation. The
+        initial weights are the module's: seed torch before building it (the
+        training loop draws nothing from torch's generators and leaves them
+        as it found them).
     verbose : int, default=0
         0 silent; 1 progress bar over epochs; 2 also log every epoch.
     """

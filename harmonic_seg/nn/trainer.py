@@ -20,8 +20,9 @@ import time
 import numpy as np
 import torch
 
+from .._fit_checks import check_crop_size, clip_crop_size, min_crop_size
 from ..guides import GuideFunctions
-from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device
+from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device, torch_rng_scope
 from .data import CropSampler
 from .losses import discriminative_loss, harmonic_loss
 
@@ -59,6 +60,9 @@ class Trainer:
     train_indices_, val_indices_ : ndarray
         Images used for training and validation.
     device_ : torch.device
+    crop_size_ : int
+        Side of the crops used: ``config.crop_size``, clipped to the longest
+        side of the training images.
     amp_dtype_ : torch.dtype or None
         Autocast dtype of the run (float16 on CUDA, bfloat16 on CPU), None for
         float32 (:func:`~harmonic_seg.nn.resolve_amp`); ``amp_`` is whether it is set.
@@ -158,10 +162,30 @@ class Trainer:
         Returns
         -------
         self
+
+        Notes
+        -----
+        The training loop draws nothing from torch's random generators (the
+        crops come from ``config.random_state``) and restores them as it
+        found them.
         """
         cfg = self.config
         images, labels, ignore = check_fit_inputs(images, labels, ignore, self.module.in_channels)
         self.device_ = resolve_device(cfg.device)
+        depth = getattr(self.module, "depth", None)
+        minimum = 1 if depth is None else min_crop_size(depth)
+        if depth is not None:
+            check_crop_size(cfg.crop_size, depth, name="config.crop_size")
+        self.crop_size_ = clip_crop_size(cfg.crop_size, [lab.shape for lab in labels], minimum)
+        if self.crop_size_ < cfg.crop_size:
+            logger.info("crop_size=%d is larger than every training image; crops of %d pixels are used.",
+                        cfg.crop_size, self.crop_size_)
+        with torch_rng_scope(device=self.device_):
+            return self._fit(images, labels, ignore, resume)
+
+    def _fit(self, images, labels, ignore, resume):
+        cfg = self.config
+        crop_size = self.crop_size_
         self.amp_dtype_ = resolve_amp(cfg.amp, self.device_)
         self.amp_ = self.amp_dtype_ is not None
         ckpt = None
@@ -185,7 +209,6 @@ class Trainer:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed_ = int(seed)
         split_ss, sample_ss = np.random.SeedSequence(self.seed_).spawn(2)
-        torch.manual_seed(self.seed_)
         n = len(images)
         n_val = int(round(cfg.validation_fraction * n))
         if cfg.validation_fraction > 0:
@@ -198,14 +221,14 @@ class Trainer:
         sel = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
         tr = self.train_indices_
         sampler = CropSampler(sel(images, tr), sel(labels, tr), self.guides, sel(ignore, tr),
-                              cfg.crop_size, cfg.scale_range, cfg.flips, cfg.rotate)
+                              crop_size, cfg.scale_range, cfg.flips, cfg.rotate)
         val_samples = None
         if n_val:
             va = self.val_indices_
             val_samples = CropSampler(sel(images, va), sel(labels, va), self.guides, sel(ignore, va),
-                                      cfg.crop_size, None, False).center_crops()
+                                      crop_size, None, False).center_crops()
         steps = cfg.steps_per_epoch or max(
-            1, math.ceil(sum(lab.size for lab in sampler.labels) / cfg.crop_size**2 / cfg.batch_size)
+            1, math.ceil(sum(lab.size for lab in sampler.labels) / crop_size**2 / cfg.batch_size)
         )
         rng = np.random.default_rng(sample_ss)
 

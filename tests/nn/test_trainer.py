@@ -330,3 +330,34 @@ def test_crop_sample_from_table_equals_crop_of_full_map_with_padding():
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
         assert np.all(a[1][:, 40 - corner[0]:, :] == 0) and a[3][:, 30 - corner[1]:].all()
+
+
+def test_fit_leaves_torch_global_generator_as_it_was():
+    images, labels = make_data(3)
+    net = make_net()
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    Trainer(net, GUIDES, cfg(epochs=1)).fit(images, labels)  # used to call torch.manual_seed
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_crop_checked_against_the_network_and_clipped_to_the_images():
+    images, labels = make_data(2, shape=(40, 36))
+    # a crop of 4 with depth 2 leaves 1 x 1 pixel at the deepest level: BatchNorm failed in torch with batch 1
+    with pytest.raises(ValueError, match=r"config.crop_size=4 is too small for depth=2.*at least 8"):
+        Trainer(make_net(), GUIDES, cfg(epochs=1, crop_size=4, batch_size=1)).fit(images, labels)
+    # a crop of 10**6 asked numpy for terabytes; it is clipped to the longest side of the images
+    tr = Trainer(make_net(), GUIDES, cfg(epochs=1, crop_size=10**6, validation_fraction=0.5)).fit(images, labels)
+    assert tr.crop_size_ == 40 and np.isfinite(tr.history[0]["val_loss"])
+
+
+@pytest.mark.parametrize("device, match", [("gpu", "device must be 'auto', 'cpu', 'cuda'"),
+                                            ("cuda", "device='cuda' but this torch")])
+def test_device_refused_with_a_value_error(monkeypatch, device, match):
+    from harmonic_seg.nn.trainer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=match):  # was torch's RuntimeError
+        resolve_device(device)
+    with pytest.raises(ValueError, match=match):
+        Trainer(make_net(), GUIDES, cfg(epochs=1, device=device)).fit(*make_data(2))
