@@ -6,30 +6,34 @@ machine (with a warning that says so).
 
 Safe format (``save``/``load``): a folder with ``config.json`` (format
 version, library version, constructor parameters, fitted attributes, guide
-functions, network configuration) and ``weights.npz`` (numpy arrays, loaded
-with ``allow_pickle=False``). Loading it never executes code.
+functions, network configuration, tuning results) and ``weights.npz`` (numpy
+arrays, loaded with ``allow_pickle=False``). Loading it never executes code,
+and checks both files against the format (``_model_format``) before it builds
+anything. Saving replaces only these two files, each through a temporary file
+in the same folder, and leaves anything else in the folder alone.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import os
-import shutil
-import tempfile
+import secrets
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ._model_format import FITTED, FORMAT_NAME, FORMAT_VERSIONS, FormatError
 from ._version import __version__
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
-FORMAT_VERSION = 1
-_FITTED_SCALARS = ("n_channels_in_", "bandwidth_", "min_size_", "metric_", "core_fraction_", "fg_threshold_")
+FORMAT_VERSION = FORMAT_VERSIONS[-1]
+_DAMAGED = "; the file is damaged or was not written by HarmonicSegmenter.save(). Save the fitted model again."
 
 
 def _module_payload(module):
@@ -90,13 +94,22 @@ def setstate(est, state):
 
 
 def _jsonable(value):
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):
         return float(value)
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, (tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
     return value
+
+
+def _json_default(value):
+    out = _jsonable(value)
+    if out is value:
+        raise TypeError(f"{type(value).__name__} {value!r:.80} cannot be written to config.json")
+    return out
 
 
 def _range(value):
@@ -104,30 +117,127 @@ def _range(value):
     return value if isinstance(value, str) else tuple(value)
 
 
+def _random_state_to_json(rs, name):
+    state = rs.get_state(legacy=False)
+    if state["bit_generator"] != "MT19937":
+        raise TypeError(
+            f"{name} is a RandomState on the {state['bit_generator']} generator, which cannot be saved; "
+            "use an int or numpy.random.RandomState(seed)."
+        )
+    return {
+        "bit_generator": "MT19937",
+        "key": [int(k) for k in state["state"]["key"]],
+        "pos": int(state["state"]["pos"]),
+        "has_gauss": int(state["has_gauss"]),
+        "cached_gaussian": float(state["gauss"]),
+    }
+
+
+def _random_state_from_json(d):
+    rs = np.random.RandomState()
+    rs.set_state(("MT19937", np.asarray(d["key"], dtype=np.uint32), d["pos"], d["has_gauss"], d["cached_gaussian"]))
+    return rs
+
+
+def _saved_params(params, section, random_states):
+    """Constructor parameters as JSON values; a RandomState goes to ``random_states[section]``."""
+    params = dict(params)
+    if isinstance(params.get("random_state"), np.random.RandomState):
+        random_states[section] = _random_state_to_json(params["random_state"], f"{section}.random_state")
+        params["random_state"] = None
+    return {k: _jsonable(v) for k, v in params.items()}
+
+
+def _is_model_folder(path):
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT_NAME
+
+
+def check_save_target(path, overwrite, *, option="overwrite=True"):
+    """Refuse a target ``save`` may not write into, before any work.
+
+    ``path`` may be absent, an empty folder, or (with ``overwrite``) a folder
+    holding a saved model, whose ``config.json`` and ``weights.npz`` are then
+    replaced (other files in it are left alone). ``option`` is how the message
+    names the overwrite switch.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise FileExistsError(
+            f"{path} exists and is not a folder; refusing to replace it. Save the model to a new folder."
+        )
+    if not any(path.iterdir()):
+        return  # an empty folder: nothing in it to lose
+    if not _is_model_folder(path):
+        raise FileExistsError(
+            f"{path} exists and is not a saved HarmonicSegmenter (it has no config.json written by "
+            "HarmonicSegmenter.save()); refusing to write into it. Save the model to a new or empty folder."
+        )
+    if not overwrite:
+        raise FileExistsError(f"{path} exists and holds a saved model; pass {option} to replace it.")
+
+
+def _write_temp(target, data):
+    """Write ``data`` to a new temporary file beside ``target``; return its path."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    # created with mode 0o666 less the umask, like any file the user writes
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.is_file():
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))  # a replaced file keeps its permissions
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _replace_files(contents):
+    """Replace files by ``{path: bytes}``: all written to temporary files first, then each moved in place."""
+    temps = {}
+    try:
+        for target, data in contents.items():
+            temps[target] = _write_temp(target, data)
+        for target, tmp in temps.items():
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)  # only those not moved in place: after an error
+
+
 def save(est, path, *, overwrite=False):
     from sklearn.utils.validation import check_is_fitted
 
+    from ._model_format import check_config, sha256_bytes
+
     check_is_fitted(est, "module_")
     path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-        if not (path / "config.json").is_file():
-            raise FileExistsError(f"{path} exists and is not a saved HarmonicSegmenter; refusing to replace it.")
+    check_save_target(path, overwrite)
+    random_states = {}
     params = est.get_params(deep=False)
     guides = params.pop("guides")
     params["callbacks"] = None  # user objects: not saved (they are code, not configuration)
-    params["random_state"] = params["random_state"] if isinstance(params["random_state"], (int, type(None))) else None
     net_config, weights, _ = _module_payload(est.module_)
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    weights_bytes = buffer.getvalue()
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
-        "params": {k: _jsonable(v) for k, v in params.items()},
-        "guides_params": None if guides is None else {k: _jsonable(v) for k, v in guides.get_params().items()},
-        "fitted": {k: _jsonable(getattr(est, k)) for k in _FITTED_SCALARS},
+        "params": _saved_params(params, "params", random_states),
+        "guides_params": None if guides is None else _saved_params(guides.get_params(), "guides_params", random_states),
+        "fitted": {k: _jsonable(getattr(est, k)) for k in FITTED},
         "guide_fitter": {
-            "params": {k: _jsonable(v) for k, v in est.guides_.get_params().items()},
+            "params": _saved_params(est.guides_.get_params(), "guide_fitter", random_states),
             "guides": est.guides_.guides_.to_dict(),
             "reference_shape": list(est.guides_.reference_shape_),
             "separation": est.guides_.separation_,
@@ -135,23 +245,32 @@ def save(est, path, *, overwrite=False):
         "history": est.history_,
         "validation_indices": getattr(est, "validation_indices_", None),
         "network": net_config,
+        "tuning_results": getattr(est, "tuning_results_", []),
+        "weights_sha256": sha256_bytes(weights_bytes),
     }
-    # Write into a temporary folder beside the target, then move it in place:
-    # an interrupted save never leaves a half-written model behind.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    if random_states:
+        config["random_states"] = random_states
+    text = json.dumps(config, indent=2, default=_json_default)
+    try:  # never write a file that load would refuse
+        check_config(json.loads(text), type(est))
+    except FormatError as exc:
+        raise ValueError(f"this {type(est).__name__} cannot be saved: config.json: {exc}.") from None
+    # Only the library's two files are written, both in full before either
+    # replaces a file; weights first: a save stopped between the two moves
+    # leaves weights that do not match the config's checksum, which load reports.
+    path.mkdir(parents=True, exist_ok=True)  # mode 0o777 less the umask
+    _replace_files({path / "weights.npz": weights_bytes, path / "config.json": text.encode("utf-8")})
+
+
+def _read_config(cfg_file):
     try:
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, default=_jsonable))
-        np.savez(tmp / "weights.npz", **weights)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{cfg_file}: not a readable JSON file ({type(exc).__name__}: {exc}){_DAMAGED}") from None
 
 
 def load(cls, path, *, device="cpu"):
+    from ._model_format import check_config, expected_weights, read_weights, sha256
     from ._validation import check_device
     from .fitter import GuideFunctionFitter
     from .guides import GuideFunctions
@@ -163,40 +282,62 @@ def load(cls, path, *, device="cpu"):
     for f in (cfg_file, w_file):
         if not f.is_file():
             raise FileNotFoundError(f"{f} not found: {path} is not a folder written by HarmonicSegmenter.save().")
-    config = json.loads(cfg_file.read_text())
-    if config.get("format") != FORMAT_NAME:
-        raise ValueError(f"{cfg_file} is not a saved HarmonicSegmenter (format {config.get('format')!r}).")
-    if config.get("format_version") != FORMAT_VERSION:
+    config = _read_config(cfg_file)
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt != FORMAT_NAME:
+        raise ValueError(f"{cfg_file} is not a saved HarmonicSegmenter (format {fmt!r}).")
+    if config.get("format_version") not in FORMAT_VERSIONS:
         raise ValueError(
-            f"{path} was saved in format version {config.get('format_version')} by harmonic_seg "
+            f"{path} was saved in format version {config.get('format_version')!r} by harmonic_seg "
             f"{config.get('library_version')}; this is harmonic_seg {__version__}, which reads format version "
             f"{FORMAT_VERSION}. Load it with a matching harmonic_seg version and save it again."
         )
-    params = dict(config["params"])
-    for key in ("scale_range", "percentiles"):
-        if params.get(key) is not None:
-            params[key] = tuple(params[key])
+    try:
+        check_config(config, cls)
+        expected = expected_weights(config["network"])
+        guides = GuideFunctions.from_dict(config["guide_fitter"]["guides"])
+    except (FormatError, TypeError, ValueError) as exc:
+        where = "" if isinstance(exc, FormatError) else "network or guide functions: "
+        raise ValueError(f"{cfg_file}: {where}{exc}{_DAMAGED}") from None
+    if "weights_sha256" in config and sha256(w_file) != config["weights_sha256"]:
+        raise ValueError(
+            f"{w_file} is not the weights file saved with {cfg_file} (its SHA-256 checksum differs): the "
+            "folder was changed after saving, or a save into it was interrupted. Save the fitted model again."
+        )
+    try:
+        weights = read_weights(w_file, expected)
+    except FormatError as exc:
+        raise ValueError(f"{w_file}: {exc}{_DAMAGED}") from None
+
+    random_states = {k: _random_state_from_json(v) for k, v in config.get("random_states", {}).items()}
+
+    def constructor_args(saved, section):
+        args = dict(saved)
+        for key in ("scale_range", "percentiles"):
+            if args.get(key) is not None:
+                args[key] = tuple(args[key])
+        if "init_range" in args:
+            args["init_range"] = _range(args["init_range"])
+        if section in random_states:
+            args["random_state"] = random_states[section]
+        return args
+
     gp = config["guides_params"]
-    if gp is not None:
-        gp["init_range"] = _range(gp["init_range"])
-    est = cls(guides=None if gp is None else GuideFunctionFitter(**gp), **params)
+    est = cls(guides=None if gp is None else GuideFunctionFitter(**constructor_args(gp, "guides_params")),
+              **constructor_args(config["params"], "params"))
     gf = config["guide_fitter"]
-    fp = dict(gf["params"])
-    fp["init_range"] = _range(fp["init_range"])
-    fitter = GuideFunctionFitter(**fp)
-    fitter.guides_ = GuideFunctions.from_dict(gf["guides"])
+    fitter = GuideFunctionFitter(**constructor_args(gf["params"], "guide_fitter"))
+    fitter.guides_ = guides
     fitter.reference_shape_ = tuple(gf["reference_shape"])
     fitter.n_guides_ = fitter.guides_.n_guides
     fitter.separation_ = gf["separation"]
     est.guides_ = fitter
     est.core_fraction_ = est.core_fraction  # saved before core_fraction_ was recorded
     est.fg_threshold_ = est.fg_threshold  # saved before fg_threshold_ was recorded
-    for k, v in config["fitted"].items():
+    for k, v in config["fitted"].items():  # the keys check_config allowed: FITTED only
         setattr(est, k, v)
     est.history_ = config["history"]
     est.validation_indices_ = config.get("validation_indices")  # None: saved before it was recorded
-    est.tuning_results_ = []
-    with np.load(w_file, allow_pickle=False) as npz:
-        weights = {k: npz[k] for k in npz.files}
+    est.tuning_results_ = config.get("tuning_results", [])
     est.module_ = _build_module(config["network"], weights, device)
     return est

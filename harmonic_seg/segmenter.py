@@ -570,8 +570,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            Target folder; created. An existing one is only replaced with
-            ``overwrite=True``.
+            Target folder: new, empty, or (with ``overwrite=True``) holding a
+            saved model, of which only ``config.json`` and ``weights.npz`` are
+            replaced. Anything else raises ``FileExistsError``.
         overwrite : bool, default=False
         """
         _persistence.save(self, path, overwrite=overwrite)
@@ -579,6 +580,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     @classmethod
     def load(cls, path, *, device="cpu"):
         """Load a model written by :meth:`save`.
+
+        Both files are checked against the format first: a damaged one raises
+        ``ValueError`` naming the file and the field.
 
         Parameters
         ----------
