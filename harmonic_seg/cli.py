@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 __all__ = ["main"]
@@ -96,10 +98,11 @@ def cmd_demo(args):
 
 
 def _model_out(path, overwrite):
-    out = Path(path)
-    if out.exists() and not overwrite:
-        raise CLIError(f"{out} exists; pass --overwrite to replace it")
-    return out
+    """The model folder of ``fit``, refused before training when the model could not be saved there."""
+    from ._persistence import check_save_target
+
+    check_save_target(path, overwrite, option="--overwrite")
+    return Path(path)
 
 
 def cmd_fit(args):
@@ -127,20 +130,49 @@ def cmd_predict(args):
     from .segmenter import HarmonicSegmenter
 
     files = _image_files(args.images)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder")
+    # every output checked before any prediction: nothing is written when one cannot be
+    targets = _label_targets(files, out, args.format)
+    existing = [t for t in targets if os.path.lexists(t)]
+    folders = [t for t in existing if t.is_dir()]
+    if folders:
+        raise CLIError(f"{folders[0]} is a folder; it cannot be replaced by a label map")
+    if existing and not args.overwrite:
+        raise CLIError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --overwrite to replace them")
     seg = HarmonicSegmenter.load(args.model, device=args.device)
     if args.tile_size is not None:
         seg.set_params(tile_size=args.tile_size)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    targets = [out / f"{f.stem}_label.{args.format}" for f in files]
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise CLIError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --overwrite to replace them")
     for f, t in zip(files, targets):
         labels = seg.predict([read_image(f)])[0]
         write_label_map(t, labels, overwrite=args.overwrite)
         print(f"{f.name}: {int(labels.max())} instances -> {t}")
     return 0
+
+
+def _label_targets(files, out, fmt):
+    """Output file of every input image, unique, never an input.
+
+    ``<stem>_label.<fmt>`` (``a.png`` -> ``a_label.tif``) when no other input
+    has the same stem (case ignored), else ``<name>_label.<fmt>``
+    (``a.png_label.tif``, ``a.tif_label.tif``). Inputs whose outputs would
+    still coincide (the same name in two folders) and an output that is an
+    input are refused.
+    """
+    stems = Counter(f.stem.casefold() for f in files)
+    targets = [out / f"{f.stem if stems[f.stem.casefold()] == 1 else f.name}_label.{fmt}" for f in files]
+    seen = {}
+    for f, t in zip(files, targets):
+        other = seen.setdefault(t.name.casefold(), f)
+        if other is not f:
+            raise CLIError(f"{other} and {f} would both be written to {t}; predict them into separate --out folders")
+    inputs = {os.path.normcase(os.path.realpath(f)) for f in files}
+    for t in targets:
+        if os.path.normcase(os.path.realpath(t)) in inputs:
+            raise CLIError(f"{t} is one of the input images; refusing to write over it: choose another --out folder")
+    return targets
 
 
 def cmd_evaluate(args):
@@ -195,8 +227,12 @@ def build_parser():
     f = sub.add_parser("fit", help=cmd_fit.__doc__, description=cmd_fit.__doc__)
     f.add_argument("images", help="folder or glob of images")
     f.add_argument("labels", help="folder or glob of label maps (paired with the images by file name)")
-    f.add_argument("--out", required=True, help="model folder to write")
-    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--out", required=True, help="model folder to write (new, empty, or holding a saved model)")
+    f.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the config.json and weights.npz of a model already saved in --out (other files there are "
+             "left alone)",
+    )
     f.add_argument("--n-guides", type=int, default=12)
     f.add_argument("--margin", type=float, default=0.5)
     f.add_argument("--depth", type=int, default=4)
@@ -212,7 +248,12 @@ def build_parser():
     p = sub.add_parser("predict", help=cmd_predict.__doc__, description=cmd_predict.__doc__)
     p.add_argument("model", help="model folder written by 'fit' or HarmonicSegmenter.save")
     p.add_argument("images", help="folder or glob of images")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out", required=True,
+        help="output folder: the label map of a.png is written to a_label.tif (or .png with --format png), or to "
+             "a.png_label.tif when another input has the same name before its extension (a.tif); existing files "
+             "are replaced only with --overwrite (checked before any prediction), input images never",
+    )
     p.add_argument("--format", choices=["tif", "png"], default="tif")
     p.add_argument("--tile-size", type=int, default=None, help="predict large images in tiles of this size")
     p.add_argument("--device", default="cpu")

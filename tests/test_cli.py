@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,98 @@ def test_fit_predict_evaluate_round_trip(tmp_path, capsys):
     (pred / "s0_label.tif").unlink()
     assert main(["evaluate", str(pred), str(tmp_path / "lab")]) == 2
     assert "without prediction" in capsys.readouterr().err
+
+
+MODEL_V1 = Path(__file__).resolve().parent / "data" / "model_v1"  # a tiny saved model (tests/data)
+
+
+def _images(folder, names, seed=0):
+    from harmonic_seg.synthetic import make_instances
+
+    folder.mkdir(parents=True, exist_ok=True)
+    d = make_instances(n_images=len(names), shape=(48, 48), n_instances=(3, 6), random_state=seed)
+    for name, im in zip(names, d.images):
+        im = (im * 200).clip(0, 255).astype(np.uint8)
+        if name.endswith(".png"):
+            from PIL import Image
+
+            Image.fromarray(im).save(folder / name)
+        else:
+            import tifffile
+
+            tifffile.imwrite(folder / name, im)
+    return [folder / n for n in names]
+
+
+def test_predict_names_outputs_uniquely_when_stems_collide(tmp_path, capsys):
+    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg.io import read_image, read_label_map
+
+    files = _images(tmp_path / "in", ["a.png", "a.tif", "b.tif"])
+    out = tmp_path / "out"
+    assert main(["predict", str(MODEL_V1), str(tmp_path / "in"), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png_label.tif", "a.tif_label.tif", "b_label.tif"]
+    seg = HarmonicSegmenter.load(MODEL_V1)
+    for f, name in zip(files, ["a.png_label.tif", "a.tif_label.tif", "b_label.tif"]):
+        np.testing.assert_array_equal(read_label_map(out / name), seg.predict([read_image(f)])[0])
+    assert "a.png_label.tif" in subprocess.run(
+        [sys.executable, "-m", "harmonic_seg", "predict", "--help"], capture_output=True, text=True
+    ).stdout.replace("\n", " ").replace("  ", "")
+
+
+def test_predict_checks_every_output_before_predicting(tmp_path, capsys, monkeypatch):
+    from harmonic_seg import HarmonicSegmenter
+
+    _images(tmp_path / "d1", ["a.tif", "b.tif"])
+    _images(tmp_path / "d2", ["a.tif"], seed=1)
+    out = tmp_path / "out"
+    glob = str(tmp_path / "d*" / "*.tif")
+    assert main(["predict", str(MODEL_V1), glob, "--out", str(out), "--overwrite"]) == 2
+    assert "would both be written to" in capsys.readouterr().err
+    assert not out.exists()  # nothing written, not even the folder
+    out.mkdir()
+    (out / "b_label.tif").write_bytes(b"earlier result")
+    monkeypatch.setattr(HarmonicSegmenter, "predict", lambda *a, **k: pytest.fail("predicted before checking"))
+    assert main(["predict", str(MODEL_V1), str(tmp_path / "d1"), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["b_label.tif"]
+
+
+def test_predict_never_writes_over_an_input(tmp_path, capsys):
+    files = _images(tmp_path / "in", ["a.tif", "a_label.tif"])
+    before = files[1].read_bytes()
+    # a.tif -> in/a_label.tif, which is an input
+    assert main(["predict", str(MODEL_V1), str(tmp_path / "in"), "--out", str(tmp_path / "in"), "--overwrite"]) == 2
+    assert "is one of the input images" in capsys.readouterr().err
+    assert files[1].read_bytes() == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == [
+        "a.tif", "a_label.tif"]
+
+
+def test_fit_refuses_an_output_it_may_not_write_before_training(tmp_path, capsys, monkeypatch):
+    from harmonic_seg import HarmonicSegmenter
+
+    _write_dataset(tmp_path)
+    monkeypatch.setattr(HarmonicSegmenter, "fit", lambda *a, **k: pytest.fail("trained before checking --out"))
+    (tmp_path / "plain").write_text("data")
+    foreign = tmp_path / "results"
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"tool": "another"}')
+    (foreign / "table.csv").write_text("1,2")
+    for target in (tmp_path / "plain", foreign, tmp_path / "img"):
+        args = ["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(target), "--overwrite"]
+        assert main(args) == 2
+        assert "refusing" in capsys.readouterr().err
+    assert (tmp_path / "plain").read_text() == "data"
+    assert sorted(p.name for p in foreign.iterdir()) == ["config.json", "table.csv"]
+    assert len(list((tmp_path / "img").iterdir())) == 3
+
+
+def test_fit_overwrite_keeps_files_it_did_not_write(tmp_path, capsys):
+    _write_dataset(tmp_path)
+    model = tmp_path / "model"
+    tiny = ["--depth", "2", "--width", "4", "--epochs", "1", "--crop-size", "32", "--batch-size", "2", "--device", "cpu"]
+    assert main(["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(model), *tiny]) == 0
+    (model / "README.txt").write_text("trained on the March images")
+    assert main(["fit", str(tmp_path / "img"), str(tmp_path / "lab"), "--out", str(model), "--overwrite", *tiny]) == 0
+    assert (model / "README.txt").read_text() == "trained on the March images"
+    assert sorted(p.name for p in model.iterdir()) == ["README.txt", "config.json", "weights.npz"]
