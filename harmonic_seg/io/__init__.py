@@ -13,7 +13,7 @@ from .datasets import (
 )
 from .imread import IMAGE_SUFFIXES, read_image, read_label_map, write_label_map
 from .benchmarks import CTC_PARTIAL_RATIO, load_bbbc010, load_ctc, load_cvppp  # noqa: E402,I001  (after datasets)
-from .sample import load_nuclei_sample  # noqa: E402
+from .sample import load_nuclei_sample, load_worm_sample  # noqa: E402
 
 __all__ = [
     "Dataset",
@@ -25,6 +25,7 @@ __all__ = [
     "load_folder",
     "load_label_pairs",
     "load_nuclei_sample",
+    "load_worm_sample",
     "masks_to_label_map",
     "read_image",
     "read_label_map",
