@@ -11,7 +11,7 @@ import numpy as np
 
 from ._labels import relabel_sequential
 from ._validation import check_label_map
-from .guides import GuideFunctions, _separable_factors, window_coordinates
+from .guides import GuideFunctions, _separable_factors, check_origin, window_coordinates
 
 __all__ = ["instance_embeddings", "embedding_map", "embedding_table", "lookup_embeddings"]
 
@@ -50,9 +50,8 @@ def _sums(labels, guides, origin):
     still done, one guide at a time, for noise-like maps whose runs are short).
     """
     h, w = labels.shape
-    factors = _separable_factors(
-        guides, window_coordinates(h, float(origin[0]), 1), window_coordinates(w, float(origin[1]), 1)
-    )
+    y0, x0 = check_origin(origin)
+    factors = _separable_factors(guides, window_coordinates(h, y0, 1), window_coordinates(w, x0, 1))
     rows, x0, x1, run_labels = _row_runs(labels)
     n_bins = int(run_labels.max()) + 1
     counts = np.bincount(run_labels, weights=(x1 - x0), minlength=n_bins).astype(np.int64)
@@ -216,4 +215,10 @@ def lookup_embeddings(table, labels, dtype=np.float32):
 
 
 def _lookup(table, labels, dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numpy floating dtype such as np.float32; got {dtype!r}.") from None
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a numpy floating dtype such as np.float32; got {dtype}.")
     return np.take(table.T.astype(dtype), labels, axis=1)

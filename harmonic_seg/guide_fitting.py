@@ -417,9 +417,14 @@ def fit_guides(
     elif isinstance(init_range, str):
         raise ValueError(f'init_range must be "auto", "auto-length" or a pair (low, high); got {init_range!r}.')
     else:
-        lo, hi = (float(v) for v in init_range)
-        if not (0 <= lo < hi):
-            raise ValueError(f"init_range must satisfy 0 <= low < high; got {init_range!r}.")
+        try:
+            lo, hi = (float(v) for v in init_range)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f'init_range must be "auto", "auto-length" or a pair (low, high) of numbers; got {init_range!r}.'
+            ) from None
+        if not (0 <= lo < hi < np.inf):
+            raise ValueError(f"init_range must satisfy 0 <= low < high < inf; got {init_range!r}.")
         lo, hi = np.full(2, lo), np.full(2, hi)
     bound = _check_max_frequency(max_frequency, lo, hi)
     if bound is not None:

@@ -16,6 +16,7 @@ This module needs numpy only.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,8 +61,8 @@ class GuideFunctions:
     kind: str = "sin"
 
     def __post_init__(self):
-        freqs = np.array(self.frequencies, dtype=np.float64)  # own copy: made read-only below
-        phases = np.array(self.phases, dtype=np.float64)
+        freqs = _real_array(self.frequencies, "frequencies", "(N, 2)")  # own copy: made read-only below
+        phases = _real_array(self.phases, "phases", "(N,)")
         if freqs.ndim != 2 or freqs.shape[1] != 2 or freqs.shape[0] < 1:
             raise ValueError(f"frequencies must have shape (N, 2) with N >= 1; got {freqs.shape}.")
         if phases.shape != (freqs.shape[0],):
@@ -124,7 +125,13 @@ class GuideFunctions:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(np.asarray(d["frequencies"]), np.asarray(d["phases"]), d.get("kind", "sin"))
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or not {"frequencies", "phases"} <= set(d):
+            raise ValueError(
+                "a guide set must be a dict with the keys 'frequencies', 'phases' (and optionally 'kind'), as "
+                f"written by GuideFunctions.to_dict(); got {d!r:.120}."
+            )
+        return cls(d["frequencies"], d["phases"], d.get("kind", "sin"))
 
     # --- evaluation ----------------------------------------------------------
     def evaluate(self, shape, origin=(0, 0), stride=1, dtype=np.float32):
@@ -145,6 +152,28 @@ class GuideFunctions:
         """
         arg = np.asarray(coords, dtype=np.float64) @ self.frequencies.T + self.phases
         return np.sin(arg) if self.kind == "sin" else arg
+
+
+def _real_array(value, name, shape):
+    """``value`` as a new float64 array, or a TypeError naming ``name``."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers of shape {shape}; got {value!r:.80}.") from None
+    return arr
+
+
+def check_origin(origin, name="origin"):
+    """``origin`` as a pair of finite floats ``(y0, x0)``, or a TypeError/ValueError naming it."""
+    try:
+        if isinstance(origin, (str, bytes)):
+            raise TypeError
+        y0, x0 = (float(v) for v in origin)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair of numbers (y0, x0); got {origin!r:.80}.") from None
+    if not (np.isfinite(y0) and np.isfinite(x0)):
+        raise ValueError(f"{name} must be a pair of finite numbers (y0, x0); got {origin!r:.80}.")
+    return y0, x0
 
 
 def window_coordinates(n, origin, stride):
@@ -187,10 +216,11 @@ def guide_maps(guides, shape, origin=(0, 0), stride=1, dtype=np.float32):
     if not isinstance(guides, GuideFunctions):
         raise TypeError(f"guides must be a GuideFunctions instance; got {type(guides).__name__}.")
     h, w = check_shape_2d(shape, "shape")
-    if int(stride) != stride or stride < 1:
+    if isinstance(stride, (bool, np.bool_)) or not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"stride must be a positive integer; got {stride!r}.")
-    ys = window_coordinates(h, float(origin[0]), int(stride))
-    xs = window_coordinates(w, float(origin[1]), int(stride))
+    y0, x0 = check_origin(origin)
+    ys = window_coordinates(h, y0, int(stride))
+    xs = window_coordinates(w, x0, int(stride))
     (a1, b1), (a2, b2) = _separable_factors(guides, ys, xs)
     out = a1[:, :, None] * b1[:, None, :]
     out += a2[:, :, None] * b2[:, None, :]
@@ -239,15 +269,28 @@ def random_guides(n_guides, reference_shape, kind="random", random_state=None):
     -------
     GuideFunctions
     """
+    if isinstance(n_guides, (bool, np.bool_)) or not isinstance(n_guides, numbers.Integral) or n_guides < 1:
+        raise ValueError(f"n_guides must be a positive integer; got {n_guides!r}.")
+    check_shape_2d(reference_shape, "reference_shape")
     if isinstance(kind, str):
         if kind not in FREQUENCY_RANGES:
             raise ValueError(f"kind must be one of {sorted(FREQUENCY_RANGES)} or a (low, high) pair; got {kind!r}.")
         lo, hi = FREQUENCY_RANGES[kind]
     else:
-        lo, hi = (float(v) for v in kind)
-        if not 0 <= lo < hi:
-            raise ValueError(f"frequency range must satisfy 0 <= low < high; got {kind!r}.")
-    rng = check_random_state(random_state)
+        try:
+            lo, hi = (float(v) for v in kind)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"kind must be one of {sorted(FREQUENCY_RANGES)} or a (low, high) pair of numbers; got {kind!r}."
+            ) from None
+        if not 0 <= lo < hi < np.inf:
+            raise ValueError(f"frequency range must satisfy 0 <= low < high < inf; got {kind!r}.")
+    try:
+        rng = check_random_state(random_state)
+    except ValueError:
+        raise ValueError(
+            f"random_state must be None, an int in [0, 2**32 - 1] or a RandomState instance; got {random_state!r}."
+        ) from None
     psi = rng.uniform(lo, hi, size=(int(n_guides), 2))
     phases = rng.uniform(0.0, 2 * np.pi, size=int(n_guides))
     return GuideFunctions.from_paper_units(psi, phases, reference_shape)

@@ -156,11 +156,13 @@ def relabel_sequential(labels, *, return_ids=False):
 
 def _check_embedding(embedding, shape, name="embedding"):
     emb = np.asarray(embedding)
-    if emb.ndim != 3 or emb.shape[1:] != tuple(shape):
+    if emb.ndim != 3 or emb.shape[1:] != tuple(shape) or emb.shape[0] == 0:
         raise ValueError(
-            f"{name} must have shape (N, H, W) = (N, {shape[0]}, {shape[1]}) to match labels; "
+            f"{name} must have shape (N, H, W) = (N, {shape[0]}, {shape[1]}) with N >= 1 to match labels; "
             f"got {_describe(emb)}."
         )
+    if not (np.issubdtype(emb.dtype, np.number) or emb.dtype == bool) or np.iscomplexobj(emb):
+        raise TypeError(f"{name} must hold real numbers; got dtype {emb.dtype}.")
     if not np.issubdtype(emb.dtype, np.floating):
         emb = emb.astype(np.float32)
     if not np.all(np.isfinite(emb)):

@@ -269,7 +269,10 @@ def masks_to_label_map(masks, policy="ignore"):
     """
     if policy not in OVERLAP_POLICIES:
         raise ValueError(f"overlap policy must be one of {OVERLAP_POLICIES}; got {policy!r}.")
-    masks = np.asarray(masks, dtype=bool)
+    try:
+        masks = np.asarray(masks, dtype=bool)
+    except (TypeError, ValueError):
+        raise ValueError(f"masks must be a (K, H, W) stack of masks of one shape; got {masks!r:.100}.") from None
     if masks.ndim != 3:
         raise ValueError(f"masks must be a (K, H, W) stack; got shape {masks.shape}.")
     if masks.shape[0] == 0:
@@ -322,6 +325,12 @@ def _label_key(stem):
 
 
 def _list_files(spec, pattern, what):
+    if isinstance(spec, bytes):
+        spec = spec.decode()
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"the {what} folder must be a str or pathlib.Path; got {type(spec).__name__} {spec!r:.100}")
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(f"the {what} pattern must be a str or None; got {type(pattern).__name__} {pattern!r:.100}")
     spec_str = str(spec)
     if _GLOB_CHARS.search(spec_str) and not Path(spec_str).exists():
         files = [Path(f) for f in _glob.glob(spec_str)]

@@ -16,6 +16,8 @@ Notes
 from __future__ import annotations
 
 import logging
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +57,9 @@ def _read_tiff(p):
 
     try:
         arr = tifffile.imread(p)
-    except ValueError as exc:
-        if "imagecodecs" not in str(exc):
-            raise ValueError(f"could not read TIFF file {p.resolve()}: {exc}") from exc
+    except (ValueError, struct.error, EOFError, IndexError, KeyError, OverflowError) as exc:  # damaged files
+        if not isinstance(exc, ValueError) or "imagecodecs" not in str(exc):
+            raise ValueError(f"could not read TIFF file {p.resolve()}: {type(exc).__name__}: {exc}") from exc
         logger.debug("tifffile needs imagecodecs for %s (%s); reading with Pillow", p, exc)
         arr = _read_tiff_pillow(p)
     # Drop leading singleton axes, e.g. (1, H, W) single-plane stacks.
@@ -91,8 +93,8 @@ def _read_pillow(p):
             im.load()
             mode = im.mode
             arr = np.asarray(_pil_to_array_mode(im))
-    except OSError as exc:
-        raise ValueError(f"could not read image file {p.resolve()}: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as exc:  # damaged
+        raise ValueError(f"could not read image file {p.resolve()}: {type(exc).__name__}: {exc}") from exc
     if mode == "1":
         arr = (arr > 0).astype(np.uint8)
     return arr, mode
@@ -213,8 +215,14 @@ def write_label_map(path, labels, *, overwrite=False):
     ValueError
         If the suffix is not supported, or ids do not fit a PNG (>= 65536).
     """
+    if isinstance(path, bytes):
+        path = path.decode()
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path; got {type(path).__name__} {path!r}"[:300])
     p = Path(path)
     suffix = p.suffix.lower()
+    if p.is_dir():
+        raise IsADirectoryError(f"path is a folder, not a label map file: {p.resolve()}")
     if suffix not in _TIFF + (".png",):
         raise ValueError(
             f"unsupported label map format {p.suffix!r} for {p}; expected .tif, .tiff or .png."

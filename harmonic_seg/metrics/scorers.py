@@ -52,7 +52,10 @@ def ap_score(y_true_list, y_pred_list, thresh=0.5):
     score : float
         ``matching_dataset(..., by_image=False).accuracy``.
     """
-    return matching_dataset(y_true_list, y_pred_list, thresh=float(thresh), by_image=False).accuracy
+    thresholds, single = _check_thresh(thresh)
+    if not single:
+        raise TypeError(f"thresh must be a single real number in (0, 1]; got {thresh!r}.")
+    return matching_dataset(y_true_list, y_pred_list, thresh=thresholds[0], by_image=False).accuracy
 
 
 def make_ap_scorer(thresh=0.5):

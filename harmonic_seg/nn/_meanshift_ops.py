@@ -39,6 +39,12 @@ def _bin_seeds(X, bin_size, min_bin_freq, centroid):
     order of first appearance; ``X`` itself when every point has its own cell.
     """
     n, d = X.shape
+    if not float(X.abs().max()) / bin_size < 2.0**62 or not np.float32(bin_size) > 0:  # int64 cell indices
+        raise ValueError(
+            f"bin_size (or bandwidth) {bin_size:g} is too small for a seeding grid over points up to "
+            f"{float(X.abs().max()):.3g} in magnitude (float32 cells, at most 2**62 per axis); use a larger "
+            "bin_size or seeds=None."
+        )
     cells = torch.round(X / bin_size).to(torch.int64)
     mins = cells.min(0).values
     shifted = cells - mins

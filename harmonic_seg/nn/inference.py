@@ -19,6 +19,7 @@ import logging
 import numpy as np
 import torch
 
+from .._validation import check_positive
 from ._train_utils import resolve_amp
 
 __all__ = ["predict_embeddings", "tile_starts"]
@@ -109,8 +110,12 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     in_ch = getattr(module, "in_channels", image.shape[0])
     if image.shape[0] != in_ch:
         raise ValueError(f"image_chw has {image.shape[0]} channel(s) but the module expects {in_ch}.")
-    if tile_size is not None and (int(tile_size) < 1 or overlap < 0):
-        raise ValueError(f"tile_size must be >= 1 and overlap >= 0; got {tile_size!r}, {overlap!r}.")
+    if tile_size is not None:
+        check_positive(tile_size, "tile_size", integer=True)
+        check_positive(overlap, "overlap", integer=True, allow_zero=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
+        raise TypeError(f"image_chw must hold real numbers; got dtype {image.dtype}.")
     image = np.ascontiguousarray(image, dtype=np.float32)
     dev = _module_device(module) if device is None else torch.device(device)
     amp_dtype = resolve_amp(amp, dev)

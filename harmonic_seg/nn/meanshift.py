@@ -111,6 +111,8 @@ KERNELS = ("flat", "gaussian")
 METRICS = ("euclidean", "l1")
 _SEED_MODES = ("bin", "bin_mean")
 _DTYPE = torch.float32
+#: Largest point norm accepted: squared distances stay far below float32's 3.4e38.
+_MAX_NORM = 1e18
 
 
 # --------------------------------------------------------------------------
@@ -160,6 +162,13 @@ def _as_tensor(X, name, device):
     if not bool(torch.isfinite(t).all()):
         n_bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name} must hold finite values; got {n_bad} NaN or infinite value(s).")
+    largest = float(t.abs().max()) * t.shape[1] ** 0.5
+    if largest > _MAX_NORM:
+        # squared distances of such points overflow float32 and every window comes out empty
+        raise ValueError(
+            f"{name} holds values too large for float32 distances (a point of norm up to {largest:.3g}, more than "
+            f"{_MAX_NORM:g}); rescale the points (and the bandwidth with them)."
+        )
     return t
 
 
