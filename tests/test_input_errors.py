@@ -207,3 +207,15 @@ def test_predict_embeddings_checks_its_tiling(kwargs, exc, name):
         predict_embeddings(net, image, **kwargs)
     with pytest.raises(TypeError, match="real numbers"):
         predict_embeddings(net, image.astype(str))
+
+
+# ----------------------------------------------------------------------------------------- callbacks
+@pytest.mark.parametrize("callbacks", [[None], ["cb"], "cb", [object()]])
+def test_trainer_checks_callbacks_before_training(callbacks):
+    from harmonic_seg.nn import Callback, HarmonicUNet, Trainer
+
+    g = random_guides(2, (16, 16), random_state=0)
+    net = HarmonicUNet(1, 2, g, depth=1, base_width=2)
+    with pytest.raises(TypeError, match="callbacks"):
+        Trainer(net, g, callbacks=callbacks)
+    assert Trainer(net, g, callbacks=(Callback(),)).callbacks[0].__class__ is Callback

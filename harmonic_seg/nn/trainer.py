@@ -34,6 +34,25 @@ def _state_to_cpu(module):
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
+_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def _check_callbacks(callbacks):
+    """``callbacks`` as a list of objects with the three hooks of :class:`Callback`."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of Callback objects or None; got {type(callbacks).__name__}.")
+    for i, cb in enumerate(callbacks):
+        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks[{i}] ({type(cb).__name__}) has no {', '.join(missing)} method; subclass "
+                "harmonic_seg.nn.Callback (its hooks do nothing) and override the ones you need."
+            )
+    return list(callbacks)
+
+
 class Trainer:
     """Trains a :class:`~harmonic_seg.nn.unet.HarmonicUNet` on augmented crops.
 
@@ -80,7 +99,7 @@ class Trainer:
         self.module = module
         self.guides = guides
         self.config = config
-        self.callbacks = list(callbacks or [])
+        self.callbacks = _check_callbacks(callbacks)
         self.history = []
         self.stop_training = False
 
