@@ -35,6 +35,21 @@ def _describe(value):
     return f"{type(value).__name__} {value!r}"[:200]
 
 
+def as_array(value, name):
+    """``np.asarray(value)``, with a ValueError naming ``name`` for ragged nested lists.
+
+    numpy refuses lists such as ``[[1, 2], [3]]`` with a message about an
+    "inhomogeneous shape" that does not say which argument was wrong.
+    """
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} could not be read as an array ({_describe(value)}): its nested lists have different "
+            f"lengths or hold other sequences ({exc}). Pass a rectangular array, e.g. a numpy array."
+        ) from None
+
+
 def check_label_map(labels, name="labels", *, allow_float_integral=False):
     """Validate a 2-D integer label map and return it as an integer array.
 
@@ -53,7 +68,7 @@ def check_label_map(labels, name="labels", *, allow_float_integral=False):
     """
     if isinstance(labels, (str, bytes)) or labels is None:
         raise TypeError(f"{name} must be a 2-D integer array (H, W); got {_describe(labels)}.")
-    arr = np.asarray(labels)
+    arr = as_array(labels, name)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.ndim != 2:
@@ -107,6 +122,9 @@ def check_label_maps(label_maps, name="y"):
     return [check_label_map(lab, f"{name}[{i}]") for i, lab in enumerate(label_maps)]
 
 
+#: Largest image side (pixels) a shape argument may ask for.
+MAX_SIDE = 2**20
+
 #: Most channels an (H, W, C) image may have.
 MAX_CHANNELS = 16
 
@@ -134,7 +152,7 @@ def check_image(image, name="image", *, n_channels=None):
     """
     if isinstance(image, (str, bytes)) or image is None:
         raise TypeError(f"{name} must be an image array (H, W) or (H, W, C); got {_describe(image)}.")
-    arr = np.asarray(image)
+    arr = as_array(image, name)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if not (np.issubdtype(arr.dtype, np.number)):
@@ -224,13 +242,25 @@ def check_positive(value, name, *, integer=False, allow_zero=False):
 
 
 def check_shape_2d(shape, name="shape"):
-    """Validate a (H, W) shape tuple of positive integers."""
+    """Validate a (H, W) shape tuple of positive integers, each at most ``MAX_SIDE``.
+
+    Whole floats such as ``64.0`` are accepted; fractions, NaN, infinities and
+    sizes above ``MAX_SIDE`` are refused.
+    """
+    msg = f"{name} must be a pair of positive integers (H, W), each at most {MAX_SIDE}; got {shape!r}"[:300] + "."
     try:
-        h, w = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair of positive integers (H, W); got {shape!r}.") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be a pair of positive integers (H, W); got {shape!r}.")
+        values = list(shape)
+    except TypeError:
+        raise TypeError(msg) from None
+    if len(values) != 2 or not all(
+        isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)) for v in values
+    ):
+        raise TypeError(msg)
+    if not all(np.isfinite(v) and float(v) == int(v) for v in values):
+        raise ValueError(msg)
+    h, w = (int(v) for v in values)
+    if h <= 0 or w <= 0 or h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(msg)
     return h, w
 
 
@@ -245,7 +275,7 @@ def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusi
     )
     if ok:
         lo, hi = value
-        ok = (lo < hi) if strict else (lo <= hi)
+        ok = bool(np.isfinite(lo) and np.isfinite(hi)) and ((lo < hi) if strict else (lo <= hi))
         if low_min is not None:
             ok = ok and (lo >= low_min if low_inclusive else lo > low_min)
         if high_max is not None:
@@ -254,7 +284,8 @@ def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusi
         lower = "" if low_min is None else f"{low_min} {'<=' if low_inclusive else '<'} "
         upper = "" if high_max is None else f" <= {high_max}"
         raise ValueError(
-            f"{name} must be None or (low, high) with {lower}low {'<' if strict else '<='} high{upper}; got {value!r}."
+            f"{name} must be None or (low, high) of finite numbers with {lower}low {'<' if strict else '<='} "
+            f"high{upper}; got {value!r}."
         )
 
 
@@ -271,7 +302,7 @@ def check_masks(masks, shapes, name="foreground", ref_name="X", *, allow_none=Fa
         return None
     if len(masks) != len(shapes):
         raise ValueError(f"{name} must have one mask per image; got {len(masks)} masks for {len(shapes)} images.")
-    masks = [m if (m is None and allow_none) else np.asarray(m) for m in masks]
+    masks = [m if (m is None and allow_none) else as_array(m, f"{name}[{i}]") for i, m in enumerate(masks)]
     for i, (m, shape) in enumerate(zip(masks, shapes)):
         if m is not None and m.shape != tuple(shape):
             raise ValueError(f"{name}[{i}] has shape {m.shape} but {ref_name}[{i}] has spatial shape {tuple(shape)}.")

@@ -83,3 +83,58 @@ def test_cli_reports_a_bad_device_in_one_line_with_rc_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "device must be 'auto', 'cpu', 'cuda'" in err
     assert main([*argv, "--device", "auto"]) == 0  # "auto" is a device load accepts (a GPU when there is one)
+
+
+@pytest.mark.parametrize("ragged", [[[1, 2], [3]], [[[1, 2], [3, 4]], [[1]]]])
+def test_ragged_nested_lists_are_refused_naming_the_argument(ragged):
+    from harmonic_seg._validation import check_label_map
+
+    # numpy's "inhomogeneous shape" ValueError named no argument
+    with pytest.raises(ValueError, match="labels could not be read as an array"):
+        check_label_map(ragged)
+    with pytest.raises(ValueError, match="im could not be read as an array"):
+        check_image(ragged, "im")
+
+
+def test_public_functions_refuse_ragged_lists_by_argument_name():
+    from harmonic_seg import embeddings, metrics, postprocess
+    from harmonic_seg.guides import random_guides
+
+    lab = np.zeros((8, 8), int)
+    lab[2:5, 2:5] = 1
+    with pytest.raises(ValueError, match="could not be read as an array"):
+        embeddings.instance_embeddings([[1, 2], [3]], random_guides(2, (8, 8), random_state=0))
+    with pytest.raises(ValueError, match="could not be read as an array"):
+        metrics.symmetric_best_dice(lab, [[1, 2], [3]])
+    with pytest.raises(ValueError, match="could not be read as an array"):
+        postprocess.relabel_sequential([[1, 2], [3]])
+
+
+@pytest.mark.parametrize("shape", [(1e300, 4), (4.5, 4), (np.nan, 4), (np.inf, 4), (2**40, 4), (0, 4), (-1, 4)])
+def test_check_shape_2d_refuses_fractional_and_absurd_sizes(shape):
+    from harmonic_seg._validation import check_shape_2d
+
+    with pytest.raises(ValueError, match="pair of positive integers"):  # 1e300 passed through int() before
+        check_shape_2d(shape)
+
+
+@pytest.mark.parametrize("shape", [("a", 4), (True, 4), (4,), 5, None])
+def test_check_shape_2d_refuses_non_numbers(shape):
+    from harmonic_seg._validation import check_shape_2d
+
+    with pytest.raises(TypeError, match="pair of positive integers"):
+        check_shape_2d(shape)
+
+
+def test_check_shape_2d_accepts_whole_numbers():
+    from harmonic_seg._validation import check_shape_2d
+
+    assert check_shape_2d((64.0, np.int32(32))) == (64, 32)
+
+
+@pytest.mark.parametrize("pair", [(0.5, np.inf), (-np.inf, 2.0), (np.nan, 1.0)])
+def test_check_interval_pair_refuses_non_finite_bounds(pair):
+    from harmonic_seg._validation import check_interval_pair
+
+    with pytest.raises(ValueError, match="finite numbers"):
+        check_interval_pair(pair, "scale_range", low_min=0, low_inclusive=False)
