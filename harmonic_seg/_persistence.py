@@ -156,6 +156,18 @@ def _is_model_folder(path):
     return isinstance(config, dict) and config.get("format") == FORMAT_NAME
 
 
+def as_path(path, name="path"):
+    """``Path(path)`` for a str, bytes or os.PathLike ``path``; a TypeError naming ``name`` otherwise."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or pathlib.Path naming a model folder; got {type(path).__name__} "
+                        f"{path!r}"[:300] + ".")
+    if not str(path):
+        raise ValueError(f"{name} must name a model folder; got an empty string.")
+    return Path(path)
+
+
 def check_save_target(path, overwrite, *, option="overwrite=True"):
     """Refuse a target ``save`` may not write into, before any work.
 
@@ -164,8 +176,16 @@ def check_save_target(path, overwrite, *, option="overwrite=True"):
     replaced (other files in it are left alone). ``option`` is how the message
     names the overwrite switch.
     """
-    path = Path(path)
+    path = as_path(path)
     if not os.path.lexists(path):
+        for parent in path.absolute().parents:  # the first one that exists must be a folder
+            if os.path.lexists(parent):
+                if not parent.is_dir():
+                    raise FileExistsError(
+                        f"cannot save to {path}: {parent} exists and is not a folder. Save the model to a folder "
+                        "whose parents are folders."
+                    )
+                break
         return
     if not path.is_dir():
         raise FileExistsError(
@@ -218,8 +238,8 @@ def save(est, path, *, overwrite=False):
 
     from ._model_format import check_config, sha256_bytes
 
+    path = as_path(path)
     check_is_fitted(est, "module_")
-    path = Path(path)
     check_save_target(path, overwrite)
     random_states = {}
     params = est.get_params(deep=False)
@@ -277,7 +297,7 @@ def load(cls, path, *, device="cpu"):
 
     device = check_device(device, "device", resolve=True)  # before reading anything: a clear error, not torch's
 
-    path = Path(path)
+    path = as_path(path)
     cfg_file, w_file = path / "config.json", path / "weights.npz"
     for f in (cfg_file, w_file):
         if not f.is_file():

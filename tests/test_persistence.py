@@ -76,6 +76,29 @@ def test_save_refuses_targets_that_are_not_model_folders(model, tmp_path):
     assert HarmonicSegmenter.load(tmp_path / "empty").bandwidth_ == model.bandwidth_
 
 
+def test_save_under_a_file_is_refused_naming_it(model, tmp_path):
+    (tmp_path / "keep.txt").write_text("data")
+    for target in (tmp_path / "keep.txt" / "sub", tmp_path / "keep.txt" / "a" / "b"):
+        # was a NotADirectoryError from mkdir, after the model had been serialised
+        with pytest.raises(FileExistsError, match="keep.txt exists and is not a folder"):
+            model.save(target)
+    assert (tmp_path / "keep.txt").read_text() == "data"
+
+
+@pytest.mark.parametrize("path", [None, 5, 1.5, ["model"]])
+def test_save_and_load_refuse_paths_that_are_not_path_like(model, path):
+    # were pathlib's "expected str, bytes or os.PathLike object"
+    with pytest.raises(TypeError, match="path must be a str or pathlib.Path"):
+        model.save(path)
+    with pytest.raises(TypeError, match="path must be a str or pathlib.Path"):
+        HarmonicSegmenter.load(path)
+
+
+def test_save_refuses_an_empty_path(model):
+    with pytest.raises(ValueError, match="path must name a model folder"):
+        model.save("")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_saved_files_get_the_users_permissions(model, tmp_path):
     old = os.umask(0o027)
