@@ -19,7 +19,7 @@ import logging
 import numpy as np
 import torch
 
-from .._validation import check_positive
+from .._validation import check_device, check_positive
 from ._train_utils import resolve_amp
 
 __all__ = ["predict_embeddings", "tile_starts"]
@@ -84,7 +84,8 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     image_chw : ndarray of shape (C, H, W)
         Normalised image.
     device : str, torch.device or None, default=None
-        None: the module's device. The module is moved there.
+        None: the module's device; else "auto", "cpu", "cuda", "cuda:k" or
+        "mps", one this torch can use. The module is moved there.
     tile_size : int or None, default=None
         None: one forward pass over the whole image. Otherwise square tiles of
         this size (images no larger than it still take one pass).
@@ -117,7 +118,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
         raise TypeError(f"image_chw must hold real numbers; got dtype {image.dtype}.")
     image = np.ascontiguousarray(image, dtype=np.float32)
-    dev = _module_device(module) if device is None else torch.device(device)
+    dev = _module_device(module) if device is None else torch.device(check_device(device, "device", resolve=True))
     amp_dtype = resolve_amp(amp, dev)
     _, h, w = image.shape
     n_out = module.n_outputs

@@ -98,7 +98,7 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import _describe, check_positive
+from .._validation import _describe, check_device, check_positive
 from ._meanshift_ops import _assign, _bin_seeds, _coarse_levels, _merge, _sample_indices, _shift_seeds
 
 #: "cluster_embeddings" lives in harmonic_seg.nn.cluster; it stays importable from
@@ -130,13 +130,8 @@ def _resolve_device(device, *tensors):
             if isinstance(t, torch.Tensor):
                 return t.device
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (TypeError, RuntimeError):
-        raise ValueError(f"device must be None, a torch.device or a device string such as 'cpu' or 'cuda'; got {device!r}.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device is {device!r} but CUDA is not available on this machine; use device='cpu'.")
-    return dev
+    # "auto", "cpu", "cuda[:k]" or "mps", one this torch can use: a clear error for "", "meta", 0 or a missing GPU
+    return torch.device(check_device(device, "device", resolve=True))
 
 
 def _as_tensor(X, name, device):
@@ -336,7 +331,8 @@ def mean_shift(
         the final convergence on all of them (see the module docstring).
     device : str, torch.device or None, default=None
         Where to compute; None = the device of ``points`` if it is a tensor,
-        else the CPU.
+        else the CPU; else "auto", "cpu", "cuda", "cuda:k" or "mps", one this
+        torch can use.
     random_state : int, RandomState instance or None, default=0
         Seeds the subsampling (only used when there are more than
         ``max_points`` points).

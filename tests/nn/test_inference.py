@@ -98,3 +98,22 @@ def test_cuda_matches_cpu(amp):
     assert np.abs(emb - emb_c).max() < tol and np.abs(fg - fg_c).max() < tol
     emb_t, _ = predict_embeddings(net, img, device="cuda", amp=amp, tile_size=64, overlap=32, batch_size=4)
     assert np.abs(emb_c - emb_t).max() < (5e-2 if amp else 1e-3)
+
+
+@pytest.mark.parametrize("device", ["", "meta", "gpu", "cuda:7", "mps"])
+def test_predict_embeddings_refuses_devices_it_cannot_use(device):
+    if device in ("cuda:7",) and torch.cuda.device_count() > 7 or device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has that device")
+    net = make_net()
+    img = np.zeros((2, 32, 32), np.float32)
+    with pytest.raises(ValueError, match="device"):  # were torch RuntimeErrors ("Device string must not be empty")
+        predict_embeddings(net, img, device=device)
+
+
+def test_predict_embeddings_reads_device_names_as_the_segmenter_does():
+    net = make_net()
+    img = np.zeros((2, 32, 32), np.float32)
+    with pytest.raises(TypeError, match="device must be a string"):
+        predict_embeddings(net, img, device=0)
+    emb, _ = predict_embeddings(net, img, device="CPU")  # torch refused upper case
+    assert emb.shape[1:] == (32, 32)

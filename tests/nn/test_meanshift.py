@@ -217,3 +217,27 @@ def test_cuda_matches_cpu(points):
     _, gpu = mean_shift(torch.from_numpy(X).cuda(), EPS)
     _, gpu2 = mean_shift(X, EPS, device="cuda")
     assert ari(cpu, gpu) >= 0.99 and ari(cpu, gpu2) >= 0.99
+
+
+@pytest.mark.parametrize("device", ["", "meta", "gpu", "cuda:7", "mps"])
+def test_mean_shift_and_cluster_embeddings_refuse_devices_they_cannot_use(device):
+    import torch
+
+    from harmonic_seg.nn.cluster import cluster_embeddings
+
+    if device == "cuda:7" and torch.cuda.device_count() > 7 or device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has that device")
+    X = np.random.default_rng(0).random((30, 2))
+    with pytest.raises(ValueError, match="device"):  # "meta" and "" were torch errors
+        mean_shift(X, 0.5, device=device)
+    with pytest.raises(ValueError, match="device"):
+        MeanShift(bandwidth=0.5, device=device).fit(X)
+    with pytest.raises(ValueError, match="device"):
+        cluster_embeddings(np.zeros((2, 8, 8)), bandwidth=0.5, device=device)
+
+
+def test_mean_shift_reads_device_names_as_the_segmenter_does():
+    X = np.random.default_rng(0).random((30, 2))
+    assert mean_shift(X, 0.5, device="CPU")[1].shape == (30,)  # torch refused upper case
+    with pytest.raises(TypeError, match="device must be a string"):
+        mean_shift(X, 0.5, device=0)
