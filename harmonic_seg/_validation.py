@@ -284,8 +284,8 @@ def check_interval_pair(value, name, *, low_min=None, high_max=None, low_inclusi
         lower = "" if low_min is None else f"{low_min} {'<=' if low_inclusive else '<'} "
         upper = "" if high_max is None else f" <= {high_max}"
         raise ValueError(
-            f"{name} must be None or (low, high) of finite numbers with {lower}low {'<' if strict else '<='} "
-            f"high{upper}; got {value!r}."
+            f"{name} must be None or (low, high) with {lower}low {'<' if strict else '<='} high{upper}, both "
+            f"finite; got {value!r}."
         )
 
 

@@ -136,5 +136,5 @@ def test_check_shape_2d_accepts_whole_numbers():
 def test_check_interval_pair_refuses_non_finite_bounds(pair):
     from harmonic_seg._validation import check_interval_pair
 
-    with pytest.raises(ValueError, match="finite numbers"):
+    with pytest.raises(ValueError, match="both finite"):
         check_interval_pair(pair, "scale_range", low_min=0, low_inclusive=False)
