@@ -28,6 +28,11 @@ __all__ = [
     "prepare_images",
 ]
 
+#: Largest ``scale`` (an image enlarged more than this is certainly a mistake).
+MAX_SCALE = 100.0
+#: Largest ``fg_weight`` and ``boundary_weight``: larger ones make the float32 losses overflow to NaN.
+MAX_LOSS_WEIGHT = 1e6
+
 #: Smallest image side (after ``scale``) the segmenter trains on, whatever the depth.
 MIN_IMAGE_SIDE = 8
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -71,13 +76,22 @@ def clip_crop_size(crop_size, shapes, minimum=1):
     return int(min(int(crop_size), max(longest, int(minimum))))
 
 
-def check_extra_params(est):
-    """The parameter rules ``_parameter_constraints`` cannot express (device availability included)."""
+def check_extra_params(est, *, fitted=False):
+    """The parameter rules ``_parameter_constraints`` cannot express (device availability included).
+
+    With ``fitted`` (``predict`` and the like, on parameters possibly set
+    after fit), ``device`` is only checked for its form: the network runs
+    where ``fit`` or ``load`` put it.
+    """
     if isinstance(est.core_fraction, (bool, np.bool_)):
         raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {est.core_fraction!r}.")
     check_interval_pair(est.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
     check_interval_pair(est.scale_range, "scale_range", low_min=0, low_inclusive=False)
-    check_device(est.device, "device")
+    check_device(est.device, "device", require_available=not fitted)
+    if not fitted:  # training will call them: hooks missing are refused now, not once training has begun
+        from .nn.trainer import _check_callbacks
+
+        _check_callbacks(est.callbacks)
 
 
 def check_network_fit(est, images, name="X"):

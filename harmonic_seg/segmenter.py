@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._clustering import ClusteringMixin
-from ._fit_checks import check_extra_params, check_network_fit, prepare_images
+from ._fit_checks import MAX_LOSS_WEIGHT, MAX_SCALE, check_extra_params, check_network_fit, prepare_images
 from ._validation import check_device, check_images, check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
@@ -68,9 +68,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     patience : int or None, default=None
         Early stopping after this many epochs without improvement.
     fg_weight : float, default=1.0
-        Weight of the foreground loss beside the embedding L1 loss.
+        Weight of the foreground loss beside the embedding L1 loss (at most 1e6).
     boundary_weight : float, default=0.0
-        Extra weight of the embedding L1 loss where two instances touch
+        Extra weight (at most 1e6) of the embedding L1 loss where two instances touch
         (pixels with another instance within 2 pixels of the network's
         input): ``1 + boundary_weight`` there, 1 elsewhere, meant to keep the
         embeddings of touching cells apart (not shown to raise SBD on
@@ -85,7 +85,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     scale_range : tuple of float, default=(0.75, 1.33)
         Random scaling of training images (augmentation).
     scale : float, default=1.0
-        Every image (and label map) is resized by this factor before the
+        Every image (and label map) is resized by this factor (at most 100) before the
         network sees it, in training and in prediction; embeddings and
         foreground probabilities are brought back to the input size
         (bilinear) before clustering, so ``predict`` always returns maps of
@@ -224,11 +224,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "lr_schedule": [StrOptions({"cosine", "constant", "plateau"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "fg_weight": [Interval(Real, 0, None, closed="left")],
-        "boundary_weight": [Interval(Real, 0, None, closed="left")],
+        "fg_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],  # larger: NaN losses in float32
+        "boundary_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
         "loss": [StrOptions({"harmonic", "discriminative"})],
         "scale_range": [tuple, list, None],
-        "scale": [Interval(Real, 0, None, closed="neither")],
+        "scale": [Interval(Real, 0, MAX_SCALE, closed="right")],
         "flips": ["boolean"],
         "rotate": ["boolean"],
         "percentiles": [tuple, list, None],
@@ -485,7 +485,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     def _check_predict_input(self, X, foreground):
         check_is_fitted(self, "module_")
-        check_device(self.device, "device", require_available=False)  # the network runs where fit or load put it
+        self._validate_params()  # parameters set after fit (set_params), before any work
+        check_extra_params(self, fitted=True)  # the network runs where fit or load put it
         images = check_images(X, "X", n_channels=self.n_channels_in_)
         return images, check_masks(foreground, [im.shape[:2] for im in images], "foreground", "X")
 
