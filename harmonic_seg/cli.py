@@ -40,6 +40,7 @@ def cmd_guides(args):
     from .fitter import GuideFunctionFitter
     from .io import load_nuclei_sample
 
+    out = None if args.out is None else _check_out_file(args.out, args.overwrite)  # before any work
     if args.labels is None:
         labels, names = load_nuclei_sample(tile=128).labels, ["embedded nuclei sample"]
     else:
@@ -66,12 +67,29 @@ def cmd_guides(args):
             f"N = {fitter.n_guides_} guides, eps = {args.margin}: {fitter.separation_:.4f} of same-image "
             f"instance pairs separated ({fitter.n_iter_} iterations, converged: {fitter.converged_})"
         )
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise CLIError(f"{out} exists; pass --overwrite to replace it")
-        out.write_text(json.dumps(report, indent=2))
+    if out is not None:
+        try:
+            out.write_text(json.dumps(report, indent=2))
+        except OSError as exc:
+            raise CLIError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     return 0
+
+
+def _check_out_file(path, overwrite):
+    """The ``--out`` file of a report, refused before any work when it cannot be written."""
+    out = Path(path)
+    if not str(path):
+        raise CLIError("--out must name a file; got an empty string")
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a folder; name a file, e.g. {out / 'guides.json'}")
+    if out.exists() and not overwrite:
+        raise CLIError(f"{out} exists; pass --overwrite to replace it")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise CLIError(f"cannot write --out {out}: {out.parent} is not a folder")
+        raise CLIError(f"cannot write --out {out}: the folder {out.parent} does not exist; create it first")
+    return out
 
 
 def _print_table(rows, as_json):
@@ -283,6 +301,7 @@ def main(argv=None):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     pkg_logger = logging.getLogger("harmonic_seg")
+    level = pkg_logger.level
     pkg_logger.addHandler(handler)
     pkg_logger.setLevel(logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG))
     try:
@@ -290,6 +309,9 @@ def main(argv=None):
     except (CLIError, FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
         print(f"harmonic-seg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:  # main may be called again in the same process: one handler per call, removed after it
+        pkg_logger.removeHandler(handler)
+        pkg_logger.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,39 @@ def test_guides_on_folder_json_and_no_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert main(["guides", str(tmp_path), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "out, overwrite, match",
+    [
+        ("folder", True, "--out .*folder is a folder; name a file"),  # was an IsADirectoryError traceback
+        ("no/such/r.json", False, "the folder .*no/such does not exist; create it first"),  # was the raw OS error
+        ("keep.txt/r.json", False, "keep.txt is not a folder"),
+    ],
+)
+def test_guides_refuses_an_out_file_it_cannot_write_before_fitting(tmp_path, capsys, monkeypatch, out, overwrite,
+                                                                   match):
+    from harmonic_seg.fitter import GuideFunctionFitter
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "keep.txt").write_text("data")
+    monkeypatch.setattr(GuideFunctionFitter, "fit", lambda *a, **k: pytest.fail("the guides were fitted"))
+    argv = ["guides", "--n-guides", "4", "--out", str(tmp_path / out)] + (["--overwrite"] if overwrite else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(match, err), err
+    assert (tmp_path / "keep.txt").read_text() == "data" and not any((tmp_path / "folder").iterdir())
+
+
+def test_main_leaves_the_package_logger_as_it_found_it(capsys):
+    import logging
+
+    logger = logging.getLogger("harmonic_seg")
+    handlers, level = list(logger.handlers), logger.level
+    for _ in range(3):  # each call added a handler that stayed: messages were printed once more per call
+        main(["-v", "guides", "--n-guides", "4"])
+        main(["guides", "/no/such/folder"])
+    assert logger.handlers == handlers and logger.level == level
 
 
 def test_bad_path_is_one_line_and_nonzero(capsys):
