@@ -142,6 +142,10 @@ def embedding_map(labels, guides, origin=(0, 0), *, dtype=np.float32, return_emb
     return target, ids, table[1:]
 
 
+#: Largest embedding table (bytes) ``embedding_table`` builds: one float64 row per id up to the largest.
+MAX_TABLE_BYTES = 2**30
+
+
 def embedding_table(labels, guides, origin=(0, 0)):
     """Embedding of every label value, as a lookup table.
 
@@ -170,11 +174,19 @@ def embedding_table(labels, guides, origin=(0, 0)):
     """
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
+    rows = int(labels.max()) + 1
+    if rows * guides.n_guides * 8 > MAX_TABLE_BYTES:  # before allocating: one row for every id up to the largest
+        raise ValueError(
+            f"labels' largest id is {rows - 1}: its embedding table would have {rows} rows of {guides.n_guides} "
+            f"floats ({rows * guides.n_guides * 8 / 2**30:.3g} GiB, above {MAX_TABLE_BYTES / 2**30:g} GiB). "
+            "Renumber the ids first, e.g. with harmonic_seg.postprocess.relabel_sequential(labels), or use "
+            "instance_embeddings, which keeps only the ids present."
+        )
     relabelled, ids, _ = relabel_sequential(labels)
     compact = _table(*_sums(relabelled, guides, origin))
     if relabelled is labels:
         return compact
-    table = np.zeros((int(labels.max()) + 1, compact.shape[1]))
+    table = np.zeros((rows, compact.shape[1]))
     table[ids] = compact[1:]
     return table
 

@@ -182,3 +182,17 @@ def test_crop_sampler_renumbers_sparse_ids():
     ref_batch, ref_centre = draw(compact)
     for a, b in zip(batch + centre[0], ref_batch + ref_centre[0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_embedding_table_of_huge_ids_is_refused_before_allocating():
+    from harmonic_seg.embeddings import embedding_table
+    from harmonic_seg.guides import random_guides
+
+    labels = np.zeros((16, 16), np.int64)
+    labels[2:6, 2:6] = 1
+    labels[8:12, 8:12] = 2
+    guides = random_guides(4, (16, 16), random_state=0)
+    with pytest.raises(ValueError, match="relabel_sequential"):  # was a MemoryError (2**41 rows)
+        embedding_table(labels * 2**40, guides)
+    sparse = embedding_table(labels * 1000, guides)  # sparse but small: still one row per id
+    assert sparse.shape == (2001, 4) and np.allclose(sparse[[1000, 2000]], embedding_table(labels, guides)[1:])
