@@ -24,6 +24,7 @@ _LAZY = {
     "HarmonicSegmenter": ".segmenter",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",
+    "AUTO_PRESET": "._auto",
 }
 
 __all__ = ["__version__", *_LAZY]

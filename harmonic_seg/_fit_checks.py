@@ -94,7 +94,7 @@ def check_extra_params(est, *, fitted=False):
         _check_callbacks(est.callbacks)
 
 
-def check_network_fit(est, images, name="X"):
+def check_network_fit(est, images, name="X", *, scale=None):
     """Refuse training images that ``scale`` makes too small for the network, and crops too small for it.
 
     Parameters
@@ -103,17 +103,21 @@ def check_network_fit(est, images, name="X"):
     images : list of ndarray of shape (H, W) or (H, W, C)
         Validated training images, before ``scale``.
     name : str, default="X"
+    scale : float or None, default=None
+        The resolved scale (``scale="auto"`` chosen, or a fitted model's);
+        None: ``est.scale``.
     """
+    scale = est.scale if scale is None else scale
     depth = int(est.depth)
     need = min_image_side(depth)
     shapes = [im.shape[:2] for im in images]
-    reduced = [scaled_shape(sh, est.scale) for sh in shapes]
+    reduced = [scaled_shape(sh, scale) for sh in shapes]
     i = int(np.argmin([min(r) for r in reduced]))
     if min(reduced[i]) < need:
         smallest = min(shapes[i])
-        if est.scale != 1:
+        if scale != 1:
             how = (
-                f"scale={est.scale!r} reduces {name}[{i}] of shape {tuple(shapes[i])} to "
+                f"scale={scale!r} reduces {name}[{i}] of shape {tuple(shapes[i])} to "
                 f"{reduced[i][0]} x {reduced[i][1]} pixels"
             )
             fix = f"use scale >= {math.ceil(need / smallest * 1000) / 1000:g} or a smaller depth"

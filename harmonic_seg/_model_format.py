@@ -214,6 +214,11 @@ FITTED = {
     "metric_": _choice("euclidean", "l1"),
     "core_fraction_": _float(0, 1, open_low=True, nullable=True, optional=True),  # absent: saved before it existed
     "fg_threshold_": _float(0, 1, open_low=True, open_high=True, optional=True),
+    # absent: saved before they existed (``load`` takes ``scale``, the network's width, the history's length, None)
+    "scale_": _float(**_POSITIVE, optional=True),
+    "base_width_": _int(1, MAX_CHANNELS, optional=True),
+    "n_epochs_": _int(0, optional=True),
+    "time_budget_": Field("mapping", item=Field("scalar"), nullable=True, optional=True),
 }
 NETWORK = {
     "in_channels": _int(1, MAX_CHANNELS),

@@ -54,6 +54,15 @@ def _build_module(config, state, device):
     return module.to(device).eval()
 
 
+def _legacy_fitted(est, network, history):
+    """Fitted attributes of a model saved or pickled before they were recorded."""
+    defaults = {"scale_": est.scale, "base_width_": network.get("base_width", 32), "n_epochs_": len(history or []),
+                "time_budget_": None}
+    for name, value in defaults.items():
+        if name not in est.__dict__:
+            setattr(est, name, value)
+
+
 def getstate(est):
     state = est.__dict__.copy()
     module = state.pop("module_", None)
@@ -80,6 +89,7 @@ def setstate(est, state):
         est.core_fraction_ = est.core_fraction
     if "fg_threshold_" not in est.__dict__:
         est.fg_threshold_ = est.fg_threshold
+    _legacy_fitted(est, config, est.__dict__.get("history_"))
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -357,6 +367,7 @@ def load(cls, path, *, device="cpu"):
     for k, v in config["fitted"].items():  # the keys check_config allowed: FITTED only
         setattr(est, k, v)
     est.history_ = config["history"]
+    _legacy_fitted(est, config["network"], est.history_)
     est.validation_indices_ = config.get("validation_indices")  # None: saved before it was recorded
     est.tuning_results_ = config.get("tuning_results", [])
     est.module_ = _build_module(config["network"], weights, device)

@@ -130,6 +130,18 @@ def _model_out(path, overwrite):
     return Path(path)
 
 
+def _training_params(args):
+    """HarmonicSegmenter parameters of the training flags of ``fit`` (those a warm start also takes)."""
+    params = dict(
+        epochs=args.epochs, max_time=args.max_time, loss=args.loss, crop_size=args.crop_size,
+        batch_size=args.batch_size, validation_fraction=args.validation_fraction, tune_postprocessing=args.tune,
+        num_threads=args.threads, device=args.device, random_state=args.seed, verbose=max(1, args.verbose),
+    )
+    if args.amp is not None:
+        params["amp"] = args.amp
+    return params
+
+
 def cmd_fit(args):
     """Fit a HarmonicSegmenter on images and label maps paired by file name, save it (safe format)."""
     from .fitter import GuideFunctionFitter
@@ -137,15 +149,19 @@ def cmd_fit(args):
     from .segmenter import HarmonicSegmenter
 
     out = _model_out(args.out, args.overwrite)
+    if args.warm_start is not None:  # checked before reading the images
+        seg = HarmonicSegmenter.load(args.warm_start, device=args.device)
+        seg.set_params(warm_start=True, **_training_params(args))
+    else:
+        seg = HarmonicSegmenter(
+            guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
+            depth=args.depth, base_width=args.width, scale=args.scale, **_training_params(args),
+        )
     data = load_folder(args.images, args.labels)
-    seg = HarmonicSegmenter(
-        guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
-        depth=args.depth, base_width=args.width, epochs=args.epochs, crop_size=args.crop_size, scale=args.scale,
-        batch_size=args.batch_size, device=args.device, random_state=args.seed, verbose=max(1, args.verbose),
-    )
     seg.fit(data.images, data.labels)
     seg.save(out, overwrite=args.overwrite)
-    print(f"fitted on {len(data)} images; model saved to {out}")
+    budget = "" if seg.time_budget_ is None else f" in {seg.time_budget_['fit_seconds']:.0f} s"
+    print(f"fitted on {len(data)} images ({seg.n_epochs_} epochs{budget}, scale {seg.scale_:g}); model saved to {out}")
     return 0
 
 
@@ -170,10 +186,15 @@ def cmd_predict(args):
     if args.tile_size is not None:
         seg.set_params(tile_size=args.tile_size)
     out.mkdir(parents=True, exist_ok=True)
-    for f, t in zip(files, targets):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(list(zip(files, targets)), desc="images", unit="image",
+               disable=not (args.verbose or sys.stderr.isatty()))
+    for f, t in bar:
         labels = seg.predict([read_image(f)])[0]
         write_label_map(t, labels, overwrite=args.overwrite)
-        print(f"{f.name}: {int(labels.max())} instances -> {t}")
+        bar.write(f"{f.name}: {int(labels.max())} instances -> {t}", file=sys.stdout)
+    bar.close()
     return 0
 
 
@@ -222,15 +243,85 @@ def _image_files(spec):
     return files
 
 
+def _scale_arg(text):
+    """``--scale``: "auto" or a number (checked by HarmonicSegmenter)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto'; got {text!r}") from None
+
+
+def _width_arg(text):
+    """``--width``: "auto" or an integer."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto'; got {text!r}") from None
+
+
+def _add_fit_parser(sub, common):
+    f = sub.add_parser("fit", help=cmd_fit.__doc__, description=cmd_fit.__doc__, parents=[common],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f.add_argument("images", help="folder or glob of images")
+    f.add_argument("labels", help="folder or glob of label maps (paired with the images by file name)")
+    f.add_argument("--out", required=True, help="model folder to write (new, empty, or holding a saved model)")
+    f.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the config.json and weights.npz of a model already saved in --out (other files there are "
+             "left alone)",
+    )
+    f.add_argument("--warm-start", metavar="MODEL_FOLDER", default=None,
+                   help="go on training a saved model on these images (same channels); its guides, scale and "
+                        "network are kept, so --n-guides, --margin, --depth, --width and --scale are not used")
+    net = "; not used with --warm-start"
+    f.add_argument("--n-guides", type=int, default=12, help="number of guide functions (embedding size)" + net)
+    f.add_argument("--margin", type=float, default=0.5, help="margin eps of the guide functions" + net)
+    f.add_argument("--depth", type=int, default=4, help="pooling steps of the U-Net" + net)
+    f.add_argument("--width", type=_width_arg, default=32,
+                   help="channels of the first level, or auto (16 on a CPU, 32 on a GPU)" + net)
+    f.add_argument("--scale", type=_scale_arg, default=1.0,
+                   help="resize factor of the images the network sees (0.5: halved), or auto (from the size of "
+                        "the objects in the label maps)" + net)
+    f.add_argument("--loss", choices=["harmonic", "discriminative"], default="harmonic",
+                   help="what the embedding learns: the guided harmonic embeddings, or the discriminative loss")
+    f.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock budget of the whole fit (guides, training, tuning); the epochs are planned to "
+                        "end on it and --epochs is not used")
+    f.add_argument("--epochs", type=int, default=50, help="training epochs (without --max-time)")
+    f.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="fraction of the images held out for validation and the post-processing tuning")
+    f.add_argument("--tune", action=argparse.BooleanOptionalAction, default=False,
+                   help="tune the post-processing (bandwidth, distance, core fraction, minimum size, foreground "
+                        "threshold) on the held-out images")
+    f.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision: bfloat16 on CPU, float16 on CUDA; None (neither flag): float16 on CUDA "
+                        "only")
+    f.add_argument("--crop-size", type=int, default=256, help="side of the random training crops")
+    f.add_argument("--batch-size", type=int, default=4, help="crops per minibatch")
+    f.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch; None: chosen from the CPUs idle at the start")
+    f.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1, mps")
+    f.add_argument("--seed", type=int, default=0, help="random seed (repeatable CPU runs)")
+    f.set_defaults(func=cmd_fit)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="harmonic-seg",
         description="Instance segmentation of biological images with harmonic embeddings.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (repeatable)")
+    # -v after the sub-command too (counted with those before it, see main)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, dest="sub_verbose",
+                        help="more output (repeatable; also accepted before the sub-command)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("guides", help=cmd_guides.__doc__, description=cmd_guides.__doc__)
+    g = sub.add_parser("guides", help=cmd_guides.__doc__, description=cmd_guides.__doc__, parents=[common])
     g.add_argument("labels", nargs="?", default=None, help="folder or glob of label maps (default: embedded sample)")
     g.add_argument("--n-guides", type=int, default=12)
     g.add_argument("--margin", type=float, default=0.5)
@@ -240,7 +331,7 @@ def build_parser():
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_guides)
 
-    d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__, parents=[common])
     d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30, about 3 minutes on a 2-core CPU)")
     d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
     d.add_argument("--no-picture", action="store_true")
@@ -249,28 +340,9 @@ def build_parser():
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
 
-    f = sub.add_parser("fit", help=cmd_fit.__doc__, description=cmd_fit.__doc__)
-    f.add_argument("images", help="folder or glob of images")
-    f.add_argument("labels", help="folder or glob of label maps (paired with the images by file name)")
-    f.add_argument("--out", required=True, help="model folder to write (new, empty, or holding a saved model)")
-    f.add_argument(
-        "--overwrite", action="store_true",
-        help="replace the config.json and weights.npz of a model already saved in --out (other files there are "
-             "left alone)",
-    )
-    f.add_argument("--n-guides", type=int, default=12)
-    f.add_argument("--margin", type=float, default=0.5)
-    f.add_argument("--depth", type=int, default=4)
-    f.add_argument("--width", type=int, default=32, help="channels of the first level")
-    f.add_argument("--epochs", type=int, default=50)
-    f.add_argument("--crop-size", type=int, default=256)
-    f.add_argument("--scale", type=float, default=1.0, help="resize factor of the images the network sees (0.5: halved)")
-    f.add_argument("--batch-size", type=int, default=4)
-    f.add_argument("--device", default="auto")
-    f.add_argument("--seed", type=int, default=0)
-    f.set_defaults(func=cmd_fit)
+    _add_fit_parser(sub, common)
 
-    p = sub.add_parser("predict", help=cmd_predict.__doc__, description=cmd_predict.__doc__)
+    p = sub.add_parser("predict", help=cmd_predict.__doc__, description=cmd_predict.__doc__, parents=[common])
     p.add_argument("model", help="model folder written by 'fit' or HarmonicSegmenter.save")
     p.add_argument("images", help="folder or glob of images")
     p.add_argument(
@@ -281,11 +353,13 @@ def build_parser():
     )
     p.add_argument("--format", choices=["tif", "png"], default="tif")
     p.add_argument("--tile-size", type=int, default=None, help="predict large images in tiles of this size")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto",
+                   help="where the network runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:1, mps "
+                        "(default: auto)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    e = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
+    e = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__, parents=[common])
     e.add_argument("pred", help="folder of predicted label maps")
     e.add_argument("gt", help="folder of ground-truth label maps")
     e.add_argument("--json", action="store_true")
@@ -296,6 +370,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += args.sub_verbose  # -v before and after the sub-command
     # The command line owns its output: a handler on the package's logger,
     # never on the root logger.
     handler = logging.StreamHandler()

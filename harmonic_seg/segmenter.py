@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 from numbers import Integral, Real
 
-from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.utils import check_random_state
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._clustering import ClusteringMixin
-from ._fit_checks import MAX_LOSS_WEIGHT, MAX_SCALE, check_extra_params, check_network_fit, prepare_images
-from ._validation import check_device, check_images, check_images_and_labels, check_masks
+from ._fit_checks import MAX_LOSS_WEIGHT, MAX_SCALE, check_extra_params, prepare_images
+from ._validation import check_images, check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
-from .preprocessing import rescale_channels_first, rescale_training_set, scaled_shape
+from .preprocessing import rescale_channels_first, scaled_shape
 
 __all__ = ["HarmonicSegmenter"]
 
@@ -46,10 +45,22 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         (CoordConv) or nothing (the paper's ablations).
     depth : int, default=4
         Pooling steps of the U-Net.
-    base_width : int, default=32
-        Channels of its first level (doubled at every level).
+    base_width : int or "auto", default=32
+        Channels of its first level (doubled at every level); "auto": 16
+        where the network trains on a CPU, 32 on a GPU (``base_width_``).
     norm : {"batch", "group", "instance"} or None, default="batch"
     epochs : int, default=50
+        Training epochs; ignored when ``max_time`` is set.
+    max_time : float or None, default=None
+        Wall-clock seconds for the whole ``fit`` (guide functions, training,
+        post-processing tuning). Training gets what stage 1 leaves, less a
+        reserve for the tuning (measured on one held-out image during
+        training): its first epoch warms up, the later ones are timed and the
+        epochs planned (and re-planned after every epoch) to end on time,
+        with the cosine schedule annealed over the planned epochs (shortened,
+        with ``steps_per_epoch=None``, to at least 20 in the budget).
+        ``epochs`` is then not used; ``patience`` still stops early.
+        ``n_epochs_`` and ``time_budget_`` record the plan and the times.
     steps_per_epoch : int or None, default=None
         Minibatches per epoch; None covers the training images once.
     batch_size : int, default=4
@@ -84,7 +95,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         fitted: SinConv uses them as input features).
     scale_range : tuple of float, default=(0.75, 1.33)
         Random scaling of training images (augmentation).
-    scale : float, default=1.0
+    scale : float or "auto", default=1.0
         Every image (and label map) is resized by this factor (at most 100) before the
         network sees it, in training and in prediction; embeddings and
         foreground probabilities are brought back to the input size
@@ -93,7 +104,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         then cover four times more of the objects at the same cost (large or
         elongated objects, such as worms, on a CPU budget). ``crop_size``,
         ``tile_size`` and the guides' coordinates are in the reduced pixels;
-        ``min_size`` and ``bandwidth`` are not affected.
+        ``min_size`` and ``bandwidth`` are not affected. "auto" chooses it
+        from the training label maps (``scale_``): the median object (the
+        geometric mean of its equivalent diameter and its length) is brought
+        to about 32 pixels, in quarter octaves within [0.125, 1] (0.5 for
+        worms or leaves, 0.25 for HeLa cells of 120 px, 1 for small nuclei).
     flips : bool, default=True
         Random left-right and up-down flips.
     rotate : bool, default=False
@@ -155,17 +170,26 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     device : str, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
         or "mps"; ``fit`` refuses a GPU this torch cannot use before any work.
-    amp : bool or None, default=None
+    amp : bool, "auto" or None, default=None
         Mixed precision (autocast) in fit and predict; None: float16 on CUDA,
         float32 on CPU; True: also bfloat16 on CPU, about twice as fast to
         train on CPUs with AVX-512 BF16 or AMX instructions (slower where
-        bfloat16 is emulated; a warning says so).
+        bfloat16 is emulated; a warning says so); "auto": bfloat16 only on
+        a CPU with those instructions, float16 on CUDA, float32 elsewhere.
     num_threads : int or None, default=None
         CPU threads of torch during fit and predict; None leaves torch's.
+        while another process holds a core.
     callbacks : list of Callback or None, default=None
         Objects with the hooks of :class:`harmonic_seg.nn.Callback`
         (``on_train_begin``, ``on_epoch_end``, ``on_train_end``), called by
         the training loop; a callback may set ``trainer.stop_training``.
+    warm_start : bool, default=False
+        When fitted (or loaded), ``fit`` goes on training the network from
+        its weights on the new images, keeping ``guides_`` and ``scale_``
+        (new images must have the same channels; the network's parameters
+        may not change); ``history_`` goes on, the learning-rate schedule
+        starts again at ``learning_rate`` and the post-processing is tuned
+        again. False: every ``fit`` starts anew.
     random_state : int, RandomState instance or None, default=None
         Makes a CPU run repeatable (torch's global generator is left as it was).
     verbose : int, default=0
@@ -178,7 +202,18 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     module_ : HarmonicUNet
         The trained network.
     history_ : list of dict
-        Per-epoch training record (losses, learning rate, duration).
+        Per-epoch training record (losses, learning rate, duration; with
+        ``max_time`` also ``planned_epochs``), of every warm-started fit.
+    n_epochs_ : int
+        Epochs trained by the last ``fit``.
+    time_budget_ : dict or None
+        With ``max_time``: the budget, the seconds of stage 1, the tuning
+        reserve, the training budget, the planned epochs and the seconds the
+        training, the tuning and the whole fit took; None without.
+    scale_ : float
+        The scale the network works at (``scale`` or the automatic one).
+    base_width_ : int
+        Channels of the network's first level.
     n_channels_in_ : int
         Channels of the training images.
     bandwidth_ : float
@@ -214,9 +249,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "guides": [GuideFunctionFitter, None],
         "variant": [StrOptions({"sin", "coord", "none"})],
         "depth": [Interval(Integral, 0, 8, closed="both")],
-        "base_width": [Interval(Integral, 1, None, closed="left")],
+        "base_width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "norm": [StrOptions({"batch", "group", "instance"}), None],
         "epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "crop_size": [Interval(Integral, 8, None, closed="left")],
@@ -228,7 +264,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "boundary_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
         "loss": [StrOptions({"harmonic", "discriminative"})],
         "scale_range": [tuple, list, None],
-        "scale": [Interval(Real, 0, MAX_SCALE, closed="right")],
+        "scale": [Interval(Real, 0, MAX_SCALE, closed="right"), StrOptions({"auto"})],
         "flips": ["boolean"],
         "rotate": ["boolean"],
         "percentiles": [tuple, list, None],
@@ -244,9 +280,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "tile_size": [Interval(Integral, 16, None, closed="left"), None],
         "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
         "device": [str],
-        "amp": ["boolean", None],
+        "amp": ["boolean", StrOptions({"auto"}), None],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "callbacks": [list, None],
+        "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -260,6 +297,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         base_width=32,
         norm="batch",
         epochs=50,
+        max_time=None,
         steps_per_epoch=None,
         batch_size=4,
         crop_size=256,
@@ -290,6 +328,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         amp=None,
         num_threads=None,
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -299,6 +338,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self.base_width = base_width
         self.norm = norm
         self.epochs = epochs
+        self.max_time = max_time
         self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
         self.crop_size = crop_size
@@ -329,6 +369,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self.amp = amp
         self.num_threads = num_threads
         self.callbacks = callbacks
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
 
@@ -370,6 +411,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     def fit(self, X, y, *, ignore=None):
         """Fit guide functions, train the embedding network, tune post-processing.
 
+        With ``warm_start=True`` on a fitted (or loaded) segmenter, the
+        network goes on training from its weights and the guide functions
+        are kept; ``max_time`` bounds the whole call.
+
         Parameters
         ----------
         X : list of ndarray of shape (H, W) or (H, W, C)
@@ -389,80 +434,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         -------
         self : HarmonicSegmenter
         """
-        check_extra_params(self)
-        images, labels = check_images_and_labels(X, y)
-        ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
-        check_network_fit(self, images)
-        rs = check_random_state(self.random_state)
-        seed_guides, seed_net = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
+        from ._fitting import fit_segmenter
 
-        from .nn import HarmonicUNet, TrainConfig, Trainer
-        from .nn._train_utils import torch_rng_scope
-
-        fitter = clone(self.guides) if self.guides is not None else GuideFunctionFitter(random_state=seed_guides)
-        if self.guides is not None and fitter.random_state is None:
-            fitter.set_params(random_state=seed_guides)
-        fitter.set_params(verbose=max(fitter.verbose, self.verbose - 1))
-        self.n_channels_in_ = 1 if images[0].ndim == 2 else images[0].shape[2]
-        chw = self._prepare(images)
-        # what the network and the guides see: the images reduced by ``scale``
-        net_chw, net_labels, net_ignore = rescale_training_set(chw, labels, ignore, self.scale)
-        self.guides_ = fitter.fit(net_labels)
-        guides = self.guides_.guides_
-        config = TrainConfig(
-            epochs=self.epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            batch_size=self.batch_size,
-            crop_size=self.crop_size,
-            learning_rate=self.learning_rate,
-            lr_schedule=self.lr_schedule,
-            validation_fraction=self.validation_fraction,
-            patience=self.patience,
-            fg_weight=self.fg_weight,
-            boundary_weight=self.boundary_weight,
-            loss=self.loss,
-            scale_range=None if self.scale_range is None else tuple(self.scale_range),
-            flips=self.flips,
-            rotate=self.rotate,
-            device=self.device,
-            amp=self.amp,
-            num_threads=self.num_threads,
-            random_state=seed_net,
-            verbose=self.verbose,
-        )
-        with self._threads():
-            with torch_rng_scope(seed_net):  # the initial weights; torch's global generator is left as it was
-                module = HarmonicUNet(
-                    self.n_channels_in_,
-                    guides.n_guides,
-                    guides=guides if self.variant == "sin" else None,
-                    variant=self.variant,
-                    depth=self.depth,
-                    base_width=self.base_width,
-                    norm=self.norm,
-                    reference_shape=self.guides_.reference_shape_,
-                )
-            trainer = Trainer(module, guides, config, callbacks=self.callbacks).fit(
-                net_chw, net_labels, ignore=net_ignore
-            )
-        self.module_ = trainer.module
-        self.module_.eval()
-        self.history_ = trainer.history
-        self.bandwidth_ = self._default_bandwidth()
-        self.min_size_ = int(self.min_size)
-        self.metric_ = self.metric
-        self.core_fraction_ = self.core_fraction
-        self.fg_threshold_ = float(self.fg_threshold)
-        self.tuning_results_ = []
-        val = [int(i) for i in getattr(trainer, "val_indices_", [])]
-        self.validation_indices_ = val
-        if self.tune_postprocessing:
-            if val:
-                with self._threads():
-                    self._tune([chw[i] for i in val], [labels[i] for i in val], "sbd")
-            else:
-                logger.warning("tune_postprocessing=True but no validation image was held out; keeping the defaults.")
-        return self
+        return fit_segmenter(self, X, y, ignore)
 
     # ------------------------------------------------------------------ predict
     def _embed_reduced(self, chw):
@@ -474,11 +448,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         return predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
 
     def _embed(self, chw):
-        shape = chw.shape[1:]
-        if self.scale != 1:
-            chw = rescale_channels_first(chw, scaled_shape(shape, self.scale))
+        shape, scale = chw.shape[1:], self.scale_
+        if scale != 1:
+            chw = rescale_channels_first(chw, scaled_shape(shape, scale))
         emb, prob = self._embed_reduced(chw)
-        if self.scale != 1:
+        if scale != 1:
             emb = rescale_channels_first(emb, shape)
             prob = rescale_channels_first(prob[None], shape)[0]
         return emb, prob

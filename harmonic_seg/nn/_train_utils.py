@@ -54,11 +54,16 @@ def torch_rng_scope(seed=None, device="cpu"):
         yield
 
 
+def cpu_has_native_bfloat16():
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX instructions, as torch sees them)."""
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+        torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
 @functools.lru_cache(maxsize=1)
 def _check_cpu_bfloat16():
     """Whether the CPU computes bfloat16 natively; warns (once per process) when it does not."""
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
-        torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    native = cpu_has_native_bfloat16()
     if not native:
         logger.warning("amp=True on a CPU without native bfloat16 instructions (AVX-512 BF16 or AMX): "
                        "bfloat16 is emulated and may be slower than float32; use amp=None for float32.")
@@ -70,9 +75,15 @@ def resolve_amp(amp, device):
 
     ``None`` means float16 on CUDA and float32 elsewhere; ``True`` means
     float16 on CUDA and bfloat16 on CPU (fast where the CPU has AVX-512 BF16
-    or AMX instructions, emulated and slower elsewhere); ``False`` float32.
+    or AMX instructions, emulated and slower elsewhere); ``False`` float32;
+    ``"auto"`` float16 on CUDA, bfloat16 on a CPU that computes it natively
+    (:func:`cpu_has_native_bfloat16`), float32 elsewhere.
     """
     device = torch.device(device)
+    if isinstance(amp, str) and amp == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bfloat16() else None
     if amp is None:
         amp = device.type == "cuda"
     if not amp:
@@ -93,6 +104,19 @@ class TrainConfig:
     Parameters
     ----------
     epochs : int, default=50
+        Epochs to train; ignored when ``max_time`` is set.
+    max_time : float or None, default=None
+        Wall-clock seconds of the training loop (from the start of
+        :meth:`Trainer.fit`). The first epoch warms up; every later epoch is
+        timed and the number of epochs re-planned (median of the last five
+        epoch times) so that the loop ends within ``max_time``; the cosine
+        schedule anneals over the planned epochs. At least one step runs;
+        every step checks the budget. With ``steps_per_epoch=None`` the
+        warm-up epoch stops after 1/20 of the budget and the later epochs
+        take as many steps as fit in 1/20 (at most the usual number), so that
+        the budget holds at least 20 epochs. ``Trainer.planned_epochs_``
+        holds the plan; every history record gets ``planned_epochs`` and
+        ``steps``. None: ``epochs`` epochs.
     steps_per_epoch : int or None, default=None
         Optimiser steps per epoch; None: enough crops to cover the training
         images' area once, ``ceil(sum(H*W) / crop_size**2 / batch_size)``.
@@ -132,9 +156,10 @@ class TrainConfig:
     rotate : bool, default=False
         Random rotations by any angle (:func:`~harmonic_seg.nn.augment.random_rotation`).
     device : str, default="auto"
-    amp : bool or None, default=None
+    amp : bool, "auto" or None, default=None
         Mixed precision (autocast); None: float16 on CUDA, float32 on CPU;
-        True: float16 on CUDA, bfloat16 on CPU (:func:`resolve_amp`).
+        True: float16 on CUDA, bfloat16 on CPU; "auto": bfloat16 only on a
+        CPU that computes it natively (:func:`resolve_amp`).
     num_threads : int or None, default=None
         ``torch.set_num_threads`` during fit (restored after); None: unchanged.
     checkpoint_path : str or None, default=None
@@ -151,6 +176,7 @@ class TrainConfig:
     """
 
     epochs: int = 50
+    max_time: float | None = None
     steps_per_epoch: int | None = None
     batch_size: int = 4
     crop_size: int = 256
@@ -167,7 +193,7 @@ class TrainConfig:
     flips: bool = True
     rotate: bool = False
     device: str = "auto"
-    amp: bool | None = None
+    amp: bool | str | None = None
     num_threads: int | None = None
     checkpoint_path: str | None = None
     restore_best: bool = True
@@ -186,6 +212,9 @@ class TrainConfig:
             pos_int(name)
         for name in ("steps_per_epoch", "patience", "num_threads"):
             pos_int(name, allow_none=True)
+        if self.max_time is not None and (isinstance(self.max_time, bool) or not self.max_time >= 0
+                                          or not math.isfinite(self.max_time)):
+            raise ValueError(f"max_time must be a finite number of seconds >= 0 or None; got {self.max_time!r}.")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}.")
         if not self.weight_decay >= 0:

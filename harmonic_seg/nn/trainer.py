@@ -12,6 +12,7 @@ validation bounded and comparable with the training loss.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ import torch
 
 from .._fit_checks import check_crop_size, clip_crop_size, min_crop_size
 from ..guides import GuideFunctions
+from ._plan import EpochPlanner, validation_split
 from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device, torch_rng_scope
 from .data import CropSampler
 from .losses import discriminative_loss, harmonic_loss
@@ -85,6 +87,13 @@ class Trainer:
     amp_dtype_ : torch.dtype or None
         Autocast dtype of the run (float16 on CUDA, bfloat16 on CPU), None for
         float32 (:func:`~harmonic_seg.nn.resolve_amp`); ``amp_`` is whether it is set.
+    planned_epochs_ : int or None
+        With ``config.max_time``: the epochs planned at the end of training
+        (the number run, unless early stopping or a callback stopped sooner);
+        None without a budget.
+    planner_ : EpochPlanner or None
+        The plan of a run with ``config.max_time`` (a callback may move its
+        end with ``planner_.shift``); None without a budget.
     """
 
     def __init__(self, module, guides, config=None, callbacks=None):
@@ -106,6 +115,8 @@ class Trainer:
     # --- helpers -------------------------------------------------------------
     def _make_scheduler(self, opt):
         cfg = self.config
+        if cfg.lr_schedule == "cosine" and cfg.max_time is not None:
+            return None  # the planner sets the rate of every epoch (EpochPlanner.lr)
         if cfg.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.learning_rate * 0.01)
         if cfg.lr_schedule == "plateau":
@@ -131,10 +142,12 @@ class Trainer:
             emb, tgt, logit, lab, ign, fg_only=cfg.fg_only, fg_weight=cfg.fg_weight, boundary_weight=cfg.boundary_weight
         )
 
-    def _train_epoch(self, sampler, rng, steps, opt, scaler):
+    def _train_epoch(self, sampler, rng, steps, opt, scaler, deadline=None):
+        """Mean losses of ``steps`` optimiser steps (fewer once ``time.perf_counter()`` passes ``deadline``)."""
         self.module.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device_)
-        for _ in range(steps):
+        done = 0
+        while done < steps and (done == 0 or deadline is None or time.perf_counter() < deadline):
             batch = self._to_device(sampler.batch(rng, self.config.batch_size))
             loss, parts = self._forward_loss(batch)
             opt.zero_grad(set_to_none=True)
@@ -142,7 +155,9 @@ class Trainer:
             scaler.step(opt)
             scaler.update()
             sums += torch.stack([loss.detach(), parts["l1"], parts["fg"]]).double()
-        return (sums / steps).tolist()
+            done += 1
+        self._steps_done = done
+        return (sums / done).tolist()
 
     def _validate(self, val_samples):
         self.module.eval()
@@ -189,6 +204,7 @@ class Trainer:
         found them.
         """
         cfg = self.config
+        self._t_start = time.perf_counter()  # ``max_time`` counts from here
         images, labels, ignore = check_fit_inputs(images, labels, ignore, self.module.in_channels)
         self.device_ = resolve_device(cfg.device)
         depth = getattr(self.module, "depth", None)
@@ -229,14 +245,10 @@ class Trainer:
         self.seed_ = int(seed)
         split_ss, sample_ss = np.random.SeedSequence(self.seed_).spawn(2)
         n = len(images)
-        n_val = int(round(cfg.validation_fraction * n))
-        if cfg.validation_fraction > 0:
-            n_val = max(1, n_val) if n >= 2 else 0
-            if n < 2:
-                logger.warning("validation_fraction > 0 but only one image: training without validation.")
-        n_val = min(n_val, n - 1)
-        perm = np.random.default_rng(split_ss).permutation(n)
-        self.val_indices_, self.train_indices_ = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if cfg.validation_fraction > 0 and n < 2:
+            logger.warning("validation_fraction > 0 but only one image: training without validation.")
+        self.val_indices_, self.train_indices_ = validation_split(n, cfg.validation_fraction, split_ss)
+        n_val = len(self.val_indices_)
         sel = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
         tr = self.train_indices_
         sampler = CropSampler(sel(images, tr), sel(labels, tr), self.guides, sel(ignore, tr),
@@ -278,18 +290,30 @@ class Trainer:
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         monitor = "val_loss" if val_samples else "train_loss"
+        planner = self.planner_ = self.planned_epochs_ = None
+        eta_min = cfg.learning_rate * 0.01
         try:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
             from tqdm.auto import tqdm
 
-            bar = tqdm(range(len(self.history), cfg.epochs), initial=len(self.history), total=cfg.epochs,
-                       disable=cfg.verbose < 1, desc="epochs", unit="epoch")
+            if cfg.max_time is not None:  # the budget plans the epochs; ``epochs`` is not used
+                planner = self.planner_ = EpochPlanner(cfg.max_time - (time.perf_counter() - self._t_start),
+                                                       start_epoch=len(self.history))
+                todo, total = itertools.count(len(self.history)), None
+            else:
+                todo, total = range(len(self.history), cfg.epochs), cfg.epochs
+            bar = tqdm(todo, initial=len(self.history), total=total, disable=cfg.verbose < 1, desc="epochs",
+                       unit="epoch")
             try:
                 for epoch in bar:
                     t0 = time.perf_counter()
+                    if planner is not None and cfg.lr_schedule == "cosine":
+                        for group in opt.param_groups:
+                            group["lr"] = planner.lr(epoch, cfg.learning_rate, eta_min)
                     lr = opt.param_groups[0]["lr"]
-                    tl, tl1, tfg = self._train_epoch(sampler, rng, steps, opt, scaler)
+                    deadline = None if planner is None else planner.epoch_deadline(t0)
+                    tl, tl1, tfg = self._train_epoch(sampler, rng, steps, opt, scaler, deadline)
                     if not math.isfinite(tl):
                         raise FloatingPointError(
                             f"training loss is {tl} at epoch {epoch + 1}; lower learning_rate or check the inputs."
@@ -299,6 +323,14 @@ class Trainer:
                         vl, vl1 = self._validate(val_samples)
                     rec = dict(epoch=epoch + 1, train_loss=tl, train_l1=tl1, train_fg=tfg, val_loss=vl,
                                val_l1=vl1, lr=lr, dur=time.perf_counter() - t0)
+                    out_of_time = False
+                    if planner is not None:
+                        rec["steps"] = self._steps_done
+                        out_of_time = planner.epoch_end(epoch + 1)
+                        if cfg.steps_per_epoch is None:  # epochs short enough for the plan (EpochPlanner)
+                            steps = planner.steps_per_epoch(steps, self._steps_done, rec["dur"])
+                        self.planned_epochs_ = rec["planned_epochs"] = planner.planned
+                        bar.total = planner.planned
                     self.history.append(rec)
                     score = rec[monitor]
                     if sched is not None:
@@ -320,14 +352,15 @@ class Trainer:
                     bar.set_postfix(loss=f"{tl:.4f}", **({"val": f"{vl:.4f}"} if vl is not None else {}))
                     if cfg.verbose >= 2:
                         logger.info("epoch %d/%d train_loss=%.5f val_loss=%s lr=%.2e (%.1fs)", epoch + 1,
-                                    cfg.epochs, tl, "n/a" if vl is None else f"{vl:.5f}", lr, rec["dur"])
+                                    cfg.epochs if planner is None else planner.planned, tl,
+                                    "n/a" if vl is None else f"{vl:.5f}", lr, rec["dur"])
                     for cb in self.callbacks:
                         cb.on_epoch_end(self, rec)
                     if cfg.patience is not None and bad >= cfg.patience:
                         self.stopped_early_ = True
                         logger.info("Early stopping after epoch %d (best epoch %s).", epoch + 1, self.best_epoch_)
                         break
-                    if self.stop_training:
+                    if self.stop_training or out_of_time:
                         break
             finally:
                 bar.close()
@@ -340,6 +373,8 @@ class Trainer:
         finally:
             if cfg.num_threads is not None:
                 torch.set_num_threads(prev_threads)
+        if planner is not None:
+            self.planned_epochs_ = planner.planned  # as a callback may have moved it
         if best_state is not None and (cfg.restore_best or self.interrupted_):
             module.load_state_dict(best_state)
         module.eval()
