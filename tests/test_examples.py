@@ -20,6 +20,7 @@ OUTPUTS = {
     "grid_search.py": ("grid_search.json", [], []),
     "large_image.py": ("large_image.json", ["large_image_labels.tif"], ["large_image_overlay.png"]),
     "evaluation.py": ("evaluation.json", [], []),
+    "dask_sweep.py": ("dask_sweep.json", [], []),
 }
 
 
@@ -49,6 +50,8 @@ def test_every_example_is_covered():
 
 @pytest.mark.parametrize("script", sorted(OUTPUTS))
 def test_example_runs_quick(script, tmp_path):
+    if script == "dask_sweep.py":  # needs the optional extra (installed by the test extra)
+        pytest.importorskip("distributed")
     report, files, pictures = OUTPUTS[script]
     out = tmp_path / "out"
     out.mkdir()

@@ -74,7 +74,8 @@ def _module_device(module):
     return torch.device("cpu")
 
 
-def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=64, batch_size=1, amp=None):
+def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=64, batch_size=1, amp=None,
+                       origin=(0, 0)):
     """Predict embeddings and foreground probabilities of one image.
 
     Parameters
@@ -99,6 +100,12 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     amp : bool or None, default=None
         Autocast; None: float16 on CUDA, float32 on CPU; True: float16 on
         CUDA, bfloat16 on CPU (:func:`~harmonic_seg.nn.resolve_amp`).
+    origin : tuple of int, default=(0, 0)
+        Position (row, column) of the image's first pixel in a larger image
+        whose coordinates the guide functions use: a block of a large image
+        given its position is embedded as in the whole image (the block
+        should start on a multiple of ``module.size_multiple`` and keep the
+        receptive field's margin around the pixels that are used).
 
     Returns
     -------
@@ -118,6 +125,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
         raise TypeError(f"image_chw must hold real numbers; got dtype {image.dtype}.")
     image = np.ascontiguousarray(image, dtype=np.float32)
+    oy, ox = (int(v) for v in origin)
     dev = _module_device(module) if device is None else torch.device(check_device(device, "device", resolve=True))
     amp_dtype = resolve_amp(amp, dev)
     _, h, w = image.shape
@@ -143,7 +151,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
 
     def run(batch):
         x = torch.from_numpy(np.stack([image[:, ys[i]:ye[i], xs[j]:xe[j]] for i, j in batch])).to(dev)
-        origin = torch.tensor([[ys[i], xs[j]] for i, j in batch], dtype=torch.float64, device=dev)
+        origin = torch.tensor([[oy + ys[i], ox + xs[j]] for i, j in batch], dtype=torch.float64, device=dev)
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emb, logit = module(x, origin)
         emb = emb.float().cpu().numpy()
