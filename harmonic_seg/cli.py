@@ -167,9 +167,17 @@ def cmd_fit(args):
 
 def cmd_predict(args):
     """Segment images with a saved model; write one label map per image (tif or png)."""
+    from .distributed._cli import is_zarr
     from .io import read_image, write_label_map
     from .segmenter import HarmonicSegmenter
 
+    if is_zarr(args.images):  # one large image, block by block on a dask cluster, labels written to Zarr
+        from .distributed._cli import predict_zarr
+
+        s = predict_zarr(args)
+        print(f"{args.images}: {s['n_instances']} instances ({s['shape'][0]}x{s['shape'][1]} in blocks of "
+              f"{s['chunks'][0]}x{s['chunks'][1]}, {s['workers']} dask workers) -> {args.out}")
+        return 0
     files = _image_files(args.images)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -357,6 +365,18 @@ def build_parser():
                    help="where the network runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:1, mps "
                         "(default: auto)")
     p.add_argument("--overwrite", action="store_true")
+    z = p.add_argument_group(
+        "one large image as a Zarr array (IMAGES ending in .zarr; --out is then the Zarr array of labels), "
+        "segmented block by block on dask (pip install 'harmonic_seg[dask]')")
+    z.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler (default: a "
+                   "LocalCluster on this machine)")
+    z.add_argument("--workers", type=int, default=None, help="workers of that LocalCluster, one thread each "
+                   "(default: one per core)")
+    z.add_argument("--chunk-size", type=int, default=None, help="block size (default: the input's chunks)")
+    z.add_argument("--overlap", type=int, default=None, help="context clustered around each block, at least the "
+                   "largest object's diameter (default: the network's receptive field)")
+    z.add_argument("--stitch", choices=["embedding", "iou", "touch"], default="embedding",
+                   help="how instances cut by block borders are joined (default: by their embeddings)")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__, parents=[common])

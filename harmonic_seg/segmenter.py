@@ -489,7 +489,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         X : list of ndarray of shape (H, W) or (H, W, C)
             Channels last, as in ``fit``: a 3-D array whose first axis is
             shorter than its last (a (Z, H, W) stack or a (C, H, W) image) is
-            refused.
+            refused. One dask array (H, W[, C]), a large image, is segmented
+            block by block and its labels returned as a lazy dask array
+            (:func:`harmonic_seg.distributed.predict_blockwise`).
         foreground : list of ndarray of shape (H, W) or None, default=None
             Known foreground masks, imposed instead of the predicted
             foreground (e.g. the paper's HeLa protocol with ground-truth
@@ -504,6 +506,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
             Only when ``return_scores`` is True; ``scores[i][k]`` belongs to
             instance ``k + 1`` of ``labels[i]``.
         """
+        if hasattr(X, "__dask_graph__"):  # one large image, block by block on dask
+            from .distributed.blockwise import predict_dask
+
+            return predict_dask(self, X, foreground, return_scores)
         images, foreground = self._check_predict_input(X, foreground)
         labels, scores = [], []
         with self._threads():
