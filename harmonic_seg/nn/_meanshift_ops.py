@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from ._threads import small_op_threads
+
 logger = logging.getLogger("harmonic_seg.nn.meanshift")  # messages of the mean shift, one logger
 
 #: Largest number of entries of one (seeds x points) block: 2 MB of float32 on the
@@ -248,7 +250,16 @@ def _merge(centers, intensity, bandwidth, metric):
 
 
 def _assign(X, centers, metric, offset=None):
-    """Index of the nearest centre of every row of ``X - offset`` and the distance to it."""
+    """Index of the nearest centre of every row of ``X - offset`` and the distance to it.
+
+    A loop of small operations like the shift steps: on one CPU thread unless an enclosing call
+    chose the threads explicitly (:func:`harmonic_seg.nn._threads.small_op_threads`).
+    """
+    with small_op_threads(None, X.device):
+        return _assign_chunks(X, centers, metric, offset)
+
+
+def _assign_chunks(X, centers, metric, offset):
     n = X.shape[0]
     k = centers.shape[0]
     chunk = max(1, _block_elements(X.device) // k)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .._validation import check_device, check_label_map
+from ._threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -298,13 +299,12 @@ def check_fit_inputs(images, labels, ignore, in_channels):
 
 @contextlib.contextmanager
 def thread_limit(num_threads):
-    """``torch.set_num_threads(num_threads)`` for the duration of a block (None: no change)."""
-    if num_threads is None:
+    """torch's CPU threads for the duration of a block, restored after.
+
+    ``num_threads`` threads for everything in the block; None: the library's
+    choice for a CPU that other work may share (torch's setting within the
+    inner limits of joblib and threadpoolctl, one thread for the mean shift;
+    see :mod:`harmonic_seg.nn._threads`).
+    """
+    with torch_threads(num_threads):
         yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

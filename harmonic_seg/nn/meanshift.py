@@ -83,6 +83,17 @@ Kernel
     within the bandwidth, used by the merge, is the same as for the flat
     kernel.
 
+Threads
+    On the CPU the mean shift runs on one torch thread unless ``num_threads``
+    says otherwise (restored afterwards). The shift steps are many small
+    operations, each ending at a barrier of torch's thread team; when another
+    process holds one of the cores, every step waits for a time slice of the
+    thread sharing it and a clustering of seconds can take minutes; one thread
+    only loses the share of its core that the other process takes
+    (``docs/benchmarks.md``, "Shared CPU"). On one thread the result also does
+    not depend on the machine's number of cores (float sums are rounded in the
+    same order).
+
 Computations are in float32 on ``device`` (default: the device of a torch
 input, else the CPU); results are numpy arrays.
 """
@@ -100,6 +111,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import _describe, check_device, check_positive
 from ._meanshift_ops import _assign, _bin_seeds, _coarse_levels, _merge, _sample_indices, _shift_seeds
+from ._threads import small_op_threads
 
 #: "cluster_embeddings" lives in harmonic_seg.nn.cluster; it stays importable from
 #: here (see __getattr__ at the end) for backward compatibility.
@@ -167,7 +179,8 @@ def _as_tensor(X, name, device):
     return t
 
 
-def _check_params(bandwidth, kernel, metric, bin_size, min_bin_freq, max_iter, tol, max_points, batch_size):
+def _check_params(bandwidth, kernel, metric, bin_size, min_bin_freq, max_iter, tol, max_points, batch_size,
+                  num_threads=None):
     check_positive(bandwidth, "bandwidth")
     _check_choice(kernel, "kernel", KERNELS)
     _check_choice(metric, "metric", METRICS)
@@ -179,6 +192,8 @@ def _check_params(bandwidth, kernel, metric, bin_size, min_bin_freq, max_iter, t
     if max_points is not None:
         check_positive(max_points, "max_points", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
+    if num_threads is not None:
+        check_positive(num_threads, "num_threads", integer=True)
 
 
 @dataclass
@@ -208,10 +223,26 @@ def _mean_shift(
     device=None,
     random_state=0,
     name="X",
+    num_threads=None,
 ):
-    """Shared implementation of :func:`mean_shift` and :class:`MeanShift`; ``X`` is a valid tensor."""
-    _check_params(bandwidth, kernel, metric, bin_size, min_bin_freq, max_iter, tol, max_points, batch_size)
-    bandwidth = float(bandwidth)
+    """Shared implementation of :func:`mean_shift` and :class:`MeanShift`; ``X`` is a valid tensor.
+
+    Runs on ``num_threads`` torch threads on the CPU (None: one, or the explicit count of an enclosing
+    :func:`harmonic_seg.nn._threads.torch_threads`).
+    """
+    _check_params(bandwidth, kernel, metric, bin_size, min_bin_freq, max_iter, tol, max_points, batch_size,
+                  num_threads)
+    with small_op_threads(num_threads, X.device):
+        return _mean_shift_impl(
+            X, float(bandwidth), kernel=kernel, metric=metric, seeds=seeds, bin_size=bin_size,
+            min_bin_freq=min_bin_freq, cluster_all=cluster_all, merge=merge, max_iter=max_iter, tol=tol,
+            max_points=max_points, batch_size=batch_size, coarse_to_fine=coarse_to_fine, random_state=random_state,
+            name=name,
+        )
+
+
+def _mean_shift_impl(X, bandwidth, *, kernel, metric, seeds, bin_size, min_bin_freq, cluster_all, merge, max_iter,
+                     tol, max_points, batch_size, coarse_to_fine, random_state, name):
     t0 = time.perf_counter()
     n, d = X.shape
     sample = X
@@ -281,6 +312,7 @@ def mean_shift(
     coarse_to_fine=True,
     device=None,
     random_state=0,
+    num_threads=None,
 ):
     """Mean-shift clustering of points, vectorised in torch.
 
@@ -336,6 +368,11 @@ def mean_shift(
     random_state : int, RandomState instance or None, default=0
         Seeds the subsampling (only used when there are more than
         ``max_points`` points).
+    num_threads : int or None, default=None
+        torch's CPU threads during the call (restored after); None: one,
+        which other processes sharing the CPU slow down only by the share of
+        the core they take (see "Threads" in the module docstring). Ignored
+        on a GPU.
 
     Returns
     -------
@@ -362,6 +399,7 @@ def mean_shift(
         X, bandwidth, kernel=kernel, metric=metric, seeds=seeds, bin_size=bin_size, min_bin_freq=min_bin_freq,
         cluster_all=cluster_all, merge=merge, max_iter=max_iter, tol=tol, max_points=max_points,
         batch_size=batch_size, coarse_to_fine=coarse_to_fine, device=dev, random_state=random_state, name="points",
+        num_threads=num_threads,
     )
     return res.centers.double().cpu().numpy(), res.labels.cpu().numpy()
 
@@ -390,6 +428,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
     coarse_to_fine : bool, default=True
     device : str, torch.device or None, default=None
     random_state : int, RandomState instance or None, default=0
+    num_threads : int or None, default=None
         See :func:`mean_shift` for all parameters.
 
     Attributes
@@ -419,6 +458,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         coarse_to_fine=True,
         device=None,
         random_state=0,
+        num_threads=None,
     ):
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -435,6 +475,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.coarse_to_fine = coarse_to_fine
         self.device = device
         self.random_state = random_state
+        self.num_threads = num_threads
 
     def fit(self, X, y=None):
         """Cluster ``X`` of shape (P, D); ``y`` is ignored."""
@@ -445,6 +486,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             min_bin_freq=self.min_bin_freq, cluster_all=self.cluster_all, merge=self.merge, max_iter=self.max_iter,
             tol=self.tol, max_points=self.max_points, batch_size=self.batch_size,
             coarse_to_fine=self.coarse_to_fine, device=dev, random_state=self.random_state,
+            num_threads=self.num_threads,
         )
         self.cluster_centers_ = res.centers.double().cpu().numpy()
         self.labels_ = res.labels.cpu().numpy()
@@ -461,8 +503,11 @@ class MeanShift(ClusterMixin, BaseEstimator):
             raise ValueError(
                 f"X has {Xt.shape[1]} features but this MeanShift was fitted with {self.n_features_in_}."
             )
+        if self.num_threads is not None:
+            check_positive(self.num_threads, "num_threads", integer=True)
         centers = torch.as_tensor(self.cluster_centers_, dtype=_DTYPE, device=dev)
-        return _assign(Xt, centers, self.metric)[0].cpu().numpy()
+        with small_op_threads(self.num_threads, dev):
+            return _assign(Xt, centers, self.metric)[0].cpu().numpy()
 
 
 def __getattr__(name):
