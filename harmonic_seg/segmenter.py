@@ -177,7 +177,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         bfloat16 is emulated; a warning says so); "auto": bfloat16 only on
         a CPU with those instructions, float16 on CUDA, float32 elsewhere.
     num_threads : int or None, default=None
-        CPU threads of torch during fit and predict; None leaves torch's.
+        CPU threads of torch during fit, predict and tuning (restored after).
+        None: torch's setting within joblib's and threadpoolctl's limits, and
+        one thread for the mean shift, which on more can be ten times slower
         while another process holds a core.
     callbacks : list of Callback or None, default=None
         Objects with the hooks of :class:`harmonic_seg.nn.Callback`
