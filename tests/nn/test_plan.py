@@ -50,6 +50,12 @@ def _one_thread():
     torch.set_num_threads(prev)
 
 
+@pytest.fixture(scope="module")
+def warm():
+    """A first optimiser imports torch's compiler stack (seconds): a one-time cost of the process, not of a plan."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def test_cosine_lr_matches_torch_scheduler():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=1e-5)
@@ -95,7 +101,7 @@ def test_planner_plans_from_the_epochs_after_the_warm_up(monkeypatch):
     assert planner.epoch_end(6)  # the time is out
 
 
-def test_max_time_plans_the_epochs_and_the_schedule_ends_on_the_last_one():
+def test_max_time_plans_the_epochs_and_the_schedule_ends_on_the_last_one(warm):
     images, labels = make_data()
     # epochs=1 is ignored: the budget decides
     config = cfg(epochs=1, max_time=2.0, steps_per_epoch=1, validation_fraction=0, learning_rate=1e-2)
@@ -140,7 +146,7 @@ def test_planner_caps_the_warm_up_and_sizes_the_epochs(monkeypatch):
     assert planner.steps_per_epoch(50, 10, 5.0) == 50  # decided after the warm-up only
 
 
-def test_long_epochs_are_cut_to_fit_the_budget():
+def test_long_epochs_are_cut_to_fit_the_budget(warm):
     # 12 images of 72 x 80 in crops of 16: 90 steps cover them once, far more than fit in 1.5 s
     images, labels = make_data(n=12)
     config = cfg(max_time=1.5, steps_per_epoch=None, crop_size=16, validation_fraction=0)
