@@ -214,6 +214,8 @@ FITTED = {
     "metric_": _choice("euclidean", "l1"),
     "core_fraction_": _float(0, 1, open_low=True, nullable=True, optional=True),  # absent: saved before it existed
     "fg_threshold_": _float(0, 1, open_low=True, open_high=True, optional=True),
+    "recovery_": _choice("split", "components", "mean_shift", optional=True),  # absent: saved before it existed
+    "min_share_": _float(0, 1, optional=True),  # absent: saved before it existed
     # absent: saved before they existed (``load`` takes ``scale``, the network's width, the history's length, None)
     "scale_": _float(**_POSITIVE, optional=True),
     "base_width_": _int(1, MAX_CHANNELS, optional=True),
@@ -234,11 +236,14 @@ NETWORK = {
     "pad_mode": _choice("reflect", "replicate", "constant", optional=True),
 }
 _TUNING_ROW = _section({
-    "metric": _choice("euclidean", "l1", optional=True),
-    "bandwidth": _float(**_POSITIVE, optional=True),
+    "recovery": _choice("split", "components", "mean_shift", optional=True),
+    "metric": _choice("euclidean", "l1", nullable=True, optional=True),  # null: the floor (no clustering)
+    "bandwidth": _float(**_POSITIVE, nullable=True, optional=True),
     "core_fraction": _float(0, 1, open_low=True, nullable=True, optional=True),
     "min_size": _int(0, optional=True),
+    "min_share": _float(0, 1, nullable=True, optional=True),
     "score": _float(finite=False, optional=True),
+    "pooled_score": _float(finite=False, optional=True),
     "fg_threshold": _float(0, 1, open_low=True, open_high=True, optional=True),
 })
 #: Constructor parameters are checked with the estimator's ``_parameter_constraints``,

@@ -89,6 +89,8 @@ def setstate(est, state):
         est.core_fraction_ = est.core_fraction
     if "fg_threshold_" not in est.__dict__:
         est.fg_threshold_ = est.fg_threshold
+    if "recovery_" not in est.__dict__:  # pickled before it was recorded: mean shift of all foreground pixels
+        est.recovery_, est.min_share_ = "mean_shift", 0.1
     _legacy_fitted(est, config, est.__dict__.get("history_"))
     import torch
 
@@ -364,6 +366,7 @@ def load(cls, path, *, device="cpu"):
     est.guides_ = fitter
     est.core_fraction_ = est.core_fraction  # saved before core_fraction_ was recorded
     est.fg_threshold_ = est.fg_threshold  # saved before fg_threshold_ was recorded
+    est.recovery_, est.min_share_ = "mean_shift", 0.1  # saved before they were recorded: mean shift of all pixels
     for k, v in config["fitted"].items():  # the keys check_config allowed: FITTED only
         setattr(est, k, v)
     est.history_ = config["history"]

@@ -3,6 +3,15 @@
 Plain numpy: the caller passes a ``cluster`` function that turns one
 prediction into a label map, so the search runs the exact post-processing of
 ``predict`` and nothing else.
+
+A handful of validation images is a noisy judge: the single best grid point
+often wins by luck (a tiny window, no minimum size). :func:`select_setting`
+therefore scores every grid point by the smaller of its own score and the
+mean score of itself and its grid neighbours, and among the settings whose pooled score is within noise of the
+best one it takes the simplest: the connected components of the foreground
+(the floor), then the minimum size nearest the configured one, then the
+largest share a region needs to split a component, then no core selection,
+then the widest window.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ __all__ = [
     "CORE_FRACTIONS",
     "FG_THRESHOLDS",
     "IOU_THRESHOLDS",
+    "MIN_SHARES",
     "SCORINGS",
     "bandwidth_grid",
     "core_fraction_grid",
@@ -27,6 +37,7 @@ __all__ = [
     "grid_search_threshold",
     "median_instance_area",
     "min_size_grid",
+    "select_setting",
     "size_filtered",
 ]
 
@@ -42,6 +53,21 @@ SCORINGS = ("sbd", "accuracy")
 #: embeddings computed at half size and brought back to full size finds leaves with SBD 0.72 when every
 #: pixel seeks, 0.94 with 80 % (benchmarks/oracle.py); the blended borders are what the selection leaves out.
 CORE_FRACTIONS = (None, 0.8, 0.6)
+
+#: Smallest difference of pooled validation scores that :func:`select_setting` treats as more than noise;
+#: with two or more validation images the noise is also estimated from them (standard error of the
+#: per-image differences), and the larger of the two is used.
+MIN_TOLERANCE = 0.005
+
+#: ``recovery`` values in order of simplicity (see :func:`select_setting`).
+RECOVERY_ORDER = ("components", "split", "mean_shift")
+
+#: ``min_share`` values tried with ``recovery="split"`` (:func:`harmonic_seg.postprocess.split_at_modes`):
+#: a region of one mode splits a component only if it holds this share of the component's largest one.
+#: On nuclei 0.2 keeps fragments of one nucleus with it; a clump of cells of unequal sizes, or a plant's
+#: small leaves beside large ones, needs less. The rules run on the cached mode search: a share costs
+#: no mean shift.
+MIN_SHARES = (0.05, 0.1, 0.2)
 
 #: Foreground thresholds tried with the tuned clustering. Swept on saved networks with the clustering
 #: re-tuned at each threshold (benchmarks/fg_threshold.py), the held-out images chose 0.6 on DIC-HeLa
@@ -93,28 +119,29 @@ def size_filtered(cluster_all, drop_small):
     ----------
     cluster_all : callable
         ``cluster_all(prediction, bandwidth, metric, core_fraction) -> label map``, keeping every
-        instance.
+        instance (or any result ``drop_small`` takes, such as a mode search).
     drop_small : callable
-        ``drop_small(label_map, min_size) -> label map`` (e.g.
-        :func:`harmonic_seg.postprocess.remove_small_instances`).
+        ``drop_small(label_map, min_size, **finish) -> label map`` (e.g.
+        :func:`harmonic_seg.postprocess.remove_small_instances`); ``finish`` are the keyword
+        arguments given to ``cluster`` (``min_share``).
 
     Returns
     -------
     cluster : callable
-        ``cluster(prediction, bandwidth, min_size, metric, core_fraction)``:
+        ``cluster(prediction, bandwidth, min_size, metric, core_fraction, **finish)``:
         ``drop_small`` of the clustering, which is computed once per
         prediction, bandwidth, distance and core fraction and kept while the
-        grid goes through the minimum sizes.
+        grid goes through the minimum sizes (and shares).
     """
     cache = {}
 
-    def cluster(prediction, bandwidth, min_size, metric, core_fraction=None):
+    def cluster(prediction, bandwidth, min_size, metric, core_fraction=None, **finish):
         key = (id(prediction), bandwidth, metric, core_fraction)
         if key not in cache:
             if any(k[1:] != key[1:] for k in cache):
                 cache.clear()  # a new (bandwidth, metric, core fraction): the previous clusterings are not needed
             cache[key] = cluster_all(prediction, bandwidth, metric, core_fraction)
-        return drop_small(cache[key], min_size)
+        return drop_small(cache[key], min_size, **finish)
 
     return cluster
 
@@ -141,9 +168,76 @@ def validation_score(y_true, y_pred, scoring):
     return float(np.mean([m.accuracy for m in matching_dataset(y_true, y_pred, list(IOU_THRESHOLDS))]))
 
 
+def _scored(y_true, pred, scoring):
+    """The data set's score and the per-image scores (the noise estimate of :func:`select_setting`)."""
+    per_image = [validation_score([t], [p], scoring) for t, p in zip(y_true, pred)]
+    score = float(np.mean(per_image)) if scoring == "sbd" else validation_score(y_true, pred, scoring)
+    return score, per_image
+
+
+def _neighbours(keys):
+    """For grid keys ``(group, i, j, ...)``: the rows one step away along exactly one index, same group."""
+    where = {k: n for n, k in enumerate(keys)}
+    out = []
+    for k in keys:
+        near = []
+        for axis in range(1, len(k)):
+            for step in (-1, 1):
+                other = k[:axis] + (k[axis] + step,) + k[axis + 1 :]
+                if other in where:
+                    near.append(where[other])
+        out.append(near)
+    return out
+
+
+def select_setting(results, keys, simplicity, *, min_tolerance=MIN_TOLERANCE):
+    """The grid point to keep: pooled with its neighbours, the simplest within noise of the best.
+
+    Parameters
+    ----------
+    results : list of dict
+        One row per grid point with ``score`` and ``image_scores`` (one per
+        validation image); ``pooled_score`` is added to every row.
+    keys : list of tuple
+        Grid position of every row: ``(group, i, j, ...)`` with integer
+        indices along the ordered axes; rows of one group that differ by one
+        step along one axis are neighbours.
+    simplicity : list of tuple
+        Sort key of every row, smaller is simpler.
+    min_tolerance : float, default=MIN_TOLERANCE
+        Pooled scores closer than this to the best one are within noise.
+
+    Returns
+    -------
+    index : int
+        Row of the chosen setting: the simplest among those whose pooled
+        score is within noise of the best pooled score. The pooled score is
+        the smaller of a row's own score and the mean score of the row and
+        its neighbours: an isolated peak pools down to its neighbourhood, and
+        a poor row next to it does not pool up. Noise is the larger of ``min_tolerance`` and
+        the standard error of the per-image differences of pooled scores to
+        the best row (with two images or more); ties in simplicity: the
+        higher pooled score, then grid order.
+    """
+    near = _neighbours(keys)
+    scores = np.array([r["score"] for r in results], dtype=float)
+    images = np.array([r["image_scores"] for r in results], dtype=float).reshape(len(results), -1)
+    region = np.array([scores[[n] + near[n]].mean() for n in range(len(results))])
+    pooled = np.minimum(scores, region)  # good itself and in its neighbourhood
+    pooled_img = np.stack([images[[n] + near[n]].mean(0) for n in range(len(results))])
+    for r, v in zip(results, pooled):
+        r["pooled_score"] = float(v)
+    best = int(np.argmax(pooled))
+    diff = pooled_img[best] - pooled_img  # (rows, images)
+    n_img = diff.shape[1]
+    se = diff.std(1, ddof=1) / np.sqrt(n_img) if n_img >= 2 else np.zeros(len(results))
+    ok = pooled[best] - pooled <= np.maximum(min_tolerance, se)
+    return min(np.flatnonzero(ok), key=lambda n: (simplicity[n], -pooled[n], n))
+
+
 def grid_search_clustering(
     cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd", typical_area=0.0,
-    core_fractions=(None,),
+    core_fractions=(None,), floor=None, recovery="split", min_shares=(None,),
 ):
     """Best clustering parameters on validation images.
 
@@ -173,27 +267,63 @@ def grid_search_clustering(
     core_fractions : sequence of (float or None), default=(None,)
         Core fractions tried (e.g. :func:`core_fraction_grid`); they vary
         between the bandwidths and the minimum sizes.
+    floor : callable or None, default=None
+        ``floor(prediction, min_size) -> label map``: the connected
+        components of the foreground, tried at every minimum size before the
+        clustering (rows with ``recovery="components"``; the one with
+        ``min_size=0`` is the plain floor). None: not tried.
+    recovery : str, default="split"
+        The ``recovery`` written in the rows of ``cluster``.
+    min_shares : sequence of (float or None), default=(None,)
+        Shares tried (e.g. :data:`MIN_SHARES`), passed to ``cluster`` as
+        ``min_share=`` (None: not passed); they vary between the core
+        fractions and the minimum sizes, larger ones being simpler.
 
     Returns
     -------
     best : dict
-        ``metric, bandwidth, core_fraction, min_size, score`` of the best grid
-        point (the first one in grid order among equal scores).
+        The row chosen by :func:`select_setting`: ``recovery, metric,
+        bandwidth, core_fraction, min_size, score, pooled_score`` (and
+        ``min_share`` when ``min_shares`` are tried)
+        (``metric``, ``bandwidth`` and ``core_fraction`` are None for the
+        floor).
     results : list of dict
-        Every grid point with its score.
+        Every grid point with its score and pooled score.
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
-    results = []
-    grid = [(m, bw, cf) for m in METRICS for bw in bandwidth_grid(bandwidth, m, n_dims) for cf in core_fractions]
-    for (metric, bw, cf), size in itertools.product(grid, min_size_grid(min_size, typical_area)):
-        pred = [cluster(p, bw, size, metric, cf) for p in predictions]
-        results.append({"metric": metric, "bandwidth": bw, "core_fraction": cf, "min_size": int(size),
-                        "score": validation_score(y_true, pred, scoring)})
-    return max(results, key=lambda r: r["score"]), results
+    sizes = min_size_grid(min_size, typical_area)
+    results, keys, simple = [], [], []
+    i_default = int(np.argmin([abs(s - int(min_size)) for s in sizes]))
+
+    def add(row, key, rank):
+        score, per_image = _scored(y_true, row.pop("pred"), scoring)
+        results.append({**row, "score": score, "image_scores": per_image})
+        keys.append(key)
+        simple.append(rank)
+
+    if floor is not None:
+        for i, size in enumerate(sizes):
+            add({"recovery": "components", "metric": None, "bandwidth": None, "core_fraction": None,
+                 "min_size": int(size), "pred": [floor(p, size) for p in predictions]},
+                ("components", i), (RECOVERY_ORDER.index("components"), abs(i - i_default), 0, 0, 0))
+    bws = {m: bandwidth_grid(bandwidth, m, n_dims) for m in METRICS}
+    grid = [(m, b, c) for m in METRICS for b in range(len(bws[m])) for c in range(len(core_fractions))]
+    rank = RECOVERY_ORDER.index(recovery) if recovery in RECOVERY_ORDER else len(RECOVERY_ORDER)
+    shares = sorted(min_shares, key=lambda v: -1 if v is None else v)
+    for (m, b, c), (j, share), (i, size) in itertools.product(grid, enumerate(shares), enumerate(sizes)):
+        bw, cf = bws[m][b], core_fractions[c]
+        finish = {} if share is None else {"min_share": share}
+        row = {"recovery": recovery, "metric": m, "bandwidth": bw, "core_fraction": cf, "min_size": int(size)}
+        add({**row, **finish, "pred": [cluster(p, bw, size, m, cf, **finish) for p in predictions]},
+            (m, b, c, j, i), (rank, abs(i - i_default), -j, c, -b, METRICS.index(m)))
+    chosen = select_setting(results, keys, simple)
+    for r in results:
+        del r["image_scores"]  # used for the noise estimate only
+    return results[chosen], results
 
 
-def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd"):
+def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd", *, min_tolerance=MIN_TOLERANCE):
     """Best foreground threshold on validation images, the clustering fixed.
 
     Parameters
@@ -206,22 +336,33 @@ def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd
     y_true : list of ndarray of shape (H, W)
         Ground-truth label maps of the validation images.
     thresholds : sequence of float
-        Thresholds tried, e.g. :func:`fg_threshold_grid` (the first wins ties).
+        Thresholds tried, e.g. :func:`fg_threshold_grid`; the first is the
+        configured one.
     scoring : {"sbd", "accuracy"}, default="sbd"
         See :func:`validation_score`.
+    min_tolerance : float, default=MIN_TOLERANCE
+        See :func:`select_setting`.
 
     Returns
     -------
     best : dict
-        ``fg_threshold, score`` of the best threshold (the first in ``thresholds``
-        among equal scores).
+        ``fg_threshold, score`` of the chosen threshold: among those within
+        noise of the best score (:func:`select_setting`, no pooling: the
+        thresholds are 0.1 apart), the nearest to the first one (the
+        configured threshold), which thus stays unless another beats it by
+        more than noise.
     results : list of dict
         Every threshold with its score.
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
-    results = [
-        {"fg_threshold": float(t), "score": validation_score(y_true, [segment(p, t) for p in predictions], scoring)}
-        for t in thresholds
-    ]
-    return max(results, key=lambda r: r["score"]), results
+    results = []
+    for t in thresholds:
+        score, per_image = _scored(y_true, [segment(p, t) for p in predictions], scoring)
+        results.append({"fg_threshold": float(t), "score": score, "image_scores": per_image})
+    first = float(thresholds[0])
+    chosen = select_setting(results, [(n,) for n in range(len(results))],
+                            [abs(r["fg_threshold"] - first) for r in results], min_tolerance=min_tolerance)
+    for r in results:
+        del r["image_scores"], r["pooled_score"]  # no pooling here: the pooled score is the score
+    return results[chosen], results

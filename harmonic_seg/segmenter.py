@@ -156,9 +156,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     tune_postprocessing : bool, default=False
         After training, choose the bandwidth (0.5 to 3 times its default;
         L1 windows scaled to match, see :meth:`optimize_postprocessing`),
-        the distance (``metric``), ``core_fraction`` and ``min_size``
-        maximising the mean symmetric best Dice on the validation images,
-        then ``fg_threshold`` with that clustering (as StarDist tunes its
+        the distance (``metric``), ``core_fraction``, ``min_size`` and
+        ``recovery_`` (or the connected components of the foreground) by
+        the mean symmetric best Dice on the validation images, pooled over
+        neighbouring settings, the simplest within noise; then ``fg_threshold`` with that clustering (as StarDist tunes its
         thresholds); :meth:`optimize_postprocessing` does the same on images
         of your choice, by SBD or by matching accuracy.
     tile_size : int or None, default=1024
@@ -226,6 +227,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Mean-shift distance used by ``predict``.
     core_fraction_ : float or None
         ``core_fraction`` used by ``predict`` (the tuned one after tuning).
+    recovery_ : {"split", "components", "mean_shift"}
+        How ``predict`` recovers instances (``cluster_embeddings(recovery=...)``):
+        "split" after ``fit``; tuning may choose "components"; "mean_shift"
+        for models saved before it was recorded.
     fg_threshold_ : float
         Foreground threshold used by ``predict`` (the tuned one after tuning).
     tuning_results_ : list of dict

@@ -8,6 +8,7 @@ from harmonic_seg.postprocess import (
     merge_small_instances,
     relabel_sequential,
     remove_small_instances,
+    split_at_modes,
     split_into_components,
 )
 
@@ -113,3 +114,87 @@ def test_instance_scores_empty_and_errors():
         instance_scores(lab, emb, 0.5, fg_prob=np.ones((3, 3)))
     with pytest.raises(ValueError, match="metric"):
         instance_scores(lab, emb, 0.5, metric="cosine")
+
+
+def _pair_modes():
+    """A 16 x 36 component: left mode 1 (cols 2-17), right mode 2 (cols 18-37), a 2 x 2 patch of mode 3
+    inside the left one, and a separate 3 x 3 component of mode 4; embeddings 0 (left) and 1 (right)."""
+    modes = np.zeros((20, 44), np.int64)
+    modes[2:18, 2:18] = 1
+    modes[2:18, 18:38] = 2
+    modes[5:7, 5:7] = 3
+    modes[2:5, 40:43] = 4
+    emb = np.zeros((2, 20, 44), np.float32)
+    emb[0, :, 18:38] = 1.0
+    return modes, emb
+
+
+def test_split_at_modes_rules():
+    modes, emb = _pair_modes()
+    out = split_at_modes(modes, emb, 0.5)
+    assert out.dtype == np.int32 and out.max() == 3
+    np.testing.assert_array_equal(out > 0, modes > 0)  # the foreground exactly
+    # the patch of mode 3 (4 px, under min_size and the share) joins the left instance; the small component
+    # (9 px: one mode, one piece) stays whole: the minimum size does not remove components here
+    assert len(np.unique(out[2:18, 2:18])) == 1 and out[3, 3] != out[3, 30]
+    assert (out[2:5, 40:43] == out[2, 40]).all() and out[2, 40] not in (out[3, 3], out[3, 30])
+    # margin: seeds' mean embeddings 1.0 apart; a margin above that keeps the component whole
+    np.testing.assert_array_equal(split_at_modes(modes, emb, 1.01), split_into_components(modes > 0))
+    assert split_at_modes(modes, emb, 1.01, metric="l1").max() == 2
+    # share: the left piece holds 252 px, 0.79 of the right one (320 px, the largest); a share above that keeps
+    # the component whole
+    assert split_at_modes(modes, emb, 0.5, min_share=0.8).max() == 2
+    assert split_at_modes(modes, emb, 0.5, min_share=0.75).max() == 3
+    # size: pieces need min_size pixels to split (and the patch splits off with min_size=0 and no share)
+    assert split_at_modes(modes, emb, 0.5, min_size=300).max() == 2
+    emb[1, 5:7, 5:7] = 5.0
+    assert split_at_modes(modes, emb, 0.5, min_share=0, min_size=0).max() == 4
+
+
+def test_split_at_modes_floods_the_rest_to_the_nearest_seed_and_merges_through_touching_regions_only():
+    # three stripes of one component: modes 1 | 2 | 3, embeddings 0 | 0.3 | 0.6: each neighbour pair is
+    # closer than the margin 0.5 (merged, single linkage through the middle), the outer pair is not
+    modes = np.zeros((10, 30), np.int64)
+    modes[:, 0:10], modes[:, 10:20], modes[:, 20:30] = 1, 2, 3
+    emb = np.zeros((1, 10, 30), np.float32)
+    emb[0, :, 10:20], emb[0, :, 20:30] = 0.3, 0.6
+    assert split_at_modes(modes, emb, 0.5).max() == 1
+    # the middle stripe too thin to seed (a border band): the outer stripes are 0.6 apart and stay apart,
+    # and the band's pixels go to the nearer one
+    modes[:, 10:20] = 0
+    modes[:, 14:16] = 2
+    modes[:, 10:14], modes[:, 16:20] = 1, 3
+    emb[0, :, 10:14], emb[0, :, 16:20] = 0.0, 0.6
+    out = split_at_modes(modes, emb, 0.5, min_share=0.2)
+    assert out.max() == 2
+    np.testing.assert_array_equal(out[:, :15], 1)
+    np.testing.assert_array_equal(out[:, 15:], 2)
+
+
+def test_split_at_modes_edge_cases_and_errors():
+    modes, emb = _pair_modes()
+    empty = split_at_modes(np.zeros_like(modes), emb, 0.5)
+    assert empty.dtype == np.int32 and not empty.any()
+    with pytest.raises(ValueError, match="margin"):
+        split_at_modes(modes, emb, 0.0)
+    with pytest.raises(ValueError, match=r"min_share must be a fraction in \[0, 1\]"):
+        split_at_modes(modes, emb, 0.5, min_share=1.5)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        split_at_modes(modes, emb, 0.5, metric="cosine")
+    with pytest.raises(ValueError, match="embedding must have shape"):
+        split_at_modes(modes, emb[:, 1:], 0.5)
+
+
+def test_split_at_modes_share_is_relative_to_the_largest_piece():
+    # a clump: one object of 400 px and six of 48 px (an eighth of it, 5 % of the component) touching it,
+    # each its own embedding: min_share=0.1 splits them all, 0.2 keeps the small ones with the large one
+    modes = np.zeros((30, 60), np.int64)
+    modes[5:25, 5:25] = 1
+    emb = np.zeros((1, 30, 60), np.float32)
+    for j in range(6):
+        modes[5:11, 25 + 6 * j : 25 + 6 * j + 6] = j + 2  # 6 x 8 = 48 px each, a touching row
+        modes[11:13, 25 + 6 * j : 25 + 6 * j + 6] = j + 2
+        emb[0][modes == j + 2] = j + 1.0
+    out = split_at_modes(modes, emb, 0.5, min_share=0.1)
+    assert out.max() == 7
+    assert split_at_modes(modes, emb, 0.5, min_share=0.2).max() == 1

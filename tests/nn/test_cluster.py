@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
 from test_meanshift import EPS, make_scene  # noqa: E402  (tests/nn is on sys.path: no __init__.py)
 
 from harmonic_seg.nn.cluster import cluster_embeddings  # noqa: E402
+from harmonic_seg.postprocess import instance_scores, split_into_components  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_cluster_embeddings_exact_mode_follows_mean_shift(scene):
     labels, emb = scene
     fg = labels > 0
     kw = dict(seeds="bin", max_points=None, coarse_to_fine=False)
-    pred, _ = cluster_embeddings(emb, fg, EPS, min_size=0, **kw)
+    pred, _ = cluster_embeddings(emb, fg, EPS, min_size=0, recovery="mean_shift", **kw)
     _, ref = mean_shift(emb[:, fg].T, EPS, **kw)
     assert ari(ref, pred[fg]) == 1.0
 
@@ -55,11 +56,13 @@ def test_cluster_embeddings_split_components():
     fg = np.zeros((20, 20), dtype=bool)
     fg[2:8, 2:8] = fg[12:18, 12:18] = True
     emb[:, fg] = 0.7
-    pred, _ = cluster_embeddings(emb, fg, EPS)
+    pred, _ = cluster_embeddings(emb, fg, EPS, recovery="mean_shift")
     assert pred.max() == 1
-    pred, scores = cluster_embeddings(emb, fg, EPS, split_components=True)
+    pred, scores = cluster_embeddings(emb, fg, EPS, recovery="mean_shift", split_components=True)
     assert pred.max() == 2 and pred[3, 3] != pred[15, 15]
     np.testing.assert_allclose(scores, [1.0, 1.0])
+    # recovery="split" never joins two components
+    np.testing.assert_array_equal(cluster_embeddings(emb, fg, EPS)[0], pred)
 
 
 def test_cluster_embeddings_core_threshold():
@@ -171,11 +174,13 @@ def test_cluster_embeddings_merge_small():
     emb[0, :, 10:] += 1.0
     emb[:, 0:3, 0:3] = 5.0
     fg = np.ones((20, 20), dtype=bool)
-    removed, _ = cluster_embeddings(emb, fg, 0.5, min_size=20)
+    removed, _ = cluster_embeddings(emb, fg, 0.5, min_size=20, recovery="mean_shift")
     assert (removed == 0).sum() == 9
-    merged, scores = cluster_embeddings(emb, fg, 0.5, min_size=20, merge_small=True)
+    merged, scores = cluster_embeddings(emb, fg, 0.5, min_size=20, merge_small=True, recovery="mean_shift")
     assert merged.max() == 2 and scores.shape == (2,) and (merged > 0).all()
     assert (merged[0:3, 0:3] == merged[10, 5]).all() and merged[10, 5] != merged[10, 15]
+    # recovery="split" gives a small region of a component to a touching instance whatever merge_small
+    assert _same_partition(cluster_embeddings(emb, fg, 0.5, min_size=20)[0], merged)
 
 
 def test_cluster_embeddings_edge_cases():
@@ -218,6 +223,133 @@ def test_cluster_embeddings_errors():
     for bad in (0, 0.0, 1.5, -0.2, True, "0.5"):
         with pytest.raises(ValueError, match=r"core_fraction must be a fraction in \(0, 1\] or None"):
             cluster_embeddings(emb, None, EPS, core_fraction=bad)
+
+
+def _two_nuclei_and_a_touching_pair(seed=0):
+    """Truth and embedding: two separate round nuclei whose embedding has scattered outliers (a fifth of
+    their pixels, far from the nucleus' value: noise that fragments a mean shift), and a touching pair of
+    rectangles whose embeddings lie 1.0 apart (twice the margin 0.5)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :64]
+    truth = np.zeros((48, 64), np.int32)
+    truth[(yy - 12) ** 2 + (xx - 12) ** 2 <= 81] = 1
+    truth[(yy - 12) ** 2 + (xx - 40) ** 2 <= 81] = 2
+    truth[30:44, 6:30] = 3
+    truth[30:44, 30:54] = 4
+    emb = np.zeros((2, 48, 64), np.float32)
+    emb[0][truth == 2] = 3.0  # far-apart nuclei: any values
+    emb[1][truth == 3] = 6.0
+    emb[1][truth == 4] = 7.0
+    emb += rng.normal(0, 0.03, emb.shape).astype(np.float32)
+    outlier = np.isin(truth, [1, 2]) & (rng.random(truth.shape) < 0.2)
+    emb[:, outlier] = rng.choice([-2.0, 1.5], size=(1, int(outlier.sum()))).astype(np.float32)
+    return truth, emb
+
+
+def _same_partition(a, b):
+    return ari(a.ravel(), b.ravel()) == 1.0 and (a > 0).sum() == (b > 0).sum()
+
+
+def test_split_recovery_keeps_noisy_separate_nuclei_whole():
+    # the floor: the connected components of the foreground; scattered outliers make modes of their own
+    # (a mean shift of all foreground pixels keeps them as instances, cut across the nuclei), but their
+    # pieces are single pixels, far below a meaningful share: every component without two seeds stays whole
+    truth, emb = _two_nuclei_and_a_touching_pair()
+    fg = np.isin(truth, [1, 2])
+    floor = split_into_components(fg.astype(np.int32))
+    old, _ = cluster_embeddings(emb, fg, EPS, recovery="mean_shift")
+    assert not _same_partition(old, floor)  # the fragments of the old recovery
+    pred, scores = cluster_embeddings(emb, fg, EPS)
+    np.testing.assert_array_equal(pred, floor)  # exactly the connected components, numbered the same way
+    assert scores.shape == (2,)
+    prob = np.where(fg, 0.8, 0.0)
+    comps, comp_scores = cluster_embeddings(emb, fg, EPS, recovery="components", fg_prob=prob)
+    np.testing.assert_array_equal(comps, floor)
+    # scores: mean probability times the share of pixels near the instance's mean embedding
+    np.testing.assert_allclose(comp_scores, instance_scores(floor, emb, EPS, fg_prob=prob), rtol=1e-6)
+    assert comp_scores.max() < 0.8  # the outliers are far from the mean
+
+
+def test_split_recovery_splits_touching_instances_apart_by_more_than_the_margin():
+    truth, emb = _two_nuclei_and_a_touching_pair()
+    fg = truth > 0
+    pred, scores = cluster_embeddings(emb, fg, EPS)
+    assert _same_partition(pred, truth) and pred.max() == 4 and scores.shape == (4,)
+    old, _ = cluster_embeddings(emb, fg, EPS, recovery="mean_shift", split_components=True)
+    assert not _same_partition(old, truth)  # the outliers' modes cut the nuclei
+    # closer than the margin (0.3 < 0.5): one mode, the pair stays one instance
+    close = emb.copy()
+    close[1][truth == 4] = close[1][truth == 3].mean() + 0.3
+    pred, _ = cluster_embeddings(close, truth >= 3, EPS)
+    assert pred.max() == 1
+
+
+def test_split_recovery_components_without_a_mode_stay_whole():
+    # a core selection that leaves one component without any pixel in the mode search: it gets a mode of
+    # its own (its pixels are never given to another component's mode)
+    truth, emb = _two_nuclei_and_a_touching_pair()
+    fg = truth > 0
+    prob = np.where(fg, 0.99, 0.0)
+    prob[truth == 1] = 0.6
+    pred, scores = cluster_embeddings(emb, fg, EPS, fg_prob=prob, core_threshold=0.9)
+    assert _same_partition(pred, truth)
+    np.testing.assert_array_equal(pred > 0, fg)
+
+
+def test_split_recovery_is_one_mean_shift_of_moved_components(monkeypatch):
+    import harmonic_seg.nn.cluster as cluster_module
+
+    truth, emb = _two_nuclei_and_a_touching_pair()
+    calls = []
+    original = cluster_module._mean_shift
+
+    def spy(pts, *a, **k):
+        calls.append(pts.shape)
+        return original(pts, *a, **k)
+
+    monkeypatch.setattr(cluster_module, "_mean_shift", spy)
+    cluster_embeddings(emb, truth > 0, EPS)
+    assert calls == [((truth > 0).sum(), 2)]  # one search, no extra dimension
+    calls.clear()
+    cluster_embeddings(emb, truth > 0, EPS, recovery="components")
+    assert calls == []
+    # two components whose embeddings coincide stay apart, with every pixel in its own component's mode
+    same = np.zeros((2, 20, 41), np.float32)
+    fg = np.zeros((20, 41), bool)
+    fg[2:18, 2:20] = fg[2:18, 21:39] = True
+    same[0, :, 10:20] = same[0, :, 30:39] = 1.0  # each component: two halves 1.0 apart
+    pred, _ = cluster_embeddings(same, fg, EPS)
+    assert pred.max() == 4 and len(np.unique(pred[2:18, 2:20])) == 2 and len(np.unique(pred[2:18, 21:39])) == 2
+    assert len(calls) == 1
+
+
+def test_component_offsets_keep_components_apart():
+    from harmonic_seg.nn.cluster import _ComponentOffsets
+
+    rng = np.random.default_rng(0)
+    n_comps = 700
+    comp = rng.integers(0, n_comps, 20000)
+    for n_dims in (12, 3):  # 3: too few dimensions for base-6 digits, a larger base
+        pts = rng.normal(0, 1, (20000, n_dims)).astype(np.float32)
+        moved = _ComponentOffsets(pts, n_comps, 0.5, "euclidean")
+        assert moved.base ** moved.k >= n_comps and moved.k <= n_dims
+        out = moved.move(pts, comp)
+        if n_dims == 12:
+            assert np.abs(out).max() <= 150 * 0.5 + np.abs(pts).max()  # float32 distances stay exact
+        assert (moved.component_of(out) == comp).all()  # every point (and mode, in its hull) decodes to its own
+        a, b = out[comp == 3], out[comp == 4]
+        gap = np.abs(a[:, None, :] - b[None, :, :]).max(-1).min()
+        span = pts.max(0) - pts.min(0)
+        assert gap >= np.sqrt((span**2).sum()) + 2 * 0.5 - 1e-4  # farther than any two embeddings plus a window
+
+
+def test_recovery_errors():
+    emb = np.zeros((2, 8, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="recovery must be one of"):
+        cluster_embeddings(emb, None, EPS, recovery="watershed")
+    for bad in (-0.1, 1.5, True, "0.1"):
+        with pytest.raises(ValueError, match=r"min_share must be a fraction in \[0, 1\]"):
+            cluster_embeddings(emb, None, EPS, min_share=bad)
 
 
 def test_old_import_path_still_works():
