@@ -18,7 +18,8 @@ tiles are then post-processed several ways, all scored on the 4 test tiles:
   (``recovery_``, the pooled grid choice, the floor among the candidates).
 * ``old``: the tuning and the recovery as they were: mean shift of all foreground pixels
   (``recovery="mean_shift"``, with the demo's ``split_components=True``), the best grid point of
-  the same grid by its own score (first in grid order among equal scores), then the threshold.
+  the same grid by its own score (first in grid order among equal scores), then the threshold with
+  the best score (the configured one among equal scores).
 * ``rules``: the recovery at fixed settings (the default window eps, ``min_size=10``, Euclidean,
   no core selection, threshold 0.5), rule by rule: the mean shift of all foreground pixels; one
   mean shift per component with every piece of a mode an instance; + pieces need ``min_size``
@@ -26,8 +27,9 @@ tiles are then post-processed several ways, all scored on the 4 test tiles:
   piece; + seeds closer than the margin merge (= ``recovery="split"``). The same at the window
   and minimum size the old tuning chose.
 * ``selection``: the grid of the new tuning re-read three ways: the best raw score among the
-  clusterings only (old rule, new recovery), the best raw score with the floor among the
-  candidates, and the shipped choice (pooled, simplest within noise).
+  clusterings only (the old rules, clustering and threshold, with the new recovery), the best raw
+  score with the floor among the candidates, and the shipped choice (pooled, simplest within
+  noise, the configured threshold unless another is better beyond noise).
 
 Timing (``timing``): the clustering alone, old recovery against new, on the same embeddings and
 settings (window eps, ``min_size=10``): the 4 test tiles and the whole 512 x 512 image, best of
@@ -103,17 +105,22 @@ def old_tuning(seg, preds, labels):
         recovery="mean_shift",
     )
     best = max(results, key=lambda r: r["score"])  # first in grid order among equal scores
-    return threshold_search(seg, preds, labels, best), results
+    return threshold_search(seg, preds, labels, best, old=True), results
 
 
-def threshold_search(seg, preds, labels, row):
+def threshold_search(seg, preds, labels, row, old=False):
+    """The threshold search after the clustering ``row``: the current rule (the configured threshold
+    unless another is better beyond noise) or, ``old=True``, the previous one (the best score, the
+    configured threshold among equal ones)."""
     setting = {k: row.get(k) for k in ("recovery", "metric", "bandwidth", "core_fraction", "min_size", "min_share")}
     if setting["recovery"] == "components":
         setting.update(metric="euclidean", bandwidth=seg._default_bandwidth(), core_fraction=None, min_share=None)
-    best_t, _ = _tuning.grid_search_threshold(
+    best_t, rows = _tuning.grid_search_threshold(
         lambda pred, t: cluster(seg, [pred], setting, threshold=t)[0][0], preds, labels,
         _tuning.fg_threshold_grid(seg.fg_threshold), "sbd",
     )
+    if old:
+        best_t = max(rows, key=lambda r: r["score"])  # the first (configured) among equal scores
     return {**setting, "fg_threshold": best_t["fg_threshold"], "validation_score": round(row["score"], 4),
             "validation_score_at_threshold": round(best_t["score"], 4)}
 
@@ -218,7 +225,7 @@ def run_seed(seed, args, data):
     report["selection"] = {}
     for name, row in (("best raw score, clusterings only", max(split_rows, key=lambda r: r["score"])),
                       ("best raw score, floor among the candidates", max(grid, key=lambda r: r["score"]))):
-        setting = threshold_search(seg, val_preds, val_y, row)
+        setting = threshold_search(seg, val_preds, val_y, row, old=True)
         report["selection"][name] = {**metrics(test_y, *cluster(seg, test_preds, setting)), "setting": setting}
     report["selection"]["pooled, simplest within noise (shipped)"] = report["new"]
 

@@ -214,23 +214,27 @@ def select_setting(results, keys, simplicity, *, min_tolerance=MIN_TOLERANCE):
         score is within noise of the best pooled score. The pooled score is
         the smaller of a row's own score and the mean score of the row and
         its neighbours: an isolated peak pools down to its neighbourhood, and
-        a poor row next to it does not pool up. Noise is the larger of ``min_tolerance`` and
-        the standard error of the per-image differences of pooled scores to
-        the best row (with two images or more); ties in simplicity: the
-        higher pooled score, then grid order.
+        a poor row next to it does not pool up. Noise is ``min_tolerance``
+        or, where some image scores higher with the row than with the best
+        one, the larger of it and the standard error of the per-image score
+        differences (two images or more): a row that loses to the best one on
+        some images and gains on none is not within noise of it (a split that
+        helps on the images with touching objects and changes nothing on the
+        others is no luck). Ties in simplicity: the higher pooled score, then
+        grid order.
     """
     near = _neighbours(keys)
     scores = np.array([r["score"] for r in results], dtype=float)
     images = np.array([r["image_scores"] for r in results], dtype=float).reshape(len(results), -1)
     region = np.array([scores[[n] + near[n]].mean() for n in range(len(results))])
     pooled = np.minimum(scores, region)  # good itself and in its neighbourhood
-    pooled_img = np.stack([images[[n] + near[n]].mean(0) for n in range(len(results))])
     for r, v in zip(results, pooled):
         r["pooled_score"] = float(v)
     best = int(np.argmax(pooled))
-    diff = pooled_img[best] - pooled_img  # (rows, images)
+    diff = images[best] - images  # (rows, images): the rows' own scores, image by image
     n_img = diff.shape[1]
     se = diff.std(1, ddof=1) / np.sqrt(n_img) if n_img >= 2 else np.zeros(len(results))
+    se = np.where((diff < -1e-12).any(1), se, 0.0)  # only where some image prefers the row
     ok = pooled[best] - pooled <= np.maximum(min_tolerance, se)
     return min(np.flatnonzero(ok), key=lambda n: (simplicity[n], -pooled[n], n))
 
