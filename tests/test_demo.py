@@ -82,4 +82,4 @@ def test_worm_sample_matches_its_description():
 
 def test_demo_command_line_help():
     r = subprocess.run([sys.executable, "-m", "harmonic_seg", "demo", "--help"], capture_output=True, text=True)
-    assert r.returncode == 0 and "embedded nuclei sample" in r.stdout
+    assert r.returncode == 0 and "worm sample" in r.stdout
