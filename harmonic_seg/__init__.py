@@ -24,7 +24,6 @@ _LAZY = {
     "HarmonicSegmenter": ".segmenter",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",
-    "AUTO_PRESET": "._auto",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -4,8 +4,7 @@
 * ``base_width="auto"``: from the device the network trains on (:func:`resolve_base_width`);
 * ``amp="auto"``: resolved where the network runs (:func:`harmonic_seg.nn.resolve_amp`).
 
-:data:`AUTO_PRESET` gathers them, with the post-processing tuning, as
-constructor parameters.
+All three are the defaults.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import math
 import numpy as np
 
 __all__ = [
-    "AUTO_PRESET",
     "AUTO_SCALE_DIAMETER",
     "AUTO_SCALE_RANGE",
     "BASE_WIDTHS",
@@ -35,10 +33,6 @@ AUTO_SCALE_DIAMETER = 32.0
 AUTO_SCALE_RANGE = (0.125, 1.0)
 #: ``base_width="auto"`` per device type (others: the GPU width).
 BASE_WIDTHS = {"cpu": 16, "cuda": 32}
-
-#: Constructor parameters that let the segmenter choose from the data and the device:
-#: ``HarmonicSegmenter(**AUTO_PRESET, max_time=600)``.
-AUTO_PRESET = {"scale": "auto", "base_width": "auto", "amp": "auto", "tune_postprocessing": True}
 
 
 def object_diameters(label_maps):

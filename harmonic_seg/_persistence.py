@@ -54,6 +54,14 @@ def _build_module(config, state, device):
     return module.to(device).eval()
 
 
+#: Values of the parameters whose default changed in 0.2.0, as they were before: a model saved or pickled
+#: by an older version without one of them was fitted with this value, not with today's default.
+LEGACY_DEFAULTS = {
+    "base_width": 32, "crop_size": 256, "learning_rate": 1e-3, "loss": "harmonic", "scale": 1.0,
+    "tune_postprocessing": False, "amp": None,
+}
+
+
 def _legacy_fitted(est, network, history):
     """Fitted attributes of a model saved or pickled before they were recorded."""
     defaults = {"scale_": est.scale, "base_width_": network.get("base_width", 32), "n_epochs_": len(history or []),
@@ -80,7 +88,7 @@ def setstate(est, state):
     # parameters added after the object was pickled take their defaults
     for name, param in inspect.signature(type(est).__init__).parameters.items():
         if param.kind is param.KEYWORD_ONLY and name not in est.__dict__:
-            setattr(est, name, param.default)
+            setattr(est, name, LEGACY_DEFAULTS.get(name, param.default))
     if config is None:
         return
     if "validation_indices_" not in est.__dict__:  # pickled before it was recorded
@@ -344,7 +352,7 @@ def load(cls, path, *, device="cpu"):
     random_states = {k: _random_state_from_json(v) for k, v in config.get("random_states", {}).items()}
 
     def constructor_args(saved, section):
-        args = dict(saved)
+        args = dict(LEGACY_DEFAULTS, **saved) if section == "params" else dict(saved)
         for key in ("scale_range", "percentiles"):
             if args.get(key) is not None:
                 args[key] = tuple(args[key])

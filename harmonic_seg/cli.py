@@ -289,26 +289,27 @@ def _add_fit_parser(sub, common):
     f.add_argument("--n-guides", type=int, default=12, help="number of guide functions (embedding size)" + net)
     f.add_argument("--margin", type=float, default=0.5, help="margin eps of the guide functions" + net)
     f.add_argument("--depth", type=int, default=4, help="pooling steps of the U-Net" + net)
-    f.add_argument("--width", type=_width_arg, default=32,
+    f.add_argument("--width", type=_width_arg, default="auto",
                    help="channels of the first level, or auto (16 on a CPU, 32 on a GPU)" + net)
-    f.add_argument("--scale", type=_scale_arg, default=1.0,
+    f.add_argument("--scale", type=_scale_arg, default="auto",
                    help="resize factor of the images the network sees (0.5: halved), or auto (from the size of "
                         "the objects in the label maps)" + net)
-    f.add_argument("--loss", choices=["harmonic", "discriminative"], default="harmonic",
-                   help="what the embedding learns: the guided harmonic embeddings, or the discriminative loss")
+    f.add_argument("--loss", choices=["discriminative", "harmonic"], default="discriminative",
+                   help="what the embedding learns: the discriminative loss, or the guided harmonic embeddings "
+                        "(the paper's method)")
     f.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="wall-clock budget of the whole fit (guides, training, tuning); the epochs are planned to "
                         "end on it and --epochs is not used")
     f.add_argument("--epochs", type=int, default=50, help="training epochs (without --max-time)")
     f.add_argument("--validation-fraction", type=float, default=0.1,
                    help="fraction of the images held out for validation and the post-processing tuning")
-    f.add_argument("--tune", action=argparse.BooleanOptionalAction, default=False,
+    f.add_argument("--tune", action=argparse.BooleanOptionalAction, default=True,
                    help="tune the post-processing (bandwidth, distance, core fraction, minimum size, foreground "
                         "threshold) on the held-out images")
     f.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="mixed precision: bfloat16 on CPU, float16 on CUDA; None (neither flag): float16 on CUDA "
-                        "only")
-    f.add_argument("--crop-size", type=int, default=256, help="side of the random training crops")
+                   help="mixed precision: bfloat16 on CPU, float16 on CUDA; neither flag: auto (bfloat16 only on a "
+                        "CPU that has it natively, float16 on CUDA)")
+    f.add_argument("--crop-size", type=int, default=192, help="side of the random training crops")
     f.add_argument("--batch-size", type=int, default=4, help="crops per minibatch")
     f.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch; None: chosen from the CPUs idle at the start")

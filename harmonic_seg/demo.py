@@ -26,6 +26,7 @@ TEST_TILES = (5, 10, 12, 15)
 DEMO_PARAMS = dict(
     depth=4, base_width=16, crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.5, percentiles=None,
     validation_fraction=0.2, tune_postprocessing=True, split_components=True, merge_small=True,
+    loss="harmonic", amp=None,
 )
 
 

@@ -45,7 +45,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         (CoordConv) or nothing (the paper's ablations).
     depth : int, default=4
         Pooling steps of the U-Net.
-    base_width : int or "auto", default=32
+    base_width : int or "auto", default="auto"
         Channels of its first level (doubled at every level); "auto": 16
         where the network trains on a CPU, 32 on a GPU (``base_width_``).
     norm : {"batch", "group", "instance"} or None, default="batch"
@@ -64,12 +64,12 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     steps_per_epoch : int or None, default=None
         Minibatches per epoch; None covers the training images once.
     batch_size : int, default=4
-    crop_size : int, default=256
+    crop_size : int, default=192
         Side of the random training crops (the paper uses 448); at least
         ``2 * 2**depth`` (the deepest level keeps 2 x 2 pixels). A crop
         longer than every training image's sides (after ``scale``) is
         clipped to the longest side: it would only add padding.
-    learning_rate : float, default=1e-3
+    learning_rate : float, default=2e-3
         Adam step size.
     lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
     validation_fraction : float, default=0.1
@@ -86,16 +86,20 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         input): ``1 + boundary_weight`` there, 1 elsewhere, meant to keep the
         embeddings of touching cells apart (not shown to raise SBD on
         DIC-HeLa, docs/results.md); the harmonic loss only.
-    loss : {"harmonic", "discriminative"}, default="harmonic"
-        What the embedding head learns: the guided harmonic embeddings (L1 to
-        the targets, the paper), or the discriminative loss of De Brabandere
-        et al. (2017) with its margins 0.5 and 1.5, the paper's baseline,
-        clustered by the same mean shift; its default bandwidth is then its
-        pull margin 0.5 whatever the guides' margin (the guides are still
-        fitted: SinConv uses them as input features).
+    loss : {"discriminative", "harmonic"}, default="discriminative"
+        What the embedding head learns: the discriminative loss of De
+        Brabandere et al. (2017) with its margins 0.5 and 1.5 (the paper's
+        baseline), or the guided harmonic embeddings (L1 to the targets, the
+        paper's method). Both are clustered by the same mean shift. The
+        discriminative loss is the default because it scored higher on leaves
+        and cells, and level on worms, at CPU budgets (see the user guide);
+        its default bandwidth is its pull margin 0.5 whatever the guides'
+        margin (the guides are still fitted: SinConv uses them as input
+        features). ``loss="harmonic"`` is the paper's method; the guides'
+        ``margin`` and ``n_guides`` then shape the targets.
     scale_range : tuple of float, default=(0.75, 1.33)
         Random scaling of training images (augmentation).
-    scale : float or "auto", default=1.0
+    scale : float or "auto", default="auto"
         Every image (and label map) is resized by this factor (at most 100) before the
         network sees it, in training and in prediction; embeddings and
         foreground probabilities are brought back to the input size
@@ -153,7 +157,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         between touching instances, whose embedding blends both, then form no
         fragments of their own. None: every foreground pixel seeks (the
         paper). ``tune_postprocessing`` also tries None, 0.8 and 0.6.
-    tune_postprocessing : bool, default=False
+    tune_postprocessing : bool, default=True
         After training, choose the bandwidth (0.5 to 3 times its default;
         L1 windows scaled to match, see :meth:`optimize_postprocessing`),
         the distance (``metric``), ``core_fraction``, ``min_size`` and
@@ -171,7 +175,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     device : str, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
         or "mps"; ``fit`` refuses a GPU this torch cannot use before any work.
-    amp : bool, "auto" or None, default=None
+    amp : bool, "auto" or None, default="auto"
         Mixed precision (autocast) in fit and predict; None: float16 on CUDA,
         float32 on CPU; True: also bfloat16 on CPU, about twice as fast to
         train on CPUs with AVX-512 BF16 or AMX instructions (slower where
@@ -301,22 +305,22 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         guides=None,
         variant="sin",
         depth=4,
-        base_width=32,
+        base_width="auto",
         norm="batch",
         epochs=50,
         max_time=None,
         steps_per_epoch=None,
         batch_size=4,
-        crop_size=256,
-        learning_rate=1e-3,
+        crop_size=192,
+        learning_rate=2e-3,
         lr_schedule="cosine",
         validation_fraction=0.1,
         patience=None,
         fg_weight=1.0,
         boundary_weight=0.0,
-        loss="harmonic",
+        loss="discriminative",
         scale_range=(0.75, 1.33),
-        scale=1.0,
+        scale="auto",
         flips=True,
         rotate=False,
         percentiles=(1.0, 99.8),
@@ -328,11 +332,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         fg_threshold=0.5,
         core_threshold=None,
         core_fraction=None,
-        tune_postprocessing=False,
+        tune_postprocessing=True,
         tile_size=1024,
         tile_overlap=None,
         device="auto",
-        amp=None,
+        amp="auto",
         num_threads=None,
         callbacks=None,
         warm_start=False,

@@ -1,11 +1,11 @@
-"""The automatic choices: scale="auto", base_width="auto", amp="auto" and AUTO_PRESET."""
+"""The automatic choices: scale="auto", base_width="auto", amp="auto" (the defaults)."""
 
 import numpy as np
 import pytest
 import torch
 
 from harmonic_seg import HarmonicSegmenter
-from harmonic_seg._auto import AUTO_PRESET, AUTO_SCALE_DIAMETER, auto_scale, object_diameters, resolve_base_width
+from harmonic_seg._auto import AUTO_SCALE_DIAMETER, auto_scale, object_diameters, resolve_base_width
 from harmonic_seg.nn import _train_utils, resolve_amp
 from harmonic_seg.synthetic import make_instances
 
@@ -76,9 +76,10 @@ def test_segmenter_scale_and_width_auto_are_fitted_and_used():
     assert plain.scale_ == 1.0 and plain.base_width_ == 4
 
 
-def test_auto_preset_and_its_values_are_valid():
-    seg = HarmonicSegmenter(**AUTO_PRESET)
-    assert seg.get_params()["scale"] == "auto" and seg.tune_postprocessing
+def test_defaults_are_the_automatic_choices_and_bad_values_are_refused():
+    params = HarmonicSegmenter().get_params()
+    assert (params["scale"], params["base_width"], params["amp"]) == ("auto", "auto", "auto")
+    assert params["tune_postprocessing"] and params["loss"] == "discriminative"
     with pytest.raises(ValueError, match="scale"):
         HarmonicSegmenter(scale="big").fit([np.zeros((32, 32))], [np.zeros((32, 32), int)])
     with pytest.raises(ValueError, match="base_width"):

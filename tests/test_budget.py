@@ -24,7 +24,7 @@ def data():
 def test_max_time_bounds_the_whole_fit_and_the_schedule_ends_on_the_last_epoch(data):
     X, y = data
     seg = HarmonicSegmenter(max_time=5.0, epochs=2, validation_fraction=0.2, learning_rate=1e-3, random_state=0,
-                            **TINY)
+                            tune_postprocessing=False, **TINY)
     t0 = time.perf_counter()
     seg.fit(X, y)
     wall = time.perf_counter() - t0

@@ -49,15 +49,18 @@ def test_fit_help_lists_every_flag_with_its_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for flag in FIT_FLAGS:
         assert flag in text, flag
-    for default in ("(default: 50)", "(default: auto)", "(default: harmonic)", "(default: 1.0)", "(default: 0.1)",
-                    "(default: False)"):
+    for default in ("(default: 50)", "(default: auto)", "(default: discriminative)", "(default: 0.1)",
+                    "(default: True)", "(default: 192)"):
         assert default in text, default
 
 
 @pytest.mark.parametrize("flags, expected", [
-    ([], dict(loss="harmonic", max_time=None, scale=1.0, tune_postprocessing=False, amp=None, num_threads=None,
-              epochs=50, validation_fraction=0.1, warm_start=False, device="auto", random_state=0, base_width=32)),
-    (["--loss", "discriminative"], dict(loss="discriminative")),
+    ([], dict(loss="discriminative", max_time=None, scale="auto", tune_postprocessing=True, amp="auto",
+              num_threads=None, epochs=50, validation_fraction=0.1, warm_start=False, device="auto", random_state=0,
+              base_width="auto", crop_size=192, learning_rate=2e-3)),
+    (["--loss", "harmonic"], dict(loss="harmonic")),
+    (["--scale", "1"], dict(scale=1.0)),
+    (["--width", "32"], dict(base_width=32)),
     (["--max-time", "90"], dict(max_time=90.0)),
     (["--scale", "auto"], dict(scale="auto")),
     (["--scale", "0.25"], dict(scale=0.25)),

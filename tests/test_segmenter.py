@@ -169,7 +169,9 @@ def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_pat
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
     assert est.fg_threshold_ == 0.45
-    np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], fitted.predict(data[0][:1])[0])
+    ref = pickle.loads(pickle.dumps(fitted))  # the values an old model stands in for its missing fitted ones
+    ref.core_fraction_, ref.fg_threshold_ = None, ref.fg_threshold
+    np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], ref.predict(data[0][:1])[0])
 
 
 def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkeypatch):
