@@ -100,6 +100,23 @@ def mosaic(tile, size):
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size])
 
 
+def label_mosaic(labels, size):
+    """The ground truth of :func:`mosaic`: the same copies, every copy's ids made unique."""
+    th, tw = labels.shape
+    n = int(labels.max()) + 1
+    cols = -(-size // tw)
+    rows = [np.concatenate([np.where(mirrored(labels, i, j) > 0, mirrored(labels, i, j) + (i * cols + j) * n, 0)
+                            for j in range(cols)], axis=1) for i in range(-(-size // th))]
+    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size]).astype(np.int64)
+
+
+def f1_against(truth, labels):
+    """Matching F1 at IoU 0.5 against the ground truth (StarDist's matching)."""
+    from harmonic_seg.metrics import matching
+
+    return float(matching(truth, labels, thresh=0.5).f1)
+
+
 def zarr_mosaic(tile, size, path, chunk):
     """The same mosaic written to a Zarr array row of copies by row of copies (bounded memory)."""
     import zarr
@@ -117,21 +134,25 @@ def zarr_mosaic(tile, size, path, chunk):
     return path
 
 
-def machine():
-    sys.path.insert(0, str(HERE))
-    from _common import machine as describe
+def _bench_common():
+    """benchmarks/_common.py, by its path (examples/ has a _common.py of its own)."""
+    import importlib.util
 
-    info = describe()
+    spec = importlib.util.spec_from_file_location("_bench_common", HERE / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine():
+    info = _bench_common().machine()
     info["note"] = ("2 CPU cores shared with other jobs running at the same time: times are upper bounds and vary "
                     "from run to run")
     return info
 
 
 def write(name, payload):
-    sys.path.insert(0, str(HERE))
-    from _common import write_json
-
-    path = write_json(RESULTS / f"dask_{name}.json", payload)
+    path = _bench_common().write_json(RESULTS / f"dask_{name}.json", payload)
     print(f"wrote {path}")
 
 
@@ -246,8 +267,9 @@ def cmd_equivalence(args):
     from harmonic_seg.distributed._stitch import apply_table, relabel_table
 
     seg = load_model(args.model)
-    tile, _ = load_nuclei(args.data)
+    tile, tile_truth = load_nuclei(args.data)
     image = mosaic(tile, args.size)
+    truth = label_mosaic(tile_truth, args.size)
     report, previous = {}, RESULTS / "dask_equivalence.json"
     if args.append and previous.exists():  # the modes of an earlier run, for modes not run now
         report = {k: v for k, v in json.loads(previous.read_text())["results"].items() if k not in args.clustering}
@@ -257,7 +279,7 @@ def cmd_equivalence(args):
             whole = seg.predict([image])[0]
             whole_s = time.perf_counter() - t0
         print(f"{mode}: whole image {image.shape}: {int(whole.max())} instances in {whole_s:.0f} s", flush=True)
-        runs = {"whole_image_seconds": whole_s,
+        runs = {"whole_image_seconds": whole_s, "whole_image_f1_vs_ground_truth": f1_against(truth, whole),
                 "command": f"python benchmarks/bench_dask.py equivalence --model MODEL --size {args.size} "
                            f"--chunk {args.chunk} --clustering {mode}{' --append' if args.append else ''}"}
         if mode == "default":  # "exact" draws nothing at random: another seed gives the same labels
@@ -279,7 +301,7 @@ def cmd_equivalence(args):
             for (core, _), b, offset in zip(blocks, plan.blocks, offsets):
                 lab[b.core[0]:b.core[1], b.core[2]:b.core[3]] = apply_table(core, table, offset)
             runs[stitch] = {"stitch_seconds": time.perf_counter() - t0, "stitching": stats,
-                            **compare(whole, lab, args.chunk)}
+                            "f1_vs_ground_truth": f1_against(truth, lab), **compare(whole, lab, args.chunk)}
             if stitch == "embedding" and mode == "default":  # the same labels as the public function
                 with clustering_mode(mode), dask.config.set(scheduler="synchronous"):
                     direct = predict_blockwise(seg, da.from_array(image, chunks=args.chunk)).compute()
