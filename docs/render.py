@@ -1,0 +1,370 @@
+"""Fill the result tables of README.md and docs/*.md from the committed result files.
+
+    python docs/render.py            # rewrite the tables in place
+    python docs/render.py --check    # exit 1 if a page differs from what it would render
+
+A table lives between two marker comments in a Markdown page::
+
+    <!-- table:NAME -->
+    (generated: the table, then a line naming its result file(s) and the command that wrote them)
+    <!-- /table:NAME -->
+
+``NAME`` is one of :data:`TABLES` (``defaults_seeds`` takes the data set after a colon, e.g.
+``<!-- table:defaults_seeds:cvppp_a1 -->``). Everything between the markers is replaced; the rest
+of the page is left as it is. The output depends only on the result files (no dates, no machine
+state), so a second run changes nothing. Needs the standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = "benchmarks/results"
+
+#: The pages whose tables are rendered, relative to the repository root.
+PAGE_GLOBS = ("README.md", "docs/*.md")
+
+#: The paper's figures (Kulikov & Lempitsky, CVPR 2020), for the summary table:
+#: data set -> (metric, value, where the paper gives it).
+PAPER = {
+    "cvppp_a1": ("SBD", 0.899, "Table 1, hidden test set of 33 images"),
+    "bbbc010": ("COCO AP", 0.724, "Table 3"),
+    "ctc_dic_c2dh_hela": ("SBD", 0.78, "Section 4.3, without the foreground mask"),
+}
+
+#: Data sets of the defaults tables, in the order shown, with their names for readers.
+DATASET_NAMES = {
+    "cvppp_a1": "CVPPP A1 leaves",
+    "bbbc010": "BBBC010 worms",
+    "ctc_dic_c2dh_hela": "DIC-C2DH-HeLa cells",
+}
+
+#: Metric keys of the ``rows`` of a defaults result file, and their column titles.
+METRICS = (("SBD", "SBD"), ("AP@0.5 (TP/(TP+FP+FN))", "AP@0.5"), ("COCO AP", "COCO AP"))
+HARMONIC_ROW = "harmonic, predicted foreground"
+FLOOR_ROW = "floor: connected components of the predicted foreground"
+
+MARKER = re.compile(r"<!-- table:(?P<name>[A-Za-z0-9_:.-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
+                    re.DOTALL)
+
+
+class RenderError(Exception):
+    """A marker names an unknown table, or a result file lacks what its table needs."""
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _load(root, name):
+    path = Path(root) / RESULTS / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RenderError(f"{RESULTS}/{name} is missing; run the command that writes it") from None
+
+
+def _f(x, digits=3):
+    """A score with ``digits`` decimals; '–' for None."""
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _s(x):
+    """Seconds with 3 significant figures (1.13, 21.8, 246)."""
+    if x is None:
+        return "–"
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def _mean_sd(values, digits=3):
+    """'mean ± sd' (sample sd) of the values; the value alone for one."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return _f(mean, digits)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{_f(mean, digits)} ± {_f(sd, digits)}"
+
+
+def _machine(m):
+    """The machine of a result file in a few words."""
+    if isinstance(m, str):
+        return m
+    cpu = re.sub(r"\((R|TM)\)", "", m.get("cpu", "CPU")).replace(" Processor", "").strip()
+    text = f"{m.get('cpu_count', '?')}-core {cpu}"
+    if m.get("cpu_avx512_bf16"):
+        text += " (AVX-512 BF16)"
+    if m.get("torch"):
+        text += f", torch {m['torch']}"
+    return text
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _source(files, command, extra=""):
+    names = ", ".join(f"`{RESULTS}/{f}`" for f in files)
+    return [f"Source: {names}, written by `{command}`{extra}."]
+
+
+# -- the tables ----------------------------------------------------------------------------------
+
+def _defaults_files(root):
+    """{data set: [(seed, result), ...]} of the defaults result files that exist, seeds in order."""
+    found = {}
+    for path in sorted((Path(root) / RESULTS).glob("defaults_*_seed*.json")):
+        m = re.fullmatch(r"defaults_(?P<ds>.+)_seed(?P<seed>\d+)\.json", path.name)
+        if m is None or m["ds"] not in DATASET_NAMES:
+            continue
+        found.setdefault(m["ds"], []).append((int(m["seed"]), path.name))
+    return {ds: [(seed, _load(root, name), name) for seed, name in sorted(found[ds])]
+            for ds in DATASET_NAMES if ds in found}
+
+
+def _metric(result, row, key, name):
+    try:
+        return result["rows"][row][key]
+    except KeyError:
+        raise RenderError(f"{RESULTS}/{name} has no rows[{row!r}][{key!r}]") from None
+
+
+def _budgets(runs):
+    budgets = sorted({r["max_time"] for _, r, _ in runs})
+    return ", ".join(f"{b:g}" for b in budgets)
+
+
+def table_defaults(root, arg=None):
+    """Summary: the defaults (mean ± sd over the seeds that exist) beside the floor and the paper."""
+    data = _defaults_files(root)
+    if not data:
+        return ["No result files yet: `python benchmarks/defaults.py` writes "
+                f"`{RESULTS}/defaults_<data set>_seed<k>.json`."]
+    header = ["data set", "method", "seeds"] + [t for _, t in METRICS] + ["fit (s)"]
+    rows, files = [], []
+    for ds, runs in data.items():
+        files += [name for _, _, name in runs]
+        n = len(runs)
+        rows.append([DATASET_NAMES[ds], f"defaults, `max_time={_budgets(runs)}`", n]
+                    + [_mean_sd([_metric(r, HARMONIC_ROW, k, name) for _, r, name in runs]) for k, _ in METRICS]
+                    + [_s(sum(r["fit_seconds"] for _, r, _ in runs) / n)])
+        rows.append(["", "floor: connected components of the predicted foreground", n]
+                     + [_mean_sd([_metric(r, FLOOR_ROW, k, name) for _, r, name in runs]) for k, _ in METRICS]
+                     + ["–"])
+        metric, value, where = PAPER[ds]
+        rows.append(["", f"paper ({where})", "–"]
+                    + [_f(value) if t == metric else "–" for _, t in METRICS] + ["–"])
+    seeds = sorted({seed for runs in data.values() for seed, _, _ in runs})
+    machines = sorted({_machine(r.get("machine", {})) for runs in data.values() for _, r, _ in runs})
+    return _table(header, rows) + [""] + _source(
+        files, "python benchmarks/defaults.py",
+        f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)})")
+
+
+def table_defaults_seeds(root, arg=None):
+    """One data set's defaults, seed by seed, with what the defaults chose."""
+    if arg not in DATASET_NAMES:
+        raise RenderError(f"defaults_seeds needs a data set after a colon, one of {sorted(DATASET_NAMES)}; "
+                          f"got {arg!r}")
+    runs = _defaults_files(root).get(arg)
+    if not runs:
+        return [f"No result files yet: `python benchmarks/defaults.py --datasets {arg}` writes "
+                f"`{RESULTS}/defaults_{arg}_seed<k>.json`."]
+    header = (["seed"] + [t for _, t in METRICS] + ["floor SBD", "floor COCO AP", "fit (s)", "epochs",
+                                                        "scale"])
+    rows = []
+    for seed, r, name in runs:
+        rows.append([seed] + [_f(_metric(r, HARMONIC_ROW, k, name)) for k, _ in METRICS]
+                    + [_f(_metric(r, FLOOR_ROW, "SBD", name)), _f(_metric(r, FLOOR_ROW, "COCO AP", name)),
+                       _s(r["fit_seconds"]), r.get("n_epochs", "–"), r.get("scale", "–")])
+    return _table(header, rows) + [""] + _source(
+        [name for _, _, name in runs], f"python benchmarks/defaults.py --datasets {arg}",
+        f" (`max_time={_budgets(runs)}`)")
+
+
+DEMO_METRICS = (("SBD", "SBD"), ("AP@0.5 (TP/(TP+FP+FN))", "AP@0.5"), ("AP@0.75 (TP/(TP+FP+FN))", "AP@0.75"),
+                ("F1@0.5", "F1@0.5"), ("COCO AP", "COCO AP"),
+                ("|DiC|", "absolute difference in count (lower is better)"))
+
+
+def table_demo(root, arg=None):
+    """The worm demo's scores beside the floor."""
+    d = _load(root, "demo.json")
+    floor_key = next(k for k in d if k.startswith("floor"))
+    rows = []
+    for key, title in DEMO_METRICS:
+        ours, floor = d["harmonic"][key], d[floor_key][key]
+        better = ours < floor if key == "|DiC|" else ours > floor
+        digits = 2 if key == "|DiC|" else 3
+        rows.append([title, f"**{_f(ours, digits)}**" if better else _f(ours, digits), _f(floor, digits)])
+    header = [f"on the {d['test_wells']} held-out wells", "harmonic embeddings",
+              "floor: connected components of the mask"]
+    return _table(header, rows) + [""] + _source(
+        ["demo.json"], d["command"].split(" (")[0],
+        f" (trained on {d['train_wells']} wells in {_s(d['fit_seconds'])} s, {d['machine'].split(';')[0]})")
+
+
+def table_first_run(root, arg=None):
+    """Wall time of the README's first command in a fresh virtual environment."""
+    d = _load(root, "first_run.json")
+    rows = [[f"`{d['command']}`", _s(d["wall_seconds"]), d["returncode"], _machine(d["machine"])]]
+    return _table(["command, in a new virtual environment", "wall time (s)", "exit status", "machine"],
+                  rows) + [""] + _source(["first_run.json"], "python benchmarks/first_run.py",
+                                        " (installation from the package index included)")
+
+
+def table_recovery(root, arg=None):
+    """Instance recovery on the nuclei sample: floor, previous and current recovery, same networks."""
+    d = _load(root, "recovery_demo.json")
+    seeds = d["seeds"]
+    keys = ("SBD", "AP@0.5", "COCO AP")
+    names = (("floor", "floor: connected components of the predicted foreground"),
+             ("old", "mean shift of all foreground pixels (`recovery=\"mean_shift\"`)"),
+             ("new", "split components at distinct modes (`recovery=\"split\"`, the default)"))
+    rows = [[title] + [_mean_sd([s[key][k] for s in seeds]) for k in keys] for key, title in names]
+    return _table(["recovery, same networks"] + list(keys), rows) + [""] + _source(
+        ["recovery_demo.json"], "python benchmarks/recovery.py",
+        f" (seeds {', '.join(str(s['seed']) for s in seeds)}, mean ± sd; 4 test tiles of the nuclei sample; "
+        f"{_machine(d['machine'])})")
+
+
+def table_shared_cpu(root, arg=None):
+    """Mean shift and predict times with old / new / one-thread settings, idle and shared CPU."""
+    d = _load(root, "bench_shared_cpu.json")
+    by = {(s["task"], s["load"], s["mode"]): s for s in d["summary"]}
+    points = f"{d['settings']['inputs']['points']:,}".replace(",", " ")
+    tasks = (("meanshift", f"mean shift, {points} points"),
+             ("predict", "predict, 512x512"))
+    loads = (("idle", "no extra process"), ("shared", "+1 busy process"))
+
+    def cell(s):
+        return f"{_s(s['min'])} / {_s(s['median'])}"
+
+    def threads(s):
+        net = ",".join(map(str, s["threads_network"])) or "–"
+        return f"{net} / {','.join(map(str, s['threads_mean_shift']))}"
+
+    rows = []
+    for task, tname in tasks:
+        for load, lname in loads:
+            old, new, one = (by[(task, load, m)] for m in ("old", "new", "one"))
+            rows.append([tname, lname, cell(old), cell(new), cell(one), f"{threads(old)}; {threads(new)}"])
+    header = ["task", "CPU", "old: 2 threads (s) min / median", "new (s) min / median",
+              "1 thread (s) min / median", "threads (network / mean shift): old; new"]
+    return _table(header, rows) + [""] + _source(
+        ["bench_shared_cpu.json"], d["command"].strip(),
+        f" ({d['settings']['repeats']} repeats; {_machine(d['machine'])})")
+
+
+def table_fuzz(root, arg=None):
+    """Counts of the fuzzer's last run, per family of inputs."""
+    d = _load(root, "fuzz.json")
+    cols = ("accepted", "clear", "deep", "traceback", "hang", "lost")
+    rows = [[fam] + [c.get(k, 0) for k in cols] for fam, c in d["by_family"].items()]
+    rows.append(["**all**"] + [d["counts"][k] for k in cols])
+    header = ["family", "accepted", "clear error", "deep error", "traceback", "hang", "lost file"]
+    return _table(header, rows) + [""] + _source(
+        ["fuzz.json"], d["command"],
+        f" ({d['counts']['tried']} inputs in {_s(d['wall_s'])} s; {_machine(d['machine'])})")
+
+
+def table_dask_sweep(root, arg=None):
+    """GridSearchCV sequentially and under joblib's dask backend: same scores, same best."""
+    d = _load(root, "dask_sweep.json")
+    params = d["sequential"]["params"]
+    names = ", ".join(f"{p['guides__margin']:.1f}/{p['guides__n_guides']}" for p in params)
+
+    def best(b):
+        return f"margin {b['guides__margin']:.1f}, {b['guides__n_guides']} guides"
+
+    seq, dsk = d["sequential"], d["dask"]
+    rows = [["sequential (`n_jobs=1`)", f"{_s(seq['seconds'])} s",
+             ", ".join(_f(s) for s in seq["mean_test_score"]), best(seq["best_params"])],
+            [f"`LocalCluster`, {d['workers']} workers x 1 thread", f"{_s(dsk['seconds'])} s",
+             "the same (largest difference "
+             f"{d['max_abs_score_difference']:g})" if d["same_best_params"] else
+             ", ".join(_f(s) for s in dsk["mean_test_score"]),
+             "the same" if d["same_best_params"] else best(dsk["best_params"])]]
+    header = ["search", "time", f"mean fold SBD (margin/guides: {names})", "best parameters"]
+    return _table(header, rows) + [""] + _source(["dask_sweep.json"], d["command"], f" ({_machine(d['machine'])})")
+
+
+#: Table name -> function(root, arg) returning the lines between the markers.
+TABLES = {
+    "defaults": table_defaults,
+    "defaults_seeds": table_defaults_seeds,
+    "demo": table_demo,
+    "first_run": table_first_run,
+    "recovery": table_recovery,
+    "shared_cpu": table_shared_cpu,
+    "fuzz": table_fuzz,
+    "dask_sweep": table_dask_sweep,
+}
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+def render_table(name, root=ROOT):
+    """The text between the markers of table ``name`` (``"defaults_seeds:bbbc010"`` takes an argument)."""
+    base, _, arg = name.partition(":")
+    if base not in TABLES:
+        raise RenderError(f"unknown table {name!r}; known: {sorted(TABLES)}")
+    lines = TABLES[base](root, arg or None)
+    return "\n" + "\n".join(lines) + "\n\n"
+
+
+def render_text(text, root=ROOT):
+    """The page ``text`` with every marked table rendered."""
+    opened = re.findall(r"<!-- table:([^ ]+) -->", text)
+    closed = [m["name"] for m in MARKER.finditer(text)]
+    if opened != closed:
+        raise RenderError(f"table markers without their closing marker: {sorted(set(opened) - set(closed))}")
+    return MARKER.sub(lambda m: f"<!-- table:{m['name']} -->\n{render_table(m['name'], root)}"
+                                f"<!-- /table:{m['name']} -->", text)
+
+
+def pages(root=ROOT):
+    """The Markdown pages that may hold tables, in a fixed order."""
+    found = []
+    for pattern in PAGE_GLOBS:
+        found += sorted(Path(root).glob(pattern))
+    return found
+
+
+def main(argv=None, root=ROOT):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a page differs from what it would render")
+    args = p.parse_args(argv)
+    stale = []
+    for page in pages(root):
+        text = page.read_text(encoding="utf-8")
+        try:
+            new = render_text(text, root)
+        except RenderError as exc:
+            print(f"{page.relative_to(root)}: {exc}", file=sys.stderr)
+            return 2
+        if new != text:
+            stale.append(page.relative_to(root))
+            if not args.check:
+                page.write_text(new, encoding="utf-8")
+    if args.check:
+        for page in stale:
+            print(f"{page}: tables differ from their result files; run `python docs/render.py`",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for page in stale:
+        print(f"rendered {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
