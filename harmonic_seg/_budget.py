@@ -13,7 +13,11 @@ starts as :data:`INITIAL_TUNING_SHARE` of the time left, and once
 the tuning itself on one held-out image with the network as it is, scales
 the time by the number of held-out images, and moves the end of training by
 the difference (the epochs are re-planned; the probe's own time comes out of
-training).
+training). The tuning never gets more than :data:`MAX_TUNING_SHARE` of the
+budget: where all held-out images would take longer, it runs on as many as
+fit in that share, chosen across the range of their foreground areas
+(:func:`tuning_subset`), and not at all (with a warning) where not even one
+does.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 
 import numpy as np
 
-__all__ = ["INITIAL_TUNING_SHARE", "PROBE_AT", "TimeBudget", "TuningProbe"]
+__all__ = ["INITIAL_TUNING_SHARE", "MAX_TUNING_SHARE", "PROBE_AT", "TimeBudget", "TuningProbe", "tuning_subset"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,19 @@ logger = logging.getLogger(__name__)
 INITIAL_TUNING_SHARE = 0.15
 #: Share of the training time after which the tuning is measured on one held-out image.
 PROBE_AT = 0.25
+#: Largest share of ``max_time`` the post-processing tuning may take (a tuning on many large held-out
+#: images, such as 8 DIC-HeLa frames of 512 x 512 at about a minute each, would otherwise leave the
+#: network little training).
+MAX_TUNING_SHARE = 0.25
+
+
+def tuning_subset(labels, n):
+    """Indices of ``n`` of the label maps, spread evenly over the range of their foreground areas (one: the median)."""
+    order = np.argsort([np.count_nonzero(lab) for lab in labels], kind="stable")
+    if n >= len(order):
+        return sorted(int(i) for i in order)
+    picks = [(len(order) - 1) // 2] if n == 1 else np.round(np.linspace(0, len(order) - 1, n)).astype(int)
+    return sorted(int(order[p]) for p in picks)
 
 
 class TimeBudget:
@@ -96,6 +113,9 @@ class TuningProbe:
     reserve : float
         The reserve the trainer's budget was set with.
     at : float, default=PROBE_AT
+    cap : float or None, default=None
+        Most seconds the tuning may take; the number of images it tunes on is
+        lowered to fit (0: not even one image fits, and the tuning is skipped).
 
     Attributes
     ----------
@@ -103,11 +123,15 @@ class TuningProbe:
         The current reserve (the measured one once measured).
     measured : float or None
         Seconds of the tuning on one image, None until measured.
+    n_images : int
+        Held-out images the tuning will use (all until measured).
     """
 
-    def __init__(self, est, chw, labels, reserve, at=PROBE_AT):
+    def __init__(self, est, chw, labels, reserve, at=PROBE_AT, cap=None):
         self.est, self.chw, self.labels = est, chw, labels
         self.reserve, self.at, self.measured = float(reserve), float(at), None
+        self.cap = None if cap is None else float(cap)
+        self.n_images = len(chw)
 
     def on_train_begin(self, trainer):
         pass
@@ -132,9 +156,11 @@ class TuningProbe:
         finally:
             quiet.disabled = was_disabled
         self.measured = time.perf_counter() - t0
-        new = self.measured * len(self.chw)
+        if self.cap is not None and self.measured * len(self.chw) > self.cap:
+            self.n_images = int(min(len(self.chw), self.cap // max(self.measured, 1e-9)))
+        new = self.measured * self.n_images
         logger.info("post-processing tuning timed at %.2fs on one of %d held-out images: %.1fs kept for it "
-                    "(%.1fs before)", self.measured, len(self.chw), new, self.reserve)
+                    "on %d of them (%.1fs before)", self.measured, len(self.chw), new, self.n_images, self.reserve)
         if planner.shift(self.reserve - new, record["epoch"], paused=self.measured):
             trainer.stop_training = True
         self.reserve = new

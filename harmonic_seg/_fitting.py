@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from ._auto import auto_scale, resolve_base_width
-from ._budget import INITIAL_TUNING_SHARE, TimeBudget, TuningProbe
+from ._budget import INITIAL_TUNING_SHARE, MAX_TUNING_SHARE, TimeBudget, TuningProbe, tuning_subset
 from ._fit_checks import check_extra_params, check_network_fit, min_image_side
 from ._validation import check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
@@ -129,7 +129,8 @@ def fit_segmenter(est, X, y, ignore=None):
             reserve = INITIAL_TUNING_SHARE * max(budget.left(), 0.0) if est.tune_postprocessing and len(val) else 0.0
             if reserve:
                 est.module_ = module  # the probe tunes with the network being trained
-                probe = TuningProbe(est, [chw[i] for i in val], [labels[i] for i in val], reserve)
+                probe = TuningProbe(est, [chw[i] for i in val], [labels[i] for i in val], reserve,
+                                    cap=MAX_TUNING_SHARE * budget.max_time)
                 callbacks.append(probe)
             config = _replace(config, max_time=budget.training_seconds(reserve))
         budget.mark("training_start_seconds")
@@ -137,6 +138,7 @@ def fit_segmenter(est, X, y, ignore=None):
     budget.mark("training_done_seconds")
     budget.marks["tuning_reserve_seconds"] = 0.0 if probe is None else probe.reserve
     budget.marks["tuning_probe_seconds"] = None if probe is None else probe.measured
+    budget.marks["tuning_images"] = None if probe is None else probe.n_images
     est.module_ = trainer.module
     est.module_.eval()
     new = [dict(rec, epoch=rec["epoch"] + len(previous)) for rec in trainer.history]
@@ -147,8 +149,19 @@ def fit_segmenter(est, X, y, ignore=None):
     est.validation_indices_ = val
     if est.tune_postprocessing:
         if val:
-            with est._threads():
-                est._tune([chw[i] for i in val], [labels[i] for i in val], "sbd")
+            tuned = val
+            if probe is not None and probe.n_images == 0:
+                logger.warning("max_time=%gs leaves %.0fs for the post-processing tuning, less than one held-out "
+                               "image takes (%.0fs): the defaults are kept. Raise max_time to tune.",
+                               budget.max_time, MAX_TUNING_SHARE * budget.max_time, probe.measured)
+                tuned = []
+            elif probe is not None and probe.n_images < len(val):  # what fits in the budget's share for tuning
+                tuned = [val[i] for i in tuning_subset([labels[i] for i in val], probe.n_images)]
+                logger.info("tuning on %d of the %d held-out images (max_time leaves %.0fs for it)", len(tuned),
+                            len(val), MAX_TUNING_SHARE * budget.max_time)
+            if tuned:
+                with est._threads():
+                    est._tune([chw[i] for i in tuned], [labels[i] for i in tuned], "sbd")
         else:
             logger.warning("tune_postprocessing=True but no validation image was held out; keeping the defaults.")
     est.time_budget_ = _budget_record(budget, config, trainer) if budget.active else None
@@ -170,6 +183,7 @@ def _budget_record(budget, config, trainer):
         "stage1_seconds": marks["stage1_seconds"],
         "tuning_reserve_seconds": marks["tuning_reserve_seconds"],
         "tuning_probe_seconds": marks.get("tuning_probe_seconds"),
+        "tuning_images": marks.get("tuning_images"),
         "training_budget_seconds": config.max_time,
         "planned_epochs": trainer.planned_epochs_,
         "training_seconds": marks["training_done_seconds"] - marks["training_start_seconds"],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harmonic_seg import HarmonicSegmenter
-from harmonic_seg._budget import TimeBudget, TuningProbe
+from harmonic_seg._budget import TimeBudget, TuningProbe, tuning_subset
 from harmonic_seg.synthetic import make_instances
 
 TINY = dict(depth=2, base_width=4, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
@@ -112,3 +112,23 @@ def test_tuning_probe_times_one_image_and_moves_the_end():
     assert shift == pytest.approx(1.0 - probe.reserve) and done == 4 and paused == probe.measured
     probe.on_epoch_end(trainer, {"epoch": 5})  # once only
     assert len(trainer.planner_.shifts) == 1 and not trainer.stop_training
+
+
+@pytest.mark.parametrize("cap, expected", [(None, 3), (1000.0, 3), (0.11, 2), (0.06, 1), (0.01, 0)])
+def test_tuning_probe_lowers_the_images_to_fit_the_cap(cap, expected):
+    labels = [np.zeros((4, 4), int) for _ in range(3)]
+    probe = TuningProbe(_Est(), [None] * 3, labels, reserve=1.0, cap=cap)
+    probe.measured = None
+    probe.on_epoch_end(_Trainer(), {"epoch": 1})
+    measured = probe.measured  # about 0.05 s (the fake tuning sleeps that long), a little more on a busy CPU
+    if cap is not None and 3 * measured > cap:
+        expected = int(cap // measured)
+    assert probe.n_images == expected and probe.reserve == pytest.approx(expected * measured)
+
+
+def test_tuning_subset_spreads_over_the_foreground_areas():
+    labels = [np.zeros((10, 10), int) for _ in range(7)]
+    for lab, n in zip(labels, (50, 10, 70, 30, 0, 60, 20)):
+        lab.flat[:n] = 1
+    assert tuning_subset(labels, 3) == [2, 3, 4]  # the smallest (0), the median (30) and the largest (70) area
+    assert tuning_subset(labels, 1) == [3] and tuning_subset(labels, 9) == list(range(7))
