@@ -38,8 +38,9 @@ def test_max_time_bounds_the_whole_fit_and_the_schedule_ends_on_the_last_epoch(d
     assert plan["stage1_seconds"] + plan["training_seconds"] + plan["tuning_seconds"] <= plan["fit_seconds"] + 1e-6
 
 
-def test_max_time_keeps_a_measured_reserve_for_the_tuning(data):
+def test_max_time_keeps_a_measured_reserve_for_the_tuning(data, monkeypatch):
     X, y = data
+    monkeypatch.setattr("harmonic_seg._fitting.MAX_TUNING_SHARE", 1.0)  # here one image takes a third of the budget
     seg = HarmonicSegmenter(max_time=5.0, validation_fraction=0.2, tune_postprocessing=True, learning_rate=1e-3,
                             random_state=0, **TINY)
     t0 = time.perf_counter()
@@ -132,3 +133,16 @@ def test_tuning_subset_spreads_over_the_foreground_areas():
         lab.flat[:n] = 1
     assert tuning_subset(labels, 3) == [2, 3, 4]  # the smallest (0), the median (30) and the largest (70) area
     assert tuning_subset(labels, 1) == [3] and tuning_subset(labels, 9) == list(range(7))
+
+
+def test_max_time_skips_a_tuning_that_does_not_fit_its_share(data, caplog):
+    X, y = data
+    seg = HarmonicSegmenter(max_time=5.0, validation_fraction=0.2, tune_postprocessing=True, random_state=0, **TINY)
+    with caplog.at_level("WARNING", logger="harmonic_seg._fitting"):
+        seg.fit(X, y)
+    plan = seg.time_budget_
+    if plan["tuning_probe_seconds"] > 0.25 * 5.0:  # one held-out image takes longer than the tuning's share
+        assert plan["tuning_images"] == 0 and plan["tuning_reserve_seconds"] == 0.0
+        assert "Raise max_time to tune" in caplog.text and not seg.tuning_results_
+    else:  # a fast machine: the tuning fits and runs
+        assert plan["tuning_images"] >= 1 and seg.tuning_results_
