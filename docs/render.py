@@ -227,8 +227,8 @@ def table_recovery(root, arg=None):
     seeds = d["seeds"]
     keys = ("SBD", "AP@0.5", "COCO AP")
     names = (("floor", "floor: connected components of the predicted foreground"),
-             ("old", "mean shift of all foreground pixels (`recovery=\"mean_shift\"`)"),
-             ("new", "split components at distinct modes (`recovery=\"split\"`, the default)"))
+             ("old", "previous: mean shift of all foreground pixels, best tuning point"),
+             ("new", "default: components split at distinct modes, the floor among the tuned candidates"))
     rows = [[title] + [_mean_sd([s[key][k] for s in seeds]) for k in keys] for key, title in names]
     return _table(["recovery, same networks"] + list(keys), rows) + [""] + _source(
         ["recovery_demo.json"], "python benchmarks/recovery.py",
