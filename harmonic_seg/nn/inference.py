@@ -22,7 +22,7 @@ import torch
 from .._validation import check_device, check_positive
 from ._train_utils import resolve_amp
 
-__all__ = ["predict_embeddings", "tile_starts"]
+__all__ = ["predict_embeddings", "tile_starts", "balanced_tile"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,45 @@ def tile_starts(n, tile, overlap, multiple=1):
     return starts, ends
 
 
+def balanced_tile(n, tile, overlap, multiple=1):
+    """The tile length, at most ``tile``, that covers an axis of length ``n`` with the fewest pixels.
+
+    :func:`tile_starts` with ``tile`` places full-size tiles and moves the
+    last one back to the end of the axis, so it can overlap its neighbour by
+    far more than ``overlap`` (an axis of 2048 pixels in tiles of 1024 with an
+    overlap of 118 takes 3 tiles, 3072 pixels). A shorter tile length spreads
+    the same number of tiles (or fewer) evenly; this returns the length whose
+    tiles add up to the fewest pixels (the longest one among equals), so the
+    network computes no more than it needs.
+
+    Parameters
+    ----------
+    n : int
+        Axis length.
+    tile : int
+        Largest tile length.
+    overlap : int
+        Minimum overlap between consecutive tiles.
+    multiple : int, default=1
+        Every start is a multiple of this.
+
+    Returns
+    -------
+    int
+    """
+    if n <= tile:
+        return int(tile)
+    best, best_total = int(tile), None
+    for t in range(int(tile), int(overlap) + int(multiple) - 1, -1):  # at most ``tile`` candidates, no pixels
+        if ((t - overlap) // multiple) * multiple <= 0:
+            break
+        starts, ends = tile_starts(n, t, overlap, multiple)
+        total = sum(e - s for s, e in zip(starts, ends))
+        if best_total is None or total < best_total:
+            best, best_total = t, total
+    return best
+
+
 def _keep_bounds(starts, ends):
     """Owned region ``[lo, hi)`` of every tile: overlaps are split in the middle."""
     lo = [0] + [(ends[i] + starts[i + 1]) // 2 for i in range(len(starts) - 1)]
@@ -88,8 +127,10 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
         None: the module's device; else "auto", "cpu", "cuda", "cuda:k" or
         "mps", one this torch can use. The module is moved there.
     tile_size : int or None, default=None
-        None: one forward pass over the whole image. Otherwise square tiles of
-        this size (images no larger than it still take one pass).
+        None: one forward pass over the whole image. Otherwise tiles of at
+        most this size (images no larger than it still take one pass), along
+        each axis the length that covers it with the fewest pixels
+        (:func:`balanced_tile`).
     overlap : int, default=64
         Minimum overlap of neighbouring tiles. Tiled equals untiled prediction
         when ``overlap // 2 >= module.receptive_field // 2`` (246 pixels for the
@@ -134,8 +175,8 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
     if tile_size is None:
         ys, ye, xs, xe = [0], [h], [0], [w]
     else:
-        ys, ye = tile_starts(h, int(tile_size), int(overlap), mult)
-        xs, xe = tile_starts(w, int(tile_size), int(overlap), mult)
+        ys, ye = tile_starts(h, balanced_tile(h, int(tile_size), int(overlap), mult), int(overlap), mult)
+        xs, xe = tile_starts(w, balanced_tile(w, int(tile_size), int(overlap), mult), int(overlap), mult)
     ylo, yhi = _keep_bounds(ys, ye)
     xlo, xhi = _keep_bounds(xs, xe)
     rf = getattr(module, "receptive_field", None)
@@ -155,12 +196,12 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emb, logit = module(x, origin)
         emb = emb.float().cpu().numpy()
-        prob = torch.sigmoid(logit.float()).cpu().numpy()
+        logit = logit.float().cpu().numpy()
         for k, (i, j) in enumerate(batch):
             sy = slice(ylo[i] - ys[i], yhi[i] - ys[i])
             sx = slice(xlo[j] - xs[j], xhi[j] - xs[j])
             emb_out[:, ylo[i]:yhi[i], xlo[j]:xhi[j]] = emb[k, :, sy, sx]
-            fg_out[ylo[i]:yhi[i], xlo[j]:xhi[j]] = prob[k, 0, sy, sx]
+            fg_out[ylo[i]:yhi[i], xlo[j]:xhi[j]] = logit[k, 0, sy, sx]
 
     was_training = module.training
     module.to(dev).eval()
@@ -178,4 +219,7 @@ def predict_embeddings(module, image_chw, device=None, tile_size=None, overlap=6
                 run(batch)
     finally:
         module.train(was_training)
+    # the sigmoid once over the whole map: its vectorised rounding depends on where a pixel sits in the
+    # buffer, so a tile-by-tile sigmoid could differ from the untiled one in the last bit
+    torch.sigmoid_(torch.from_numpy(fg_out))
     return emb_out, fg_out
