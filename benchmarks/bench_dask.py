@@ -13,8 +13,11 @@ Sub-commands (each writes ``benchmarks/results/dask_<name>.json``)
 --------------------------------------------------------------------
 ``train``
     A small network (depth 3, base width 8, 30 epochs of 10 minibatches of
-    8 crops of 128x128) on the 16 tiles of 128x128 of the image, with the
-    post-processing tuned on 3 of them; saved to ``--model``.
+    8 crops of 128x128, the harmonic loss, scale 1, float32) on the 16 tiles
+    of 128x128 of the image, with the post-processing tuned on 3 of them;
+    saved to ``--model``. Every sub-command runs the model in float32
+    (``amp=False``), where blockwise and whole-image embeddings are equal to
+    the last bit; the results say so (``model.precision``).
 ``embedding``
     A 2048x2048 mosaic: the embedding and foreground probability of every
     512x512 block over its context against the whole image's (maximum
@@ -42,7 +45,17 @@ Sub-commands (each writes ``benchmarks/results/dask_<name>.json``)
     the peak resident memory of each worker process (psutil, polled every
     0.2 s). Beside them, ``predict`` in memory (one process, one torch thread)
     on the sizes of ``--in-memory``, its peak resident memory read from
-    ``getrusage`` in a child process.
+    ``getrusage`` in a child process. Both with their instance counts per
+    copy of the 512x512 image beside the ground truth's (125) and the F1
+    against the ground truth over a central 2048x2048 window; the in-memory
+    row also gives the share of the foreground in the clustering's mode
+    search (a random sample of a fixed size, ``max_points``: the larger the
+    image, the sparser the sample, the fewer components are split).
+``stages``
+    Seconds per stage of ``predict_to_zarr`` (normalisation, network,
+    clustering: mode search and instances, the rest of the block, stitching)
+    on one mosaic (``--size``, ``--chunk``), in one process with dask's
+    synchronous scheduler.
 ``sweep``
     ``examples/dask_sweep.py``: the 4-setting, cv=2 grid search, sequential
     and on a ``LocalCluster``, best parameters compared.
@@ -53,7 +66,11 @@ Usage::
     python benchmarks/bench_dask.py embedding --model /tmp/dask_bench/model
     python benchmarks/bench_dask.py equivalence --model /tmp/dask_bench/model
     python benchmarks/bench_dask.py memory --model /tmp/dask_bench/model --workdir /tmp/dask_bench
+    python benchmarks/bench_dask.py stages --model /tmp/dask_bench/model --workdir /tmp/dask_bench
     python benchmarks/bench_dask.py sweep
+
+``--results DIR`` writes the JSON files elsewhere (a smoke run that should
+not replace the committed results).
 
 Long runs belong in the background with a log (``nohup ... > log 2>&1 &``).
 """
@@ -110,6 +127,25 @@ def label_mosaic(labels, size):
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size]).astype(np.int64)
 
 
+def crop_box(size, crop=2048):
+    """A central window of at most ``crop`` pixels that starts on a multiple of 1024 (two copies): the mosaic
+    and its ground truth there equal the first ``crop`` x ``crop`` pixels of any mosaic."""
+    c = min(crop, size)
+    y0 = ((size - c) // 2 // 1024) * 1024
+    return y0, y0 + c
+
+
+def ground_truth(tile_truth, size, labels_crop=None):
+    """Instances of the ground truth of a ``size`` mosaic, and the F1 of labels over :func:`crop_box`."""
+    per_copy = len(np.unique(tile_truth)) - 1
+    out = {"instances_per_copy": per_copy, "copies": size * size / tile_truth.size,
+           "instances": int(round(per_copy * size * size / tile_truth.size))}
+    if labels_crop is not None:
+        c = labels_crop.shape[0]
+        out["f1_crop"] = f1_against(label_mosaic(tile_truth, c), labels_crop)
+    return out
+
+
 def f1_against(truth, labels):
     """Matching F1 at IoU 0.5 against the ground truth (StarDist's matching)."""
     from harmonic_seg.metrics import matching
@@ -152,23 +188,36 @@ def machine():
 
 
 def write(name, payload):
-    path = _bench_common().write_json(RESULTS / f"dask_{name}.json", payload)
+    path = _bench_common().write_json(RESULTS / f"dask_{name}.json", payload)  # RESULTS: --results
     print(f"wrote {path}")
 
 
 def load_model(path, threads=1):
+    """The saved model, on ``threads`` torch threads, in float32 (``amp=False``): blockwise and whole-image
+    embeddings are then equal to the last bit (bfloat16 rounds differently where the tiles differ)."""
     from harmonic_seg import HarmonicSegmenter
 
     seg = HarmonicSegmenter.load(path)
-    return seg.set_params(num_threads=threads)
+    return seg.set_params(num_threads=threads, amp=False)
 
 
 def clustering_settings(seg):
     keys = ("bandwidth_", "min_size_", "metric_", "core_fraction_", "fg_threshold_", "recovery_")
     out = {k: getattr(seg, k, None) for k in keys}
     out.update(split_components=seg.split_components, receptive_field=seg.module_.receptive_field,
-               depth=seg.depth, base_width=seg.base_width)
+               depth=seg.depth, base_width=seg.base_width, loss=seg.loss, scale=getattr(seg, "scale_", seg.scale),
+               amp=seg.amp, precision="float32" if seg.amp is False else f"amp={seg.amp!r}",
+               tile_size=seg.tile_size, mode_search_max_points=_max_points())
     return out
+
+
+def _max_points():
+    """The size of the random foreground sample in which ``predict``'s clustering searches the modes."""
+    import inspect
+
+    from harmonic_seg.nn.cluster import cluster_embeddings
+
+    return inspect.signature(cluster_embeddings).parameters["max_points"].default
 
 
 # ----------------------------------------------------------------------------- train
@@ -178,9 +227,12 @@ def cmd_train(args):
     image, labels = load_nuclei(args.data)
     tiles = [(image[y:y + 128, x:x + 128], labels[y:y + 128, x:x + 128]) for y in range(0, 512, 128)
              for x in range(0, 512, 128)]
+    # the settings the results were measured with, pinned against later defaults: the harmonic loss, scale 1
+    # (blockwise prediction needs it), float32 (blockwise and whole-image embeddings equal to the last bit)
     seg = HarmonicSegmenter(depth=3, base_width=8, crop_size=128, batch_size=8, steps_per_epoch=10, epochs=30,
                             learning_rate=3e-3, validation_fraction=0.17, tune_postprocessing=True,
-                            split_components=True, num_threads=1, random_state=0)
+                            split_components=True, loss="harmonic", scale=1.0, amp=False, num_threads=1,
+                            random_state=0)
     t0 = time.perf_counter()
     seg.fit([t[0] for t in tiles], [t[1] for t in tiles])
     seconds = time.perf_counter() - t0
@@ -403,7 +455,7 @@ class RSSPoller(threading.Thread):
         return {str(pid): round(v / 2**20, 1) for pid, v in self.peak.items()}
 
 
-def run_cluster(model_path, src, dst, chunk, workers):
+def run_cluster(model_path, src, dst, chunk, workers, tile_truth):
     from dask.distributed import Client, LocalCluster
 
     from harmonic_seg.distributed import predict_to_zarr
@@ -421,7 +473,10 @@ def run_cluster(model_path, src, dst, chunk, workers):
         seconds = time.perf_counter() - t0
         peaks = poller.stop()
     n = z.shape[0] * z.shape[1]
+    y0, y1 = crop_box(z.shape[0])
     return {"seconds": seconds, "pixels_per_second": n / seconds, "n_instances": z.attrs["n_instances"],
+            "instances_per_copy": z.attrs["n_instances"] * tile_truth.size / n,
+            "f1_vs_ground_truth_crop": ground_truth(tile_truth, z.shape[0], z[y0:y1, y0:y1])["f1_crop"],
             "worker_peak_rss_mib": peaks, "worker_rss_at_start_mib": baseline,
             "stitching": z.attrs["stitching"]}
 
@@ -438,12 +493,19 @@ def child_in_memory(args):
     labels = seg.predict([image])[0]
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _, tile_truth = load_nuclei(args.data)
+    y0, y1 = crop_box(image.shape[0])
+    fg = int(np.count_nonzero(labels))
     print(json.dumps({"seconds": seconds, "pixels_per_second": image.size / seconds,
-                      "n_instances": int(labels.max()), "peak_rss_mib": round(peak, 1)}))
+                      "n_instances": int(labels.max()), "instances_per_copy": int(labels.max()) * tile_truth.size
+                      / image.size, "f1_vs_ground_truth_crop": ground_truth(tile_truth, image.shape[0],
+                                                                            labels[y0:y1, y0:y1])["f1_crop"],
+                      "foreground_pixels": fg, "mode_search_sample_fraction": min(1.0, _max_points() / max(fg, 1)),
+                      "peak_rss_mib": round(peak, 1)}))
 
 
 def cmd_memory(args):
-    tile, _ = load_nuclei(args.data)
+    tile, tile_truth = load_nuclei(args.data)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     rows, previous = [], RESULTS / "dask_memory.json"
@@ -451,18 +513,19 @@ def cmd_memory(args):
         rows = [r for r in json.loads(previous.read_text())["rows"] if r["size"] not in args.sizes]
     for size in args.sizes:
         src = zarr_mosaic(tile, size, work / f"mosaic_{size}.zarr", args.chunk)
-        row = {"size": size, "pixels": size * size,
+        row = {"size": size, "pixels": size * size, "ground_truth": ground_truth(tile_truth, size),
                "command": f"python benchmarks/bench_dask.py memory --model MODEL --workdir DIR --chunk {args.chunk} "
                           f"--workers {args.workers} --sizes {size} --in-memory "
                           f"{size if size in args.in_memory else ''}{' --append' if args.append else ''}".strip()}
         print(f"{size}x{size}: blockwise on a LocalCluster of {args.workers} workers ...", flush=True)
         row["blockwise"] = run_cluster(args.model, str(src), str(work / f"labels_{size}.zarr"), args.chunk,
-                                       args.workers)
+                                       args.workers, tile_truth)
         print(json.dumps(row["blockwise"]), flush=True)
         if size in args.in_memory:
             print(f"{size}x{size}: predict in memory ...", flush=True)
             env = dict(os.environ, OMP_NUM_THREADS="1")
-            proc = subprocess.run([sys.executable, __file__, "child", "--model", args.model, "--src", str(src)],
+            proc = subprocess.run([sys.executable, __file__, "child", "--model", args.model, "--src", str(src),
+                                   "--data", args.data],
                                   capture_output=True, text=True, env=env)
             if proc.returncode == 0:
                 row["in_memory"] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -475,6 +538,77 @@ def cmd_memory(args):
                          f"--workdir DIR --chunk {args.chunk} --sizes {' '.join(map(str, args.sizes))} --in-memory "
                          f"{' '.join(map(str, args.in_memory))}", "chunks": args.chunk, "workers": args.workers,
                          "threads_per_worker": 1, "model": clustering_settings(load_model(args.model)), "rows": rows})
+
+
+# ----------------------------------------------------------------------------- stages
+@contextlib.contextmanager
+def stage_timers():
+    """Seconds spent in each stage of ``predict_to_zarr`` in this process (synchronous scheduler): wraps the
+    functions of each stage for the duration of the block."""
+    import collections
+
+    import harmonic_seg.distributed._block as block
+    import harmonic_seg.distributed.blockwise as blockwise
+    import harmonic_seg.nn.cluster as cluster
+    from harmonic_seg import HarmonicSegmenter
+
+    seconds = collections.Counter()
+    targets = [(block, "normalise", "normalise"), (block, "embed_region", "network"),
+               (cluster, "_modes", "clustering: mode search (mean shift, assignment)"),
+               (cluster, "_instances", "clustering: instances (splits, ids, scores)"),
+               (HarmonicSegmenter, "_cluster", "clustering"),
+               (blockwise, "segment_block", "block"), (blockwise, "relabel_table", "stitching: global ids"),
+               (blockwise, "_relabel_store", "stitching: renumbering the chunks")]
+
+    def timed(name, f):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                seconds[name] += time.perf_counter() - t0
+        return wrapper
+
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+    for owner, attr, name in targets:
+        setattr(owner, attr, timed(name, getattr(owner, attr)))
+    try:
+        yield seconds
+    finally:
+        for owner, attr, f in saved:
+            setattr(owner, attr, f)
+
+
+def cmd_stages(args):
+    """Per-stage times of ``predict_to_zarr`` on one mosaic, in one process (dask's synchronous scheduler)."""
+    import dask
+
+    from harmonic_seg.distributed import predict_to_zarr
+
+    seg = load_model(args.model)
+    tile, tile_truth = load_nuclei(args.data)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    src = zarr_mosaic(tile, args.size, work / f"mosaic_{args.size}.zarr", args.chunk)
+    runs = []
+    for _ in range(args.repeats):
+        with stage_timers() as seconds, dask.config.set(scheduler="synchronous"):
+            t0 = time.perf_counter()
+            z = predict_to_zarr(seg, str(src), str(work / f"labels_{args.size}.zarr"), chunks=args.chunk,
+                                overwrite=True)
+            total = time.perf_counter() - t0
+        stages = {k: round(v, 3) for k, v in seconds.items()}
+        stages["block: other (ids, faces, mean embeddings)"] = round(
+            seconds["block"] - seconds["normalise"] - seconds["network"] - seconds["clustering"], 3)
+        stages["total"] = round(total, 3)
+        runs.append({"seconds": stages, "pixels_per_second": args.size ** 2 / total,
+                     "n_instances": z.attrs["n_instances"],
+                     "instances_per_copy": z.attrs["n_instances"] * tile_truth.size / args.size ** 2})
+        print(json.dumps(runs[-1]), flush=True)
+    write("stages", {"machine": machine(), "command": f"python benchmarks/bench_dask.py stages --model MODEL "
+                     f"--workdir DIR --size {args.size} --chunk {args.chunk} --repeats {args.repeats}",
+                     "scheduler": "synchronous (one process, one torch thread)", "model": clustering_settings(seg),
+                     "runs": runs})
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -493,12 +627,14 @@ def cmd_sweep(args):
 
 
 def main(argv=None):
+    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "embedding", "equivalence", "memory", "child", "sweep"):
+    for name in ("train", "embedding", "equivalence", "memory", "stages", "child", "sweep"):
         p = sub.add_parser(name)
         p.add_argument("--data", default=str(DEFAULT_DATA))
         p.add_argument("--model", default="/tmp/dask_bench/model")
+        p.add_argument("--results", default=str(RESULTS), help="folder of the JSON results (default: %(default)s)")
         if name in ("equivalence", "embedding"):
             p.add_argument("--size", type=int, default=2048)
             p.add_argument("--chunk", type=int, default=512)
@@ -514,13 +650,19 @@ def main(argv=None):
             p.add_argument("--workers", type=int, default=2)
             p.add_argument("--append", action="store_true",
                            help="keep the rows of other sizes from the last results/dask_memory.json")
+        if name == "stages":
+            p.add_argument("--workdir", required=True)
+            p.add_argument("--size", type=int, default=2048)
+            p.add_argument("--chunk", type=int, default=1024)
+            p.add_argument("--repeats", type=int, default=1)
         if name == "child":
             p.add_argument("--src", required=True)
         if name == "sweep":
             p.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    RESULTS = Path(args.results)
     commands = {"train": cmd_train, "embedding": cmd_embedding, "equivalence": cmd_equivalence,
-                "memory": cmd_memory, "child": child_in_memory, "sweep": cmd_sweep}
+                "memory": cmd_memory, "stages": cmd_stages, "child": child_in_memory, "sweep": cmd_sweep}
     return commands[args.command](args) or 0
 
 
