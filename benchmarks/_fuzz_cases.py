@@ -235,6 +235,7 @@ def namespace(fixtures):
     import torch
 
     import harmonic_seg
+    import harmonic_seg.clustering as C
     import harmonic_seg.embeddings as E
     import harmonic_seg.guides as G
     import harmonic_seg.io as hio
@@ -265,7 +266,7 @@ def namespace(fixtures):
         return G.random_guides(n, (32, 32), random_state=0)
 
     return dict(
-        np=np, torch=torch, pickle=pickle, Path=Path, harmonic_seg=harmonic_seg, E=E, G=G, hio=hio, M=M, nn=nn,
+        np=np, torch=torch, pickle=pickle, Path=Path, harmonic_seg=harmonic_seg, C=C, E=E, G=G, hio=hio, M=M, nn=nn,
         pp=pp, pre=pre, HarmonicSegmenter=HarmonicSegmenter, GuideFunctionFitter=GuideFunctionFitter,
         PercentileNormalizer=PercentileNormalizer, ChannelSelector=ChannelSelector, lab=lab, img=img, labs=labs,
         imgs=imgs, poke=poke, damage=damage, write_bytes=write_bytes, expect_outputs=expect_outputs,

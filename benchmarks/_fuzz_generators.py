@@ -340,9 +340,9 @@ def gen_nn(r):
              "tol": SCALARS, "max_points": SIZES, "batch_size": SIZES, "coarse_to_fine": BOOLS, "device": DEVICES,
              "random_state": ["0", "None", "-1", "'x'"]}
     if choice == 0:
-        return f"nn.mean_shift({_join(points, _pick(r, SCALARS, 0.5, ['0.5']), _kwargs(r, ms_kw, 2))})", []
+        return f"C.mean_shift({_join(points, _pick(r, SCALARS, 0.5, ['0.5']), _kwargs(r, ms_kw, 2))})", []
     if choice == 1:
-        return f"nn.MeanShift({_kwargs(r, ms_kw, 2)}).fit({points}).predict({points})", []
+        return f"C.MeanShift({_kwargs(r, ms_kw, 2)}).fit({points}).predict({points})", []
     if choice == 2:
         emb = _pick(r, ["np.random.default_rng(0).random((3, SIDE, SIDE))", "np.zeros((3, 0, 4))",
                         "np.zeros((SIDE, SIDE))", "np.full((3, SIDE, SIDE), np.inf)", "torch.rand(2, 8, 8)",
@@ -354,7 +354,7 @@ def gen_nn(r):
                          "fg_prob": ["None", "np.ones((SIDE, SIDE))", "np.full((SIDE, SIDE), np.nan)", "np.ones(3)"],
                          "core_threshold": FRACTIONS, "core_fraction": FRACTIONS, "max_points": SIZES,
                          "seeds": ["'bin'", "'bin_mean'", "None", "'x'"], "metric": STRINGS, "device": DEVICES}, 2)
-        return f"nn.cluster_embeddings({_join(emb, fg, _pick(r, SCALARS, 0.5, ['0.5']), kw)})", []
+        return f"C.cluster_embeddings({_join(emb, fg, _pick(r, SCALARS, 0.5, ['0.5']), kw)})", []
     image = _pick(r, ["img()[None]", "img(c=2).transpose(2, 0, 1)", "img()", "np.zeros((1, 0, 5))",
                       "np.full((1, SIDE, SIDE), np.nan)", "img()[None] * 1e300", "img(70, 3)[None]", "None"], 0.5,
                   ["img()[None]"])

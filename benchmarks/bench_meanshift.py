@@ -8,11 +8,11 @@ embeddings are clustered by
 
 * ``sklearn.cluster.MeanShift(bandwidth=eps, bin_seeding=True)`` (once, in a
   subprocess with a time limit), and
-* ``harmonic_seg.nn.meanshift.mean_shift(points, eps)`` on the CPU (best of
+* ``harmonic_seg.clustering.mean_shift(points, eps)`` on the CPU (best of
   ``--repeats`` after one warm-up call), with the default subsampling of the
   mode search (``max_points=20000``) and in its exact mode (``max_points=None,
   coarse_to_fine=False``: every point, every seed shifted on the full set, as
-  scikit-learn does), plus the whole ``harmonic_seg.nn.cluster.cluster_embeddings`` pipeline
+  scikit-learn does), plus the whole ``harmonic_seg.clustering.cluster_embeddings`` pipeline
   and, with ``--device cuda`` when available, the GPU.
 
 Reported: absolute times, the speed ratio, the adjusted Rand index (ARI)
@@ -248,8 +248,7 @@ def main(argv=None):
     import torch
     from sklearn.metrics import adjusted_rand_score as ari
 
-    from harmonic_seg.nn.cluster import cluster_embeddings
-    from harmonic_seg.nn.meanshift import mean_shift
+    from harmonic_seg.clustering import cluster_embeddings, mean_shift
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -345,7 +344,7 @@ def markdown(payload):
         f"scikit-learn {m.get('sklearn')}, load average {m.get('load_average')}, CUDA: {m.get('cuda')}",
         f"bandwidth eps = {payload['bandwidth']}, flat L2 kernel, bin seeding; synthetic noise sd {payload['noise']}",
         "",
-        "ours = harmonic_seg.nn.meanshift.mean_shift, max_points=20000, coarse-to-fine; exact = max_points=None, "
+        "ours = harmonic_seg.clustering.mean_shift, max_points=20000, coarse-to-fine; exact = max_points=None, "
         "coarse_to_fine=False, 'bin' seeds; 'bin' = scikit-learn's "
         "seeds (grid points), 'bin_mean' = centroids of the grid cells; pipeline = cluster_embeddings (bin_mean "
         "+ post-processing + scores). Times: best of the repeats (ours), one run (scikit-learn, all points).",

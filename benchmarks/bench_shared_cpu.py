@@ -6,7 +6,7 @@ small operations (the mean shift) can become a hundred times slower. This
 script times, each in its own process with a time limit (a collapse is
 reported as "> T s" instead of hanging the run):
 
-* **mean shift**: ``harmonic_seg.nn.meanshift.mean_shift`` of ``--points``
+* **mean shift**: ``harmonic_seg.clustering.mean_shift`` of ``--points``
   (16384) foreground embeddings of the shipped nuclei sample (512 x 512, 125
   nuclei): target embeddings of 12 fitted guides, blurred across boundaries
   (sigma 0.7 px) plus Gaussian noise of sd ``--noise`` (0.1), bandwidth 0.5;
@@ -104,7 +104,7 @@ def fit_model(path):
 def worker(task, mode, data_dir):
     import torch
 
-    import harmonic_seg.nn.meanshift as meanshift_module
+    import harmonic_seg.clustering.meanshift as meanshift_module
 
     threads = {"old": torch.get_num_threads(), "new": None, "one": 1}[mode]
     used = {"network": set(), "mean_shift": set()}  # torch's threads seen by the timed call

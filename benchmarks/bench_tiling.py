@@ -32,8 +32,7 @@ likewise, to be gentle on a shared machine.
 
 Each child computes the embedding and foreground probability with
 ``seg.predict_embeddings`` and clusters them exactly as ``seg.predict`` does
-(``seg._cluster(embedding, foreground, fg_prob, seg.bandwidth_,
-seg.min_size_)``; calling ``predict`` separately would run the network
+(``seg.predict_from_embeddings([(embedding, fg_prob)], [foreground])``; calling ``predict`` separately would run the network
 twice), then saves embedding, foreground probability and labels to an
 ``.npz`` file in a temporary folder.
 
@@ -172,7 +171,7 @@ def child(args):
         ((embedding, fg_prob),) = seg.predict_embeddings([image])
         t1 = time.perf_counter()
         # The clustering step of seg.predict(X, foreground=[foreground]), on the embedding above.
-        labels, _ = seg._cluster(embedding, foreground, fg_prob, seg.bandwidth_, seg.min_size_)
+        (labels,) = seg.predict_from_embeddings([(embedding, fg_prob)], [foreground])
         t2 = time.perf_counter()
         info.update(
             tile_size=params["tile_size"],

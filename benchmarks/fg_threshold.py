@@ -39,7 +39,7 @@ def foreground_dice(foregrounds, truths):
 
 def segment(seg, embedded, threshold):
     """``predict``'s clustering of embeddings computed once, with another foreground threshold."""
-    return [seg._cluster(emb, prob > threshold, prob, seg.bandwidth_, seg.min_size_)[0] for emb, prob in embedded]
+    return seg.predict_from_embeddings(embedded, foreground=[prob > threshold for _, prob in embedded])
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ held out to tune Cellpose's post-processing (``flow_threshold``,
 ``cellprob_threshold``) by SBD; Cellpose's own documentation tells users to
 tune these two. The minimum mask size is tuned with them, on the grid the
 harmonic tuning uses, built around Cellpose's default 15 px
-(``harmonic_seg._tuning.min_size_grid``: 15, 40, 100 px and 2-50 % of the
+(``harmonic_seg.clustering.tuning.min_size_grid``: 15, 40, 100 px and 2-50 % of the
 median instance area of the held-out images): masks below
 it are dropped after Cellpose's own clean-up (hole filling, masks < 15 px), the
 same way on the held-out and the test images. Cellpose's targets (flows) are computed once beforehand,
@@ -48,7 +48,7 @@ from reproduce import OUT, RECIPE_TRAIN_TRUTH, given_foreground, resolve_train_t
 from skimage.measure import label as connected_components
 from train_embedding import load
 
-from harmonic_seg._tuning import median_instance_area, min_size_grid
+from harmonic_seg.clustering.tuning import median_instance_area, min_size_grid
 from harmonic_seg.metrics import mean_symmetric_best_dice
 from harmonic_seg.postprocess import remove_small_instances
 

@@ -47,12 +47,15 @@ import numpy as np
 from _common import machine, write_json
 from skimage.measure import label as connected_components
 
-from harmonic_seg import HarmonicSegmenter, _tuning
+from harmonic_seg import HarmonicSegmenter
 from harmonic_seg import postprocess as pp
+from harmonic_seg.clustering import segment_embeddings
+from harmonic_seg.clustering import tuning as grid_search
 from harmonic_seg.demo import TEST_TILES
 from harmonic_seg.io import load_nuclei_sample
 from harmonic_seg.metrics import coco_average_precision, matching_dataset, mean_symmetric_best_dice
-from harmonic_seg.nn.cluster import _instances, _modes, _near_instance_mean
+# the rule-by-rule ablation takes the recovery apart: it uses its internal steps
+from harmonic_seg.clustering._embedding import _instances, _modes, _near_instance_mean
 
 HERE = Path(__file__).resolve().parent
 #: The nuclei demo's segmenter (``harmonic_seg.demo.run_demo`` before the demo moved to worms), tuning off.
@@ -83,26 +86,42 @@ def train(seed, folder, train_x, train_y):
     return seg, fit_s
 
 
+def fixed(seg):
+    """``seg``'s clustering parameters that no tuning chooses."""
+    clu = seg.clustering_
+    return dict(core_threshold=clu.core_threshold, split_components=clu.split_components,
+                merge_small=clu.merge_small)
+
+
 def cluster(seg, preds, setting, *, recovery=None, threshold=None):
     """Labels and scores of ``seg``'s clustering at ``setting`` (dict) on predictions ``(emb, prob)``."""
     t = setting["fg_threshold"] if threshold is None else threshold
-    out = [seg._cluster(e, p > t, p, setting["bandwidth"], setting["min_size"], setting["metric"],
-                        setting["core_fraction"], recovery=recovery or setting["recovery"],
-                        min_share=setting.get("min_share")) for e, p in preds]
+    share = setting.get("min_share")
+    out = [segment_embeddings(e, p, bandwidth=setting["bandwidth"], min_size=setting["min_size"],
+                              metric=setting["metric"], core_fraction=setting["core_fraction"],
+                              recovery=recovery or setting["recovery"], fg_threshold=t,
+                              min_share=seg.min_share_ if share is None else share, **fixed(seg))
+           for e, p in preds]
     return [o[0] for o in out], [o[1] for o in out]
 
 
 def old_tuning(seg, preds, labels):
     """The previous ``optimize_postprocessing``: mean shift of all foreground pixels, argmax of the grid."""
+    clu = seg.clustering_
+
     def modes_of(pred, bw, metric, cf):
         emb, prob = pred
-        return seg._modes(emb, prob > seg.fg_threshold, prob, bw, metric, cf, "mean_shift")
+        return _modes(emb, prob > clu.fg_threshold, bw, recovery="mean_shift", metric=metric, fg_prob=prob,
+                      core_threshold=clu.core_threshold, core_fraction=cf, random_state=0)
 
-    grid_cluster = _tuning.size_filtered(modes_of, lambda m, size: seg._finish(m, size)[0])
-    _, results = _tuning.grid_search_clustering(
-        grid_cluster, preds, labels, seg._default_bandwidth(), seg.min_size, preds[0][0].shape[0], "sbd",
-        typical_area=_tuning.median_instance_area(labels), core_fractions=_tuning.core_fraction_grid(seg.core_fraction),
-        recovery="mean_shift",
+    def finish(m, size):
+        return _instances(m, min_size=size, min_share=seg.min_share_, split_components=clu.split_components,
+                          merge_small=clu.merge_small)[0]
+
+    _, results = grid_search.grid_search_clustering(
+        grid_search.size_filtered(modes_of, finish), preds, labels, clu.bandwidth, clu.min_size,
+        preds[0][0].shape[0], "sbd", typical_area=grid_search.median_instance_area(labels),
+        core_fractions=grid_search.core_fraction_grid(clu.core_fraction), recovery="mean_shift",
     )
     best = max(results, key=lambda r: r["score"])  # first in grid order among equal scores
     return threshold_search(seg, preds, labels, best, old=True), results
@@ -114,10 +133,10 @@ def threshold_search(seg, preds, labels, row, old=False):
     configured threshold among equal ones)."""
     setting = {k: row.get(k) for k in ("recovery", "metric", "bandwidth", "core_fraction", "min_size", "min_share")}
     if setting["recovery"] == "components":
-        setting.update(metric="euclidean", bandwidth=seg._default_bandwidth(), core_fraction=None, min_share=None)
-    best_t, rows = _tuning.grid_search_threshold(
+        setting.update(metric="euclidean", bandwidth=seg.clustering_.bandwidth, core_fraction=None, min_share=None)
+    best_t, rows = grid_search.grid_search_threshold(
         lambda pred, t: cluster(seg, [pred], setting, threshold=t)[0][0], preds, labels,
-        _tuning.fg_threshold_grid(seg.fg_threshold), "sbd",
+        grid_search.fg_threshold_grid(seg.clustering_.fg_threshold), "sbd",
     )
     if old:
         best_t = max(rows, key=lambda r: r["score"])  # the first (configured) among equal scores
@@ -168,12 +187,13 @@ def best_of(fn, repeats):
 
 
 def timing(seg, preds, full, repeats):
-    bw = seg._default_bandwidth()
+    bw = seg.clustering_.bandwidth
     out = {}
     for name, items in (("4 test tiles (128 x 128)", preds), ("whole 512 x 512 image", full)):
         row = {"foreground_pixels": int(sum(int((p > 0.5).sum()) for _, p in items))}
         for recovery in ("mean_shift", "split", "components"):
-            s = best_of(lambda: [seg._cluster(e, p > 0.5, p, bw, 10, "euclidean", None, recovery=recovery)
+            s = best_of(lambda: [segment_embeddings(e, p, bandwidth=bw, min_size=10, recovery=recovery,
+                                                    min_share=seg.min_share_, **fixed(seg))
                                  for e, p in items], repeats)
             row[f"{recovery}_ms"] = round(1e3 * s, 1)
         out[name] = row
@@ -195,8 +215,10 @@ def run_seed(seed, args, data):
 
     floor = [connected_components(p > 0.5, connectivity=1).astype(np.int32) for _, p in test_preds]
     report["floor"] = metrics(test_y, floor)
-    eps = seg._default_bandwidth()
-    scored = [seg._cluster(e, p > 0.5, p, eps, 0, recovery="components") for e, p in test_preds]
+    eps = seg.clustering_.bandwidth
+    scored = [segment_embeddings(e, p, bandwidth=eps, min_size=0, recovery="components", min_share=seg.min_share_,
+                                 core_fraction=seg.core_fraction_, metric=seg.metric_, **fixed(seg))
+              for e, p in test_preds]
     assert all(np.array_equal(f, s[0]) for f, s in zip(floor, scored))
     report["floor_scored"] = metrics(test_y, floor, [s[1] for s in scored])
 

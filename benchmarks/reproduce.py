@@ -148,12 +148,8 @@ def evaluate(seg, dataset, test, embedded=None):
     rows, shown = {}, {}
     predicted = [prob > seg.fg_threshold_ for _, prob in embedded]
     for fg_name, fgs in (("predicted", predicted), ("given", given_foreground(dataset, test))):
-        labels, inst_scores = [], []
-        for (emb, prob), fg in zip(embedded, fgs):
-            # exactly predict's clustering, on embeddings computed once for both foregrounds
-            lab, sc = seg._cluster(emb, fg, prob, seg.bandwidth_, seg.min_size_)
-            labels.append(lab)
-            inst_scores.append(sc)
+        # exactly predict's clustering, on embeddings computed once for both foregrounds
+        labels, inst_scores = seg.predict_from_embeddings(embedded, fgs, return_scores=True)
         rows[f"harmonic, {fg_name} foreground"] = scores(gt, labels, inst_scores)
         shown[fg_name] = labels
         floor = [connected_components(fg, connectivity=1).astype(np.int32) for fg in fgs]

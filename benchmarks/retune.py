@@ -33,7 +33,7 @@ from reproduce import OUT, evaluate, print_table, resolve_train_truth, save_pict
 from sklearn.utils import check_random_state
 from train_embedding import load
 
-from harmonic_seg import HarmonicSegmenter, _tuning
+from harmonic_seg import HarmonicSegmenter
 
 
 def held_out(seg, n_images):
@@ -80,17 +80,19 @@ def main(argv=None):
         seg.set_params(num_threads=args.threads)
     if args.merge_small:
         seg.set_params(merge_small=True)
+    grids = {}
     if args.no_core:
         seg.set_params(core_fraction=None)
-        _tuning.CORE_FRACTIONS = (None,)
+        grids["core_fractions"] = (None,)
     if args.no_threshold:
-        _tuning.FG_THRESHOLDS = ()  # the grid is then the configured threshold alone
+        grids["fg_thresholds"] = ()  # the grid is then the configured threshold alone
     train, test = load(args.dataset, "train", truth=args.train_truth), load(args.dataset, "test")
     val = held_out(seg, len(train))
     before = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
                   core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=saved_merge_small)
     t0 = time.perf_counter()
-    seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring)
+    seg.optimize_postprocessing([train.images[i] for i in val], [train.labels[i] for i in val], scoring=args.scoring,
+                                **grids)
     tune_s = time.perf_counter() - t0
     after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
                  core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=seg.merge_small)

@@ -147,7 +147,7 @@ class TuningProbe:
             return
         fg = [np.count_nonzero(lab) for lab in self.labels]
         k = int(np.argsort(fg)[(len(fg) - 1) // 2])
-        quiet = logging.getLogger("harmonic_seg._clustering")
+        quiet = logging.getLogger("harmonic_seg.clustering._estimator")
         was_disabled, quiet.disabled = quiet.disabled, True  # this tuning's result is not the fit's
         t0 = time.perf_counter()
         try:

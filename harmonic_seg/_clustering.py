@@ -1,166 +1,154 @@
-"""The clustering half of :class:`~harmonic_seg.HarmonicSegmenter`: mean shift of its predictions and the
-StarDist-style tuning of the clustering parameters on validation images (:meth:`optimize_postprocessing`).
+"""The clustering stage of :class:`~harmonic_seg.HarmonicSegmenter`: its nested
+:class:`~harmonic_seg.clustering.EmbeddingClusterer` (``clustering``, fitted as ``clustering_``).
 
-A mixin, so that the estimator's module holds the training and the prediction; the grid itself is in
-:mod:`harmonic_seg._tuning` (plain numpy).
+The clustering and its tuning are the clusterer's; this mixin only connects the segmenter to it: the
+flat clustering parameters of the segmenter (used while ``clustering`` is None), the fitted attributes
+that read and write ``clustering_`` (``bandwidth_``, ``fg_threshold_``, ...), ``set_params`` reaching a
+fitted clusterer, and :meth:`optimize_postprocessing`, which embeds images and tunes the clusterer.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
+from sklearn.base import clone
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from . import _tuning
-from ._validation import check_images_and_labels
-from .postprocess import MIN_SHARE
+from ._validation import check_images_and_labels, check_masks
+from .clustering._estimator import TUNED, EmbeddingClusterer, check_tune_args
 
 __all__ = ["ClusteringMixin"]
 
 logger = logging.getLogger(__name__)
 
-#: ``_cluster(..., core_fraction=_FITTED)``: the fitted ``core_fraction_`` (None means no core selection).
-_FITTED = object()
-
 #: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
 _DELTA_V = 0.5
+#: Parameters of HarmonicSegmenter that configure its clustering while ``clustering`` is None, with their defaults.
+FLAT = {"bandwidth": None, "min_size": 10, "split_components": False, "merge_small": False, "metric": "euclidean",
+        "fg_threshold": 0.5, "core_threshold": None, "core_fraction": None}
+#: Parameters the tuning does not choose: a fitted clusterer takes their new values from ``set_params``.
+UNTUNED = ("core_threshold", "split_components", "merge_small")
+#: Fitted attributes of the segmenter that are those of ``clustering_``.
+FITTED = tuple(name + "_" for name in TUNED) + ("tuning_results_",)
 
-#: ``recovery_`` of a fitted segmenter before tuning: connected components of the foreground, split where the
-#: embedding shows distinct modes (:func:`harmonic_seg.nn.cluster_embeddings`).
-DEFAULT_RECOVERY = "split"
-#: ``recovery_`` of models saved or pickled before it was recorded: mean shift of all foreground pixels.
-LEGACY_RECOVERY = "mean_shift"
+
+def _fitted_attribute(name):
+    def get(self):
+        try:
+            return getattr(self.__dict__["clustering_"], name)
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
+    def set_(self, value):
+        if "clustering_" not in self.__dict__:
+            raise AttributeError(f"{name} belongs to the fitted clustering (clustering_): fit or load the segmenter "
+                                 "first.")
+        setattr(self.__dict__["clustering_"], name, value)
+
+    return property(get, set_, doc=f"``clustering_.{name}`` (see :class:`~harmonic_seg.clustering."
+                                   "EmbeddingClusterer`).")
 
 
 class ClusteringMixin:
-    """Clustering and its tuning for an estimator with ``module_``, ``guides_``, ``_embed``, ``_prepare``,
-    ``_threads`` and ``_check_predict_input`` (:class:`~harmonic_seg.HarmonicSegmenter`)."""
+    """Connects :class:`~harmonic_seg.HarmonicSegmenter` (``clustering``, the flat clustering parameters,
+    ``module_``, ``_embed``, ``_prepare``, ``_threads``, ``_check_predict_input``) to its clusterer."""
 
     def set_params(self, **params):
-        """Set parameters; on a fitted segmenter ``fg_threshold=...`` also sets ``fg_threshold_``.
+        """Set parameters; ``clustering__*`` keys also work while ``clustering`` is None.
 
-        ``fg_threshold_`` is the threshold ``predict`` uses (tuning may have
-        chosen it), so the new value changes predictions without refitting; so
-        does ``set_params(**other.get_params())``, which thus replaces a tuned
-        threshold by the configured one. The value is validated before
-        anything is set.
+        With ``clustering=None``, a ``clustering__bandwidth=...`` style key
+        first replaces None by ``EmbeddingClusterer()``. On a fitted segmenter
+        the clustering parameters the tuning does not choose
+        (``core_threshold``, ``split_components``, ``merge_small``) also reach
+        ``clustering_``, and ``fg_threshold`` also sets ``fg_threshold_``, the
+        threshold ``predict`` uses (validated first), so that they change
+        predictions without refitting; ``set_params(**other.get_params())``
+        thus replaces a tuned threshold by the configured one.
         """
-        sync = "fg_threshold" in params and hasattr(self, "fg_threshold_")
-        if sync:  # the error fit would give
+        if self.clustering is None and "clustering" not in params and any(k.startswith("clustering__")
+                                                                         for k in params):
+            self.clustering = EmbeddingClusterer()
+        fitted = "clustering_" in self.__dict__
+        touched = fitted and any(k in FLAT or k == "clustering" or k.startswith("clustering__") for k in params)
+        if fitted and "fg_threshold" in params:  # the error fit would give, before anything is set
             validate_parameter_constraints(
                 {"fg_threshold": self._parameter_constraints["fg_threshold"]},
                 {"fg_threshold": params["fg_threshold"]}, caller_name=type(self).__name__,
             )
         super().set_params(**params)
-        if sync:
-            self.fg_threshold_ = float(self.fg_threshold)
+        if touched:
+            config = self._clustering_config()
+            self.clustering_.set_params(**{k: config[k] for k in UNTUNED})
+            if any(k in ("fg_threshold", "clustering", "clustering__fg_threshold") for k in params):
+                self.clustering_.fg_threshold_ = float(config["fg_threshold"])
         return self
 
+    def _clustering_config(self):
+        """Parameters of the configured clusterer: ``clustering``'s, or the segmenter's flat ones."""
+        if self.clustering is None:
+            return {k: getattr(self, k) for k in FLAT}
+        return self.clustering.get_params()
+
+    def _check_clustering_params(self):
+        """Refuse flat clustering parameters beside a given ``clustering`` (before any work)."""
+        if self.clustering is None:
+            return
+        changed = [k for k, default in FLAT.items() if getattr(self, k) is not default
+                   and getattr(self, k) != default]
+        if changed:
+            given = ", ".join(f"{k}={getattr(self, k)!r}" for k in changed)
+            raise ValueError(
+                f"{given} set on {type(self).__name__} while clustering={self.clustering!r} is given: the clustering "
+                f"parameters are then the clusterer's. Set them on it (clustering__{changed[0]}=...) and leave "
+                f"{', '.join(changed)} at the default."
+            )
+
     def _default_bandwidth(self):
-        if self.bandwidth is not None:
-            return float(self.bandwidth)
         return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
 
+    def _clusterer(self):
+        """A new, unfitted clusterer of the current configuration, its bandwidth resolved."""
+        self._check_clustering_params()
+        if self.clustering is None:
+            clusterer = EmbeddingClusterer(**self._clustering_config())
+        else:
+            clusterer = clone(self.clustering)
+        if clusterer.bandwidth is None:
+            clusterer.set_params(bandwidth=self._default_bandwidth())
+        return clusterer
+
+    def _cluster_device(self):
+        return next(self.module_.parameters()).device
+
     def _reset_postprocessing(self):
-        """The fitted post-processing before any tuning: the configured parameters, ``recovery_="split"``."""
-        self.bandwidth_ = self._default_bandwidth()
-        self.min_size_ = int(self.min_size)
-        self.metric_ = self.metric
-        self.core_fraction_ = self.core_fraction
-        self.fg_threshold_ = float(self.fg_threshold)
-        self.recovery_ = DEFAULT_RECOVERY
-        self.min_share_ = MIN_SHARE
-        self.tuning_results_ = []
+        """The fitted clusterer before any tuning: the configured parameters (``recovery_="split"``)."""
+        self.clustering_ = self._clusterer().fit()
 
-    def _tune(self, chw, labels, scoring):
-        """Grid search of the clustering parameters, then of the foreground threshold, on validation images
-        (StarDist-style); the fitted attributes change only once both searches have finished."""
+    def _tune(self, chw, labels, scoring, **grids):
+        """Tune a new clusterer of the current configuration on prepared images; it replaces ``clustering_``
+        only once its searches have finished."""
         preds = [self._embed(im) for im in chw]
-        recovery = DEFAULT_RECOVERY
+        self.clustering_ = self._clusterer().tune(preds, labels, scoring=scoring, device=self._cluster_device(),
+                                                  **grids)
 
-        def modes_of(pred, bandwidth, metric, core_fraction):  # the mode search, once per setting
-            emb, prob = pred
-            return self._modes(emb, prob > self.fg_threshold, prob, bandwidth, metric, core_fraction, recovery)
-
-        def floor(pred, min_size):  # connected components of the predicted foreground
-            emb, prob = pred
-            return self._cluster(emb, prob > self.fg_threshold, prob, self._default_bandwidth(), min_size,
-                                 recovery="components")[0]
-
-        cluster = _tuning.size_filtered(
-            modes_of, lambda modes, size, **kw: self._finish(modes, size, scores=False, **kw)[0])
-        n_dims = preds[0][0].shape[0]  # embedding channels (N)
-        best, results = _tuning.grid_search_clustering(
-            cluster, preds, labels, self._default_bandwidth(), self.min_size, n_dims, scoring,
-            typical_area=_tuning.median_instance_area(labels),
-            core_fractions=_tuning.core_fraction_grid(self.core_fraction), floor=floor, recovery=recovery,
-            min_shares=_tuning.MIN_SHARES,
-        )
-        keys = ("recovery", "metric", "bandwidth", "core_fraction", "min_size", "min_share")
-        clustering = {k: best.get(k) for k in keys}
-        if best["recovery"] == "components":  # the floor uses no window, distance or share: keep the defaults
-            clustering.update(metric=self.metric, bandwidth=self._default_bandwidth(), core_fraction=self.core_fraction,
-                              min_share=MIN_SHARE)
-
-        def segment(pred, threshold):  # predict's clustering with the best parameters, at another threshold
-            emb, prob = pred
-            return self._cluster(emb, prob > threshold, prob, clustering["bandwidth"], clustering["min_size"],
-                                 clustering["metric"], clustering["core_fraction"], recovery=clustering["recovery"],
-                                 min_share=clustering["min_share"])[0]
-
-        best_t, results_t = _tuning.grid_search_threshold(
-            segment, preds, labels, _tuning.fg_threshold_grid(self.fg_threshold), scoring
-        )
-        self.recovery_, self.metric_ = clustering["recovery"], clustering["metric"]
-        self.bandwidth_, self.min_size_ = clustering["bandwidth"], clustering["min_size"]
-        self.core_fraction_, self.min_share_ = clustering["core_fraction"], clustering["min_share"]
-        self.fg_threshold_ = best_t["fg_threshold"]
-        self.tuning_results_ = [{**r, "fg_threshold": float(self.fg_threshold)} for r in results] + [
-            {**clustering, **r} for r in results_t
-        ]
-        plain = next((r for r in results if r["recovery"] == "components" and r["min_size"] == 0), None)
-        logger.info(
-            "post-processing tuned: recovery=%s metric=%s bandwidth=%.3f min_size=%d min_share=%s core_fraction=%s "
-            "fg_threshold=%.2f (validation %s %.4f; connected components of the foreground: %s)", self.recovery_,
-            self.metric_, self.bandwidth_, self.min_size_, self.min_share_, self.core_fraction_, self.fg_threshold_,
-            scoring,
-            best_t["score"], "n/a" if plain is None else f"{plain['score']:.4f}",
-        )
-
-    def optimize_postprocessing(self, X, y, *, scoring="sbd"):
+    def optimize_postprocessing(self, X, y, *, scoring="sbd", **grids):
         """Choose the clustering parameters and the foreground threshold on validation images, without retraining.
 
         Like StarDist's ``optimize_thresholds``: the images are embedded once,
-        then every distance (Euclidean, L1), bandwidth (0.5 to 3 times the
-        default for Euclidean windows; the L1 ones ``sqrt(2 N / pi)`` times
-        wider, so that they hold as many neighbours), minimum size (around
-        ``min_size``, and 2 to 50 % of the median instance area of ``y``, so
-        that the fragments of large objects can be dropped) and core fraction
-        (None, 0.8, 0.6 and ``core_fraction``) is clustered as ``predict``
-        does with ``recovery="split"`` (connected components of the
-        foreground, split where the embedding shows distinct modes) and scored
-        against ``y``; so are the connected components of the foreground alone
-        (``recovery="components"``, the floor) at every minimum size.
-
-        A few validation images are a noisy judge, so the best single score
-        does not decide: every setting is scored by the smaller of its own
-        score and the mean of its own and its grid neighbours' (next
-        bandwidth, core fraction or minimum size), and among the settings
-        within noise of the best such score (0.005, or the standard error of
-        the per-image differences if larger) the simplest is kept: the floor
-        first, then the minimum size nearest ``min_size``, no core fraction,
-        the widest window, the Euclidean distance. The choice replaces
-        ``recovery_``, ``metric_``, ``bandwidth_``, ``min_size_`` and
-        ``core_fraction_`` (the floor keeps the configured distance, window
-        and core fraction: it uses none). The clustering is searched at
-        ``fg_threshold``; with the chosen one, the foreground thresholds 0.3
-        to 0.7 are then tried, and the best replaces ``fg_threshold_`` (the
-        configured one among equal scores). ``tuning_results_`` holds every
-        row with its ``score`` and ``pooled_score``; the row with
-        ``recovery="components"`` and ``min_size=0`` is the floor's
-        validation score. ``save`` keeps them all.
-        ``fit(tune_postprocessing=True)`` runs it, by SBD, on held-out images.
+        then a clusterer of the configured parameters (``clustering``, or the
+        segmenter's own) is tuned on the embeddings and ``y``
+        (:meth:`harmonic_seg.clustering.EmbeddingClusterer.tune`: every
+        distance, bandwidth around the default, core fraction, share and
+        minimum size with ``recovery="split"``, and the connected components
+        of the foreground; the simplest setting within noise of the best is
+        kept; then the foreground threshold). The tuned clusterer replaces
+        ``clustering_``, and with it ``recovery_``, ``metric_``,
+        ``bandwidth_``, ``min_size_``, ``min_share_``, ``core_fraction_``,
+        ``fg_threshold_`` and ``tuning_results_`` (every row tried, with its
+        ``score``; ``save`` keeps them). ``fit(tune_postprocessing=True)``
+        runs it, by SBD, on held-out images.
 
         Parameters
         ----------
@@ -171,66 +159,91 @@ class ClusteringMixin:
         scoring : {"sbd", "accuracy"}, default="sbd"
             Mean symmetric best Dice, or TP / (TP + FP + FN) averaged over IoU
             thresholds 0.5:0.05:0.95 (favours exact outlines, as COCO AP does).
+        **grids
+            Search grids of :meth:`~harmonic_seg.clustering.EmbeddingClusterer.tune`
+            (``metrics``, ``bandwidth_factors``, ``core_fractions``,
+            ``min_shares``, ``min_size_fractions``, ``fg_thresholds``); the
+            defaults are its own.
 
         Returns
         -------
         self : HarmonicSegmenter
         """
-        if scoring not in _tuning.SCORINGS:
-            raise ValueError(f"scoring must be one of {_tuning.SCORINGS}; got {scoring!r}.")
+        check_tune_args(scoring, grids)
         check_is_fitted(self, "module_")
+        self._check_clustering_params()
         images, labels = check_images_and_labels(X, y)
         images, _ = self._check_predict_input(images, None)
         with self._threads():
-            self._tune(self._prepare(images), labels, scoring)
+            self._tune(self._prepare(images), labels, scoring, **grids)
         return self
 
-    def _recovery(self):
-        return getattr(self, "recovery_", LEGACY_RECOVERY)  # a model from before recovery_ was recorded
+    def _cluster(self, embedding, foreground, fg_prob, *fitted):
+        """``predict``'s clustering of one embedding by ``clustering_`` (``fitted``, the fitted bandwidth and
+        minimum size some callers pass, are its own)."""
+        return self.clustering_.segment(embedding, fg_prob, foreground=foreground, device=self._cluster_device())
 
-    def _modes(self, embedding, foreground, fg_prob, bandwidth, metric=None, core_fraction=_FITTED, recovery=None):
-        from .nn.cluster import _modes
+    def predict_from_embeddings(self, embedded, foreground=None, *, return_scores=False):
+        """Instance label maps of predicted embeddings: ``predict`` after ``predict_embeddings``.
 
-        return _modes(
-            embedding,
-            foreground,
-            bandwidth,
-            recovery=self._recovery() if recovery is None else recovery,
-            metric=self.metric_ if metric is None else metric,
-            fg_prob=fg_prob,
-            core_threshold=self.core_threshold,
-            core_fraction=self.core_fraction_ if core_fraction is _FITTED else core_fraction,
-            device=next(self.module_.parameters()).device,
-            random_state=0,
-        )
+        ``predict(X)`` is ``predict_from_embeddings(predict_embeddings(X))``;
+        computing the embeddings once lets several foregrounds or
+        thresholds be compared without running the network again.
 
-    def _finish(self, modes, min_size, min_share=None, scores=True):
-        from .nn.cluster import _instances
+        Parameters
+        ----------
+        embedded : list of tuple (embedding, fg_prob)
+            The output of :meth:`predict_embeddings`: an (N, H, W) embedding
+            and an (H, W) foreground probability per image.
+        foreground : list of ndarray of shape (H, W) or None, default=None
+            Known foreground masks, imposed instead of ``fg_prob >
+            fg_threshold_``.
+        return_scores : bool, default=False
+            Also return one confidence per instance.
 
-        return _instances(modes, min_size=min_size, min_share=self._min_share() if min_share is None else min_share,
-                          split_components=self.split_components, merge_small=self.merge_small, scores=scores)
+        Returns
+        -------
+        labels : list of ndarray of shape (H, W), int32
+        scores : list of ndarray of shape (K,)
+            Only when ``return_scores`` is True.
+        """
+        check_is_fitted(self, "module_")
+        self._validate_params()
+        if isinstance(embedded, np.ndarray) or not isinstance(embedded, (list, tuple)):
+            raise TypeError(f"embedded must be a list of (embedding, fg_prob) pairs, as predict_embeddings returns; "
+                            f"got {type(embedded).__name__}.")
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in embedded):
+            raise TypeError("embedded must be a list of (embedding, fg_prob) pairs, as predict_embeddings returns.")
+        foreground = check_masks(foreground, [np.shape(prob) for _, prob in embedded], "foreground", "embedded")
+        labels, scores = [], []
+        with self._threads():
+            for i, (emb, prob) in enumerate(embedded):
+                fg = prob > self.fg_threshold_ if foreground is None else foreground[i].astype(bool)
+                lab, sc = self._cluster(emb, fg, prob)
+                labels.append(lab)
+                scores.append(sc)
+        return (labels, scores) if return_scores else labels
 
-    def _min_share(self):
-        return getattr(self, "min_share_", MIN_SHARE)
 
-    def _cluster(self, embedding, foreground, fg_prob, bandwidth, min_size, metric=None, core_fraction=_FITTED, *,
-                 recovery=None, min_share=None):
-        """``predict``'s clustering (``recovery_`` and ``min_share_`` unless given)."""
-        from .nn.cluster import cluster_embeddings
+for _name in FITTED:
+    setattr(ClusteringMixin, _name, _fitted_attribute(_name))
+del _name
 
-        return cluster_embeddings(
-            embedding,
-            foreground,
-            bandwidth,
-            recovery=self._recovery() if recovery is None else recovery,
-            metric=self.metric_ if metric is None else metric,
-            min_size=min_size,
-            min_share=self._min_share() if min_share is None else min_share,
-            split_components=self.split_components,
-            merge_small=self.merge_small,
-            fg_prob=fg_prob,
-            core_threshold=self.core_threshold,
-            core_fraction=self.core_fraction_ if core_fraction is _FITTED else core_fraction,
-            device=next(self.module_.parameters()).device,
-            random_state=0,
-        )
+
+def adopt_flat_fitted(est, legacy):
+    """Build ``clustering_`` of a segmenter pickled or saved before the clustering was an estimator.
+
+    ``legacy`` holds the fitted values found (``bandwidth_``, ``min_size_``, ... as recorded then);
+    those not recorded take what such a model did: ``core_fraction``, ``fg_threshold`` (the
+    parameters), ``recovery_="mean_shift"`` with ``min_share_=0.1``, no tuning results.
+    """
+    clusterer = est._clusterer()
+    clusterer.fit()
+    values = {"core_fraction_": est._clustering_config()["core_fraction"],
+              "fg_threshold_": est._clustering_config()["fg_threshold"], "tuning_results_": []}
+    if "recovery_" not in legacy:  # recorded since; before, the mean shift of all foreground pixels
+        values.update(recovery_="mean_shift", min_share_=0.1)
+    values.update(legacy)
+    for name, value in values.items():
+        setattr(clusterer, name, value)
+    est.clustering_ = clusterer

@@ -76,6 +76,7 @@ def fit_segmenter(est, X, y, ignore=None):
     """Fit ``est`` (a :class:`~harmonic_seg.HarmonicSegmenter`): see its ``fit``."""
     budget = TimeBudget(est.max_time)
     check_extra_params(est)
+    est._check_clustering_params()
     images, labels = check_images_and_labels(X, y)
     ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
     warm = bool(est.warm_start) and hasattr(est, "module_")
@@ -144,7 +145,7 @@ def fit_segmenter(est, X, y, ignore=None):
     new = [dict(rec, epoch=rec["epoch"] + len(previous)) for rec in trainer.history]
     est.history_ = previous + new
     est.n_epochs_ = len(new)
-    est._reset_postprocessing()  # bandwidth_, min_size_, metric_, core_fraction_, fg_threshold_, recovery_, ...
+    est._reset_postprocessing()  # clustering_: the configured clusterer (bandwidth_, min_size_, ... are its)
     val = [int(i) for i in getattr(trainer, "val_indices_", [])]
     est.validation_indices_ = val
     if est.tune_postprocessing:

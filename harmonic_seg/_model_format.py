@@ -266,6 +266,7 @@ CONFIG_SCHEMA = _section({
     "library_version": Field("str"),
     "params": _PARAMS,
     "guides_params": Field("mapping", item=_PARAMS.item, nullable=True),
+    "clustering_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "fitted": _section(FITTED),
     "guide_fitter": _section({
         "params": _PARAMS,
@@ -291,8 +292,8 @@ def check_params(values, cls, where):
     constraints = getattr(cls, "_parameter_constraints", {})
     for key, value in values.items():
         here = _join(where, key)
-        if key not in names or key == "guides":
-            allowed = ", ".join(n for n in names if n != "guides")
+        if key not in names or key in ("guides", "clustering"):
+            allowed = ", ".join(n for n in names if n not in ("guides", "clustering"))
             raise FormatError(here, f"is not a parameter of {cls.__name__} (allowed: {allowed})")
         if key in PARAM_FIELDS:
             PARAM_FIELDS[key].check(value, here)
@@ -340,6 +341,10 @@ def check_config(config, est_cls):
     if config["guides_params"] is not None:
         check_params(config["guides_params"], GuideFunctionFitter, "guides_params")
     check_params(config["guide_fitter"]["params"], GuideFunctionFitter, "guide_fitter.params")
+    if config.get("clustering_params") is not None:
+        from .clustering import EmbeddingClusterer
+
+        check_params(config["clustering_params"], EmbeddingClusterer, "clustering_params")
     for section in config.get("random_states") or {}:
         params = config["guide_fitter"]["params"] if section == "guide_fitter" else config[section]
         if params is None or params.get("random_state") is not None:

@@ -93,12 +93,10 @@ def setstate(est, state):
         return
     if "validation_indices_" not in est.__dict__:  # pickled before it was recorded
         est.validation_indices_ = None
-    if "core_fraction_" not in est.__dict__:
-        est.core_fraction_ = est.core_fraction
-    if "fg_threshold_" not in est.__dict__:
-        est.fg_threshold_ = est.fg_threshold
-    if "recovery_" not in est.__dict__:  # pickled before it was recorded: mean shift of all foreground pixels
-        est.recovery_, est.min_share_ = "mean_shift", 0.1
+    if "clustering_" not in est.__dict__:  # pickled before the clustering was an estimator: its fitted values
+        from ._clustering import FITTED, adopt_flat_fitted
+
+        adopt_flat_fitted(est, {k: est.__dict__.pop(k) for k in FITTED if k in est.__dict__})
     _legacy_fitted(est, config, est.__dict__.get("history_"))
     import torch
 
@@ -264,6 +262,7 @@ def save(est, path, *, overwrite=False):
     random_states = {}
     params = est.get_params(deep=False)
     guides = params.pop("guides")
+    clustering = params.pop("clustering")
     params["callbacks"] = None  # user objects: not saved (they are code, not configuration)
     net_config, weights, _ = _module_payload(est.module_)
     buffer = io.BytesIO()
@@ -288,6 +287,8 @@ def save(est, path, *, overwrite=False):
         "tuning_results": getattr(est, "tuning_results_", []),
         "weights_sha256": sha256_bytes(weights_bytes),
     }
+    if clustering is not None:  # absent otherwise: the folder stays readable by versions without it
+        config["clustering_params"] = {k: _jsonable(v) for k, v in clustering.get_params().items()}
     if random_states:
         config["random_states"] = random_states
     text = json.dumps(config, indent=2, default=_json_default)
@@ -310,7 +311,10 @@ def _read_config(cfg_file):
 
 
 def load(cls, path, *, device="cpu"):
+    from ._clustering import FITTED as CLUSTERING_FITTED
+    from ._clustering import adopt_flat_fitted
     from ._model_format import check_config, expected_weights, read_weights, sha256
+    from .clustering import EmbeddingClusterer
     from ._validation import check_device
     from .fitter import GuideFunctionFitter
     from .guides import GuideFunctions
@@ -362,8 +366,9 @@ def load(cls, path, *, device="cpu"):
             args["random_state"] = random_states[section]
         return args
 
-    gp = config["guides_params"]
+    gp, cp = config["guides_params"], config.get("clustering_params")
     est = cls(guides=None if gp is None else GuideFunctionFitter(**constructor_args(gp, "guides_params")),
+              clustering=None if cp is None else EmbeddingClusterer(**cp),
               **constructor_args(config["params"], "params"))
     gf = config["guide_fitter"]
     fitter = GuideFunctionFitter(**constructor_args(gf["params"], "guide_fitter"))
@@ -372,14 +377,14 @@ def load(cls, path, *, device="cpu"):
     fitter.n_guides_ = fitter.guides_.n_guides
     fitter.separation_ = gf["separation"]
     est.guides_ = fitter
-    est.core_fraction_ = est.core_fraction  # saved before core_fraction_ was recorded
-    est.fg_threshold_ = est.fg_threshold  # saved before fg_threshold_ was recorded
-    est.recovery_, est.min_share_ = "mean_shift", 0.1  # saved before they were recorded: mean shift of all pixels
-    for k, v in config["fitted"].items():  # the keys check_config allowed: FITTED only
+    fitted = dict(config["fitted"])  # the keys check_config allowed: FITTED only
+    clustering = {k: fitted.pop(k) for k in CLUSTERING_FITTED if k in fitted}
+    for k, v in fitted.items():
         setattr(est, k, v)
     est.history_ = config["history"]
     _legacy_fitted(est, config["network"], est.history_)
     est.validation_indices_ = config.get("validation_indices")  # None: saved before it was recorded
-    est.tuning_results_ = config.get("tuning_results", [])
+    # the fitted clusterer; values saved before they were recorded take what such a model did
+    adopt_flat_fitted(est, {**clustering, "tuning_results_": config.get("tuning_results", [])})
     est.module_ = _build_module(config["network"], weights, device)
     return est

@@ -1,7 +1,7 @@
 """Post-processing of instance label maps (numpy, scipy and scikit-image only).
 
 These helpers turn the raw cluster map produced by mean-shift clustering of
-the predicted embeddings (:func:`harmonic_seg.nn.cluster.cluster_embeddings`)
+the predicted embeddings (:func:`harmonic_seg.clustering.cluster_embeddings`)
 into a clean instance label map and give every instance a confidence score
 (used to rank detections for COCO-style average precision).
 

@@ -13,6 +13,7 @@ from . import _persistence
 from ._clustering import ClusteringMixin
 from ._fit_checks import MAX_LOSS_WEIGHT, MAX_SCALE, check_extra_params, prepare_images
 from ._validation import check_images, check_images_and_labels, check_masks
+from .clustering._estimator import EmbeddingClusterer
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
 from .preprocessing import rescale_channels_first, scaled_shape
@@ -31,8 +32,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     SinConv layers is trained to regress every pixel's harmonic embedding and
     its foreground probability, and, optionally, the post-processing (the
     mean-shift distance, bandwidth and core fraction, the minimum instance
-    size and the foreground threshold) is tuned on held-out images. ``predict`` returns
-    one integer label map per image.
+    size and the foreground threshold) is tuned on held-out images
+    (``clustering``). ``predict`` returns one integer label map per image.
 
     Parameters
     ----------
@@ -123,49 +124,38 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Per-image percentile normalisation of the input (whole image, never
         per tile; in float64 for float64 images); None feeds the images as
         they are (as float32: values beyond its range, 3.4e38, are refused).
+    clustering : EmbeddingClusterer or None, default=None
+        The clustering stage (:class:`~harmonic_seg.clustering.EmbeddingClusterer`,
+        cloned in ``fit``, fitted as ``clustering_``); its parameters are
+        reachable as ``clustering__bandwidth``, ... None: a clusterer of the
+        segmenter's own clustering parameters below, which must then keep
+        their defaults. Its ``bandwidth=None`` is the guides' margin eps
+        (the paper), or 0.5 with ``loss="discriminative"``.
     bandwidth : float or None, default=None
-        Mean-shift bandwidth; None uses the guides' margin eps (the paper), or
-        0.5 with ``loss="discriminative"``.
+        Mean-shift bandwidth; None: as ``clustering``'s.
     min_size : int, default=10
         Instances with fewer pixels are dropped.
     split_components : bool, default=False
         Split each cluster into its connected components.
     merge_small : bool, default=False
         Give the pixels of instances smaller than ``min_size`` to a touching
-        larger instance instead of dropping them (fragments cut off an
-        object return to it; suited to a given or reliable foreground).
+        larger instance instead of dropping them.
     metric : {"euclidean", "l1"}, default="euclidean"
-        Distance of the mean-shift window ("euclidean" as in scikit-learn's
-        MeanShift, used by the reference implementation).
+        Distance of the mean-shift window.
     fg_threshold : float, default=0.5
         Foreground probability above which a pixel is clustered (when no
-        foreground mask is given to ``predict``). ``fit`` copies it into
-        ``fg_threshold_``, which ``predict`` uses; ``tune_postprocessing``
-        searches the clustering at it, then also tries 0.3 to 0.7 with the
-        tuned clustering and keeps the best (this one among equal scores).
+        foreground mask is given to ``predict``); ``fg_threshold_`` is the one
+        ``predict`` uses (the tuning may choose another).
     core_threshold : float or None, default=None
-        Only foreground pixels with a predicted foreground probability of at
-        least this seek the mean-shift modes; all foreground pixels are then
-        assigned to the nearest mode (see
-        :func:`~harmonic_seg.nn.cluster_embeddings`). None: every foreground
-        pixel seeks (the paper).
+        Only foreground pixels of at least this probability seek the modes.
     core_fraction : float in (0, 1] or None, default=None
-        Only this fraction of the foreground pixels, those where the predicted
-        embedding changes least from pixel to pixel, seek the modes; all are
-        then assigned to the nearest mode (see
-        :func:`~harmonic_seg.nn.cluster_embeddings`). Pixels on a border
-        between touching instances, whose embedding blends both, then form no
-        fragments of their own. None: every foreground pixel seeks (the
-        paper). ``tune_postprocessing`` also tries None, 0.8 and 0.6.
+        Only this fraction of the foreground pixels, where the embedding
+        changes least, seek the modes. These eight are those of
+        :class:`~harmonic_seg.clustering.EmbeddingClusterer`, which says more.
     tune_postprocessing : bool, default=True
-        After training, choose the bandwidth (0.5 to 3 times its default;
-        L1 windows scaled to match, see :meth:`optimize_postprocessing`),
-        the distance (``metric``), ``core_fraction``, ``min_size`` and
-        ``recovery_`` (or the connected components of the foreground) by
-        the mean symmetric best Dice on the validation images, pooled over
-        neighbouring settings, the simplest within noise; then ``fg_threshold`` with that clustering (as StarDist tunes its
-        thresholds); :meth:`optimize_postprocessing` does the same on images
-        of your choice, by SBD or by matching accuracy.
+        After training, tune the clustering on the validation images by the
+        mean symmetric best Dice (:meth:`optimize_postprocessing`, as
+        StarDist tunes its thresholds).
     tile_size : int or None, default=1024
         Images larger than this are predicted tile by tile (memory bounded by
         the tile); None always predicts whole images.
@@ -223,24 +213,16 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Channels of the network's first level.
     n_channels_in_ : int
         Channels of the training images.
-    bandwidth_ : float
-        Mean-shift bandwidth used by ``predict``.
-    min_size_ : int
-        Minimum instance size used by ``predict``.
-    metric_ : str
-        Mean-shift distance used by ``predict``.
-    core_fraction_ : float or None
-        ``core_fraction`` used by ``predict`` (the tuned one after tuning).
+    clustering_ : EmbeddingClusterer
+        The fitted clustering ``predict`` uses (tuned when
+        ``tune_postprocessing``); the next eight are its attributes.
+    bandwidth_, min_size_, metric_, core_fraction_, min_share_, fg_threshold_ : float, int, str, ...
+        The values ``predict`` clusters with (the tuned ones after tuning).
     recovery_ : {"split", "components", "mean_shift"}
-        How ``predict`` recovers instances (``cluster_embeddings(recovery=...)``):
-        "split" after ``fit``; tuning may choose "components"; "mean_shift"
-        for models saved before it was recorded.
-    fg_threshold_ : float
-        Foreground threshold used by ``predict`` (the tuned one after tuning).
+        How ``predict`` recovers instances: "split" after ``fit``; tuning may
+        choose "components"; "mean_shift" for models saved before it was recorded.
     tuning_results_ : list of dict
-        Scores of the post-processing grid (empty unless tuned): the
-        clustering grid at ``fg_threshold``, then the foreground thresholds
-        tried with the best clustering (each row has ``fg_threshold``).
+        Scores of the post-processing grid (empty unless tuned).
     validation_indices_ : list of int or None
         The training images held out for validation (and tuning); None for a
         model saved by a version that did not record them.
@@ -279,6 +261,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "flips": ["boolean"],
         "rotate": ["boolean"],
         "percentiles": [tuple, list, None],
+        "clustering": [EmbeddingClusterer, None],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "min_size": [Interval(Integral, 0, None, closed="left")],
         "split_components": ["boolean"],
@@ -324,6 +307,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         flips=True,
         rotate=False,
         percentiles=(1.0, 99.8),
+        clustering=None,
         bandwidth=None,
         min_size=10,
         split_components=False,
@@ -365,6 +349,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self.flips = flips
         self.rotate = rotate
         self.percentiles = percentiles
+        self.clustering = clustering
         self.bandwidth = bandwidth
         self.min_size = min_size
         self.split_components = split_components
@@ -400,8 +385,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         behaves exactly like the default, so that grids over the guide
         parameters work on a default-constructed segmenter. On a fitted
         segmenter ``fg_threshold=...`` also sets ``fg_threshold_``, the
-        threshold ``predict`` uses (validated first; the clustering mixin
-        does it).
+        threshold ``predict`` uses (validated first), and ``clustering__*``
+        keys work while ``clustering`` is None (the clustering mixin does
+        both).
         """
         if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
             self.guides = GuideFunctionFitter()
@@ -527,7 +513,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
             for i, im in enumerate(self._prepare(images)):
                 emb, prob = self._embed(im)
                 fg = prob > self.fg_threshold_ if foreground is None else foreground[i].astype(bool)
-                lab, sc = self._cluster(emb, fg, prob, self.bandwidth_, self.min_size_)
+                lab, sc = self._cluster(emb, fg, prob)
                 labels.append(lab)
                 scores.append(sc)
         return (labels, scores) if return_scores else labels

@@ -94,7 +94,7 @@ def test_embedding_map_needs_a_float_dtype(guides, dtype):
 
 # ---------------------------------------------------------------------------------------- clustering
 def test_mean_shift_refuses_points_whose_distances_overflow_float32():
-    from harmonic_seg.nn import MeanShift, mean_shift
+    from harmonic_seg.clustering import MeanShift, mean_shift
 
     points = np.random.default_rng(0).random((50, 3)) * 1e30
     with pytest.raises(ValueError, match="too large for float32 distances"):
@@ -105,7 +105,7 @@ def test_mean_shift_refuses_points_whose_distances_overflow_float32():
 
 @pytest.mark.parametrize("bandwidth", [1e-30, 1e-300])
 def test_mean_shift_refuses_a_seeding_grid_too_fine_for_int64(bandwidth):
-    from harmonic_seg.nn import mean_shift
+    from harmonic_seg.clustering import mean_shift
 
     with pytest.raises(ValueError, match="bin_size"):
         mean_shift(np.random.default_rng(0).random((50, 3)), bandwidth)

@@ -178,7 +178,7 @@ def separated_blobs(draw):
 @SLOW
 @given(separated_blobs(), st.data())
 def test_mean_shift_partition_ignores_point_order(blobs, data):
-    from harmonic_seg.nn import mean_shift
+    from harmonic_seg.clustering import mean_shift
 
     points, truth = blobs
     perm = np.asarray(data.draw(st.permutations(range(len(points)))))
@@ -207,7 +207,7 @@ def test_cluster_embeddings_mean_shift_ignores_pixel_order(blobs, data):
     """
     import inspect
 
-    from harmonic_seg.nn import cluster_embeddings
+    from harmonic_seg.clustering import cluster_embeddings
 
     points, _ = blobs
     n = len(points)

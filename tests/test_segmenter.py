@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
-from harmonic_seg._tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
+from harmonic_seg.clustering.tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
 from harmonic_seg.metrics import SCORERS
 from harmonic_seg.synthetic import make_instances
 
@@ -110,7 +110,7 @@ def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
 def test_clustering_params_reach_the_clustering_without_refit(fitted, data, monkeypatch):
     X, _ = data
     seen = []
-    import harmonic_seg.nn.cluster as cluster
+    import harmonic_seg.clustering._embedding as cluster
 
     real = cluster.cluster_embeddings
 
@@ -153,6 +153,16 @@ def test_core_fraction_bool_is_refused_before_training(monkeypatch):
         HarmonicSegmenter(core_fraction=True, **TINY).fit([np.ones((48, 48))], [lab])
 
 
+def _old_state(est):
+    """``est.__getstate__()`` as pickled before the clustering was an estimator (its fitted values flat)."""
+    state = est.__getstate__()
+    clusterer = state.pop("clustering_")
+    del state["clustering"]
+    state.update({k: getattr(clusterer, k) for k in ("bandwidth_", "min_size_", "metric_", "core_fraction_",
+                                                     "fg_threshold_", "recovery_", "min_share_", "tuning_results_")})
+    return state
+
+
 def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -163,7 +173,7 @@ def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_pat
     cfg["params"]["fg_threshold"] = 0.4  # saved before fg_threshold_ was recorded: the parameter stands in
     (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
     assert HarmonicSegmenter.load(tmp_path / "model").fg_threshold_ == 0.4
-    state = fitted.__getstate__()
+    state = _old_state(fitted)
     del state["fg_threshold_"]  # pickled before fg_threshold_ was recorded
     state["fg_threshold"] = 0.45
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
@@ -373,7 +383,7 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
 
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
-    state = fitted.__getstate__()
+    state = _old_state(fitted)
     for name in ("scale", "merge_small", "core_threshold", "loss", "validation_indices_", "core_fraction",
                  "core_fraction_"):
         state.pop(name)

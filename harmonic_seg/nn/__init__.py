@@ -1,14 +1,13 @@
-"""Torch part of harmonic_seg: SinConv U-Net, loss, training loop and (tiled) inference.
+"""Torch part of harmonic_seg: SinConv U-Net, losses, training loop and (tiled) inference.
 
-Everything that imports torch lives in this subpackage.
+The mean shift and the clustering of embeddings are in :mod:`harmonic_seg.clustering`;
+``harmonic_seg.nn.MeanShift``, ``mean_shift`` and ``cluster_embeddings`` still work but are deprecated.
 """
 
 from ._train_utils import resolve_amp
-from .cluster import cluster_embeddings
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
 from .losses import discriminative_loss, harmonic_loss, touching_pixels
-from .meanshift import MeanShift, mean_shift
 from .trainer import Callback, TrainConfig, Trainer
 from .unet import HarmonicUNet, count_parameters
 
@@ -25,7 +24,15 @@ __all__ = [
     "Callback",
     "resolve_amp",
     "predict_embeddings",
-    "mean_shift",
-    "MeanShift",
-    "cluster_embeddings",
 ]
+
+#: Names that moved to harmonic_seg.clustering (deprecated here).
+_MOVED = ("MeanShift", "mean_shift", "cluster_embeddings")
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        from ..clustering._deprecated import moved
+
+        return moved(__name__, name, "harmonic_seg.clustering")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ minutes. The library therefore chooses the threads itself:
   the benchmark), not tenfold. The count does not depend on the machine's load at the time
   of the call, so that a fit or a prediction with the same ``random_state``
   gives the same result (the rounding of float sums depends on the threads).
-* **The mean shift** (:func:`harmonic_seg.nn.meanshift.mean_shift`, the
+* **The mean shift** (:func:`harmonic_seg.clustering.mean_shift`, the
   clustering of ``predict`` and of the tuning): one thread. It is a long loop
   of small operations, the case where a busy core costs most
   (``docs/benchmarks.md``, "Shared CPU"); on one thread its result does not

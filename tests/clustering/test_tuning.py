@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harmonic_seg._tuning import (
+from harmonic_seg.clustering.tuning import (
     BANDWIDTH_FACTORS,
     CORE_FRACTIONS,
     FG_THRESHOLDS,
@@ -259,24 +259,9 @@ def test_threshold_search_keeps_the_configured_threshold_within_noise():
     assert best["fg_threshold"] == 0.3
 
 
-def test_tuning_chooses_the_floor_when_the_clustering_cuts_round_objects():
-    # ClusteringMixin._tune on predictions whose embedding cuts every round object in two halves 5.0 apart
-    # (beyond every window of the grid): every clustering halves the objects, the connected components of
-    # the predicted foreground are right, and the tuning keeps them (recovery_="components")
-    torch = pytest.importorskip("torch")
-    from types import SimpleNamespace
-
-    from harmonic_seg._clustering import ClusteringMixin
-
-    class Stub(ClusteringMixin):
-        bandwidth, loss, min_size, metric, core_fraction, fg_threshold = None, "harmonic", 10, "euclidean", None, 0.5
-        core_threshold, split_components, merge_small = None, False, False
-        guides_ = SimpleNamespace(margin=0.5)
-        module_ = torch.nn.Linear(1, 1)
-
-        def _embed(self, pred):
-            return pred
-
+def _halved_round_objects():
+    """Predictions whose embedding cuts every round object in two halves 5.0 apart (beyond every window of the
+    grid), and the true label maps."""
     yy, xx = np.mgrid[:40, :40]
     preds, truths = [], []
     for shift in (0, 3):
@@ -288,19 +273,28 @@ def test_tuning_chooses_the_floor_when_the_clustering_cuts_round_objects():
         emb[1][(truth > 0) & (yy % 20 >= 10)] = 5.0  # each object's lower half
         preds.append((emb, np.where(truth > 0, 0.9, 0.1).astype(np.float32)))
         truths.append(truth)
-    seg = Stub()
-    seg._reset_postprocessing()
-    assert seg.recovery_ == "split"
-    seg._tune(preds, truths, "sbd")
-    assert seg.recovery_ == "components"
-    assert seg.min_size_ == 10 and seg.bandwidth_ == 0.5 and seg.min_share_ == 0.1  # the floor: the defaults stay
-    floor = [r for r in seg.tuning_results_ if r["recovery"] == "components" and r["min_size"] == 0]
-    split = [r for r in seg.tuning_results_ if r["recovery"] == "split"]
+    return preds, truths
+
+
+def test_tuning_chooses_the_floor_when_the_clustering_cuts_round_objects():
+    # every clustering halves the objects, the connected components of the predicted foreground are right,
+    # and the tuning keeps them (recovery_="components")
+    pytest.importorskip("torch")
+    from harmonic_seg.clustering import EmbeddingClusterer
+
+    preds, truths = _halved_round_objects()
+    clu = EmbeddingClusterer().fit()
+    assert clu.recovery_ == "split"
+    clu.tune(preds, truths, scoring="sbd")
+    assert clu.recovery_ == "components"
+    assert clu.min_size_ == 10 and clu.bandwidth_ == 0.5 and clu.min_share_ == 0.1  # the floor: the defaults stay
+    floor = [r for r in clu.tuning_results_ if r["recovery"] == "components" and r["min_size"] == 0]
+    split = [r for r in clu.tuning_results_ if r["recovery"] == "split"]
     assert len(floor) == 1 and floor[0]["score"] == pytest.approx(1.0)
     assert min(r["score"] for r in split if r["min_size"] == 10) < 0.8  # the halves split at the default size
     emb, prob = preds[0]
-    labels, scores = seg._cluster(emb, prob > seg.fg_threshold_, prob, seg.bandwidth_, seg.min_size_)
-    np.testing.assert_array_equal(labels, truths[0])  # predict's clustering follows recovery_
+    labels, scores = clu.segment(emb, prob)
+    np.testing.assert_array_equal(labels, truths[0])  # segment follows recovery_
     np.testing.assert_allclose(scores, [0.0, 0.0])  # each object joins two embeddings 5.0 apart: no confidence
 
 
@@ -325,8 +319,10 @@ def test_recovery_is_a_fitted_attribute_kept_by_pickle_and_save(tmp_path):
     loaded = HarmonicSegmenter.load(tmp_path / "model")
     assert (loaded.recovery_, loaded.min_share_) == ("components", 0.2)
     # models from before recovery_ was recorded keep the mean shift of all foreground pixels
-    state = seg.__getstate__()
-    del state["recovery_"]
+    state = seg.__getstate__()  # as pickled before the clustering was an estimator and recovery_ was recorded
+    clu = state.pop("clustering_")
+    state.update({k: getattr(clu, k) for k in ("bandwidth_", "min_size_", "metric_", "core_fraction_",
+                                              "fg_threshold_", "tuning_results_")})
     old = HarmonicSegmenter.__new__(HarmonicSegmenter)
     old.__setstate__(state)
     assert old.recovery_ == "mean_shift"

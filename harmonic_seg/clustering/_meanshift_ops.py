@@ -1,8 +1,8 @@
-"""Building blocks of the torch mean shift of :mod:`harmonic_seg.nn.meanshift`.
+"""Building blocks of the torch mean shift of :mod:`harmonic_seg.clustering.meanshift`.
 
 Seeding, batched shift steps, seed de-duplication, coarse-to-fine levels,
 merging of modes and assignment of points; all take and return tensors that
-the caller has validated. See :mod:`harmonic_seg.nn.meanshift` for the algorithm.
+the caller has validated. See :mod:`harmonic_seg.clustering.meanshift` for the algorithm.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._threads import small_op_threads
+from ..nn._threads import small_op_threads
 
-logger = logging.getLogger("harmonic_seg.nn.meanshift")  # messages of the mean shift, one logger
+logger = logging.getLogger("harmonic_seg.clustering.meanshift")  # messages of the mean shift, one logger
 
 #: Largest number of entries of one (seeds x points) block: 2 MB of float32 on the
 #: CPU (cache-friendly; blocks are updated in place), 64 MB on a GPU.

@@ -1,8 +1,10 @@
 """Grid search of the clustering parameters on validation images (StarDist-style tuning).
 
-Plain numpy: the caller passes a ``cluster`` function that turns one
-prediction into a label map, so the search runs the exact post-processing of
-``predict`` and nothing else.
+The search behind :meth:`harmonic_seg.clustering.EmbeddingClusterer.tune`,
+usable with any clustering. Plain numpy: the caller passes a ``cluster``
+function that turns one prediction into a label map, so the search runs the
+exact post-processing of ``predict`` and nothing else. The module constants
+are the default grids; every function takes its grid as an argument.
 
 A handful of validation images is a noisy judge: the single best grid point
 often wins by luck (a tiny window, no minimum size). :func:`select_setting`
@@ -20,15 +22,17 @@ import itertools
 
 import numpy as np
 
-from .metrics import matching_dataset, mean_symmetric_best_dice
-from .metrics._instances import as_label_map
+from ..metrics import matching_dataset, mean_symmetric_best_dice
+from ..metrics._instances import as_label_map
 
 __all__ = [
     "BANDWIDTH_FACTORS",
     "CORE_FRACTIONS",
     "FG_THRESHOLDS",
     "IOU_THRESHOLDS",
+    "METRICS",
     "MIN_SHARES",
+    "MIN_SIZE_FRACTIONS",
     "SCORINGS",
     "bandwidth_grid",
     "core_fraction_grid",
@@ -39,6 +43,7 @@ __all__ = [
     "min_size_grid",
     "select_setting",
     "size_filtered",
+    "validation_score",
 ]
 
 #: Euclidean bandwidths tried, as multiples of the default bandwidth (eps). Up to 3 eps: on elongated
@@ -49,9 +54,9 @@ METRICS = ("euclidean", "l1")
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 SCORINGS = ("sbd", "accuracy")
 #: Core fractions tried (``cluster_embeddings(core_fraction=...)``): every foreground pixel seeks a mode
-#: (None, the paper), or only the 80 % / 60 % where the embedding changes least. Mean shift of exact target
-#: embeddings computed at half size and brought back to full size finds leaves with SBD 0.72 when every
-#: pixel seeks, 0.94 with 80 % (benchmarks/oracle.py); the blended borders are what the selection leaves out.
+#: (None, the paper), or only the 80 % / 60 % where the embedding changes least: an embedding predicted at a
+#: reduced size and brought back to full size blends touching objects along their borders, and the
+#: selection leaves those pixels out of the mode search.
 CORE_FRACTIONS = (None, 0.8, 0.6)
 
 #: Smallest difference of pooled validation scores that :func:`select_setting` treats as more than noise;
@@ -69,10 +74,9 @@ RECOVERY_ORDER = ("components", "split", "mean_shift")
 #: no mean shift.
 MIN_SHARES = (0.05, 0.1, 0.2)
 
-#: Foreground thresholds tried with the tuned clustering. Swept on saved networks with the clustering
-#: re-tuned at each threshold (benchmarks/fg_threshold.py), the held-out images chose 0.6 on DIC-HeLa
-#: and on leaves; on leaves the clustering tuned at 0.6 was the one tuned at 0.5, so a search of the
-#: threshold after the clustering finds it at a fifth of the cost of a full grid per threshold.
+#: Foreground thresholds tried with the tuned clustering. The clustering tuned at one threshold is
+#: usually the one tuned at its neighbours, so the threshold is searched after the clustering, at a
+#: fraction of the cost of a full grid per threshold.
 FG_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -89,27 +93,27 @@ def median_instance_area(label_maps):
     return float(np.median(areas)) if areas.size else 0.0
 
 
-def min_size_grid(min_size, typical_area=0.0):
-    """Minimum instance sizes tried: around the configured one, and :data:`MIN_SIZE_FRACTIONS` of
-    ``typical_area`` (the median instance area of the validation images)."""
+def min_size_grid(min_size, typical_area=0.0, fractions=MIN_SIZE_FRACTIONS):
+    """Minimum instance sizes tried: around the configured one, and ``fractions`` of ``typical_area`` (the
+    median instance area of the validation images)."""
     around = {0, int(min_size), 2 * int(min_size) + 10, 4 * int(min_size) + 40}
-    return sorted(around | {int(round(f * typical_area)) for f in MIN_SIZE_FRACTIONS})
+    return sorted(around | {int(round(f * typical_area)) for f in fractions})
 
 
-def core_fraction_grid(core_fraction=None):
-    """Core fractions tried: :data:`CORE_FRACTIONS` and the configured one (1 counts as None)."""
-    grid = list(CORE_FRACTIONS)
+def core_fraction_grid(core_fraction=None, fractions=CORE_FRACTIONS):
+    """Core fractions tried: ``fractions`` and the configured one (1 counts as None)."""
+    grid = list(fractions)
     value = None if core_fraction is None else round(float(core_fraction), 6)  # np.float32(0.8) is 0.8
     if value is not None and value != 1 and value not in grid:
         grid.append(value)
     return grid
 
 
-def fg_threshold_grid(fg_threshold=0.5):
+def fg_threshold_grid(fg_threshold=0.5, thresholds=FG_THRESHOLDS):
     """Foreground thresholds tried: the configured one first (it wins ties; kept as given), then those of
-    :data:`FG_THRESHOLDS` that differ from it."""
+    ``thresholds`` that differ from it."""
     value = float(fg_threshold)
-    return [value] + [t for t in FG_THRESHOLDS if round(t, 6) != round(value, 6)]
+    return [value] + [t for t in thresholds if round(t, 6) != round(value, 6)]
 
 
 def size_filtered(cluster_all, drop_small):
@@ -146,9 +150,9 @@ def size_filtered(cluster_all, drop_small):
     return cluster
 
 
-def bandwidth_grid(bandwidth, metric, n_dims):
-    """Bandwidths tried for one distance: :data:`BANDWIDTH_FACTORS` times ``bandwidth``, and for L1
-    also times ``sqrt(2 n_dims / pi)``.
+def bandwidth_grid(bandwidth, metric, n_dims, factors=BANDWIDTH_FACTORS):
+    """Bandwidths tried for one distance: ``factors`` times ``bandwidth``, and for L1 also times
+    ``sqrt(2 n_dims / pi)``.
 
     A point at Euclidean distance ``d`` in a random direction of ``R^n_dims`` lies at an L1 distance of
     about ``d sqrt(2 n_dims / pi)`` (2.8 ``d`` for 12 guides), so the L1 windows are scaled to hold the
@@ -156,7 +160,7 @@ def bandwidth_grid(bandwidth, metric, n_dims):
     than the Euclidean ones, and on worms it kept choosing its widest.
     """
     scale = np.sqrt(2.0 * n_dims / np.pi) if metric == "l1" else 1.0
-    return [float(bandwidth * f * scale) for f in BANDWIDTH_FACTORS]
+    return [float(bandwidth * f * scale) for f in factors]
 
 
 def validation_score(y_true, y_pred, scoring):
@@ -241,7 +245,8 @@ def select_setting(results, keys, simplicity, *, min_tolerance=MIN_TOLERANCE):
 
 def grid_search_clustering(
     cluster, predictions, y_true, bandwidth, min_size, n_dims, scoring="sbd", typical_area=0.0,
-    core_fractions=(None,), floor=None, recovery="split", min_shares=(None,),
+    core_fractions=(None,), floor=None, recovery="split", min_shares=(None,), *, metrics=METRICS,
+    bandwidth_factors=BANDWIDTH_FACTORS, min_size_fractions=MIN_SIZE_FRACTIONS,
 ):
     """Best clustering parameters on validation images.
 
@@ -282,6 +287,12 @@ def grid_search_clustering(
         Shares tried (e.g. :data:`MIN_SHARES`), passed to ``cluster`` as
         ``min_share=`` (None: not passed); they vary between the core
         fractions and the minimum sizes, larger ones being simpler.
+    metrics : sequence of {"euclidean", "l1"}, default=METRICS
+        Distances tried, earlier ones simpler.
+    bandwidth_factors : sequence of float, default=BANDWIDTH_FACTORS
+        Bandwidths tried, as multiples of ``bandwidth`` (see :func:`bandwidth_grid`).
+    min_size_fractions : sequence of float, default=MIN_SIZE_FRACTIONS
+        Minimum sizes tried as fractions of ``typical_area`` (see :func:`min_size_grid`).
 
     Returns
     -------
@@ -296,7 +307,7 @@ def grid_search_clustering(
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
-    sizes = min_size_grid(min_size, typical_area)
+    sizes = min_size_grid(min_size, typical_area, min_size_fractions)
     results, keys, simple = [], [], []
     i_default = int(np.argmin([abs(s - int(min_size)) for s in sizes]))
 
@@ -311,8 +322,9 @@ def grid_search_clustering(
             add({"recovery": "components", "metric": None, "bandwidth": None, "core_fraction": None,
                  "min_size": int(size), "pred": [floor(p, size) for p in predictions]},
                 ("components", i), (RECOVERY_ORDER.index("components"), abs(i - i_default), 0, 0, 0))
-    bws = {m: bandwidth_grid(bandwidth, m, n_dims) for m in METRICS}
-    grid = [(m, b, c) for m in METRICS for b in range(len(bws[m])) for c in range(len(core_fractions))]
+    metrics = tuple(metrics)
+    bws = {m: bandwidth_grid(bandwidth, m, n_dims, bandwidth_factors) for m in metrics}
+    grid = [(m, b, c) for m in metrics for b in range(len(bws[m])) for c in range(len(core_fractions))]
     rank = RECOVERY_ORDER.index(recovery) if recovery in RECOVERY_ORDER else len(RECOVERY_ORDER)
     shares = sorted(min_shares, key=lambda v: -1 if v is None else v)
     for (m, b, c), (j, share), (i, size) in itertools.product(grid, enumerate(shares), enumerate(sizes)):
@@ -320,7 +332,7 @@ def grid_search_clustering(
         finish = {} if share is None else {"min_share": share}
         row = {"recovery": recovery, "metric": m, "bandwidth": bw, "core_fraction": cf, "min_size": int(size)}
         add({**row, **finish, "pred": [cluster(p, bw, size, m, cf, **finish) for p in predictions]},
-            (m, b, c, j, i), (rank, abs(i - i_default), -j, c, -b, METRICS.index(m)))
+            (m, b, c, j, i), (rank, abs(i - i_default), -j, c, -b, metrics.index(m)))
     chosen = select_setting(results, keys, simple)
     for r in results:
         del r["image_scores"]  # used for the noise estimate only

@@ -1,59 +1,17 @@
-"""Tests of harmonic_seg.nn.meanshift: torch mean shift vs scikit-learn, estimator.
-
-The scene helpers below are also used by test_cluster.py.
-"""
+"""Tests of harmonic_seg.clustering.meanshift: torch mean shift vs scikit-learn, estimator."""
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from scipy import ndimage as ndi  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.cluster import MeanShift as SkMeanShift  # noqa: E402
 from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
 
-from harmonic_seg.embeddings import embedding_map  # noqa: E402
-from harmonic_seg.guides import random_guides  # noqa: E402
-from harmonic_seg.nn.meanshift import MeanShift, mean_shift  # noqa: E402
+from harmonic_seg.clustering.meanshift import MeanShift, mean_shift  # noqa: E402
 
-EPS = 0.5
-
-
-def make_labels(shape=(128, 128), n=12, seed=15, radius=15):
-    """Voronoi cells of ``n`` random centres, cut to discs of ``radius`` (0 = background)."""
-    rng = np.random.default_rng(seed)
-    pts = rng.uniform(0, shape[0], size=(n, 2))
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    d = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
-    lab = d.argmin(-1) + 1
-    lab[d.min(-1) > radius**2] = 0
-    return lab
-
-
-def noisy_embedding(labels, seed=15, noise=0.05, blur=0.7):
-    """Perfect harmonic embedding, blurred across boundaries, plus Gaussian noise."""
-    emb, _, inst = embedding_map(labels, random_guides(12, labels.shape, random_state=seed), return_embeddings=True)
-    if blur:
-        emb = ndi.gaussian_filter(emb, (0, blur, blur))
-    emb = emb + np.random.default_rng(seed).normal(0.0, noise, emb.shape).astype(np.float32)
-    return emb.astype(np.float32), inst
-
-
-def make_scene():
-    """Label map and its noisy 12-D embedding, instances more than the bandwidth apart."""
-    labels = make_labels()
-    emb, inst = noisy_embedding(labels)
-    # the instances are separated by more than the bandwidth in L2 (and so in L1)
-    d = np.sqrt(((inst[:, None] - inst[None]) ** 2).sum(-1))
-    assert d[np.triu_indices(len(inst), 1)].min() > 0.8
-    return labels, emb
-
-
-@pytest.fixture(scope="module")
-def scene():
-    return make_scene()
-
+from ._scenes import EPS  # noqa: E402
 
 @pytest.fixture(scope="module")
 def points(scene):
@@ -153,7 +111,7 @@ def test_no_seed_with_points_falls_back(caplog):
     # (the cell's grid point is 0.2 in every coordinate, 0.03 * sqrt(12) = 0.104 from each point)
     X = np.full((2, 12), 0.23, dtype=np.float32)
     X[1] = 0.17
-    with caplog.at_level("WARNING", logger="harmonic_seg.nn.meanshift"):
+    with caplog.at_level("WARNING", logger="harmonic_seg.clustering.meanshift"):
         c, lab = mean_shift(X, 0.1, seeds="bin")
     assert len(c) == 2 and sorted(lab) == [0, 1]
     assert "1 seed(s) for 2 point(s)" in caplog.text and "seeds='bin'" in caplog.text and "min_bin_freq=1" in caplog.text
@@ -223,7 +181,7 @@ def test_cuda_matches_cpu(points):
 def test_mean_shift_and_cluster_embeddings_refuse_devices_they_cannot_use(device):
     import torch
 
-    from harmonic_seg.nn.cluster import cluster_embeddings
+    from harmonic_seg.clustering import cluster_embeddings
 
     if device == "cuda:7" and torch.cuda.device_count() > 7 or device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has that device")

@@ -1,4 +1,4 @@
-"""Tests of harmonic_seg.nn.cluster: instance label maps from embeddings by mean-shift clustering."""
+"""Tests of harmonic_seg.clustering.cluster_embeddings: instance label maps from embeddings by mean-shift clustering."""
 
 import numpy as np
 import pytest
@@ -6,15 +6,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
-from test_meanshift import EPS, make_scene  # noqa: E402  (tests/nn is on sys.path: no __init__.py)
 
-from harmonic_seg.nn.cluster import cluster_embeddings  # noqa: E402
+from harmonic_seg.clustering import cluster_embeddings  # noqa: E402
 from harmonic_seg.postprocess import instance_scores, split_into_components  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def scene():
-    return make_scene()
+from ._scenes import EPS  # noqa: E402
 
 
 @pytest.mark.parametrize("seeds", ["bin", "bin_mean"])
@@ -40,7 +36,7 @@ def test_cluster_embeddings_torch_and_fg_prob(scene):
 
 
 def test_cluster_embeddings_exact_mode_follows_mean_shift(scene):
-    from harmonic_seg.nn.meanshift import mean_shift
+    from harmonic_seg.clustering.meanshift import mean_shift
 
     labels, emb = scene
     fg = labels > 0
@@ -110,7 +106,7 @@ def test_cluster_embeddings_core_fraction(monkeypatch):
     np.testing.assert_array_equal(cluster_embeddings(emb, fg, 0.3, core_fraction=1.0)[0],
                                   cluster_embeddings(emb, fg, 0.3)[0])
     # with core_threshold, a pixel seeks if it passes both; if none passes both, the probability core alone
-    import harmonic_seg.nn.cluster as cluster_module
+    import harmonic_seg.clustering._embedding as cluster_module
 
     sizes = []
     original = cluster_module._mean_shift
@@ -140,7 +136,7 @@ def test_cluster_embeddings_core_fraction(monkeypatch):
 def test_low_gradient_ignores_the_background():
     # a network trained on foreground pixels predicts anything outside the foreground; the change at an
     # edge pixel is measured to its foreground neighbours only, so the edge ranks as the interior does
-    from harmonic_seg.nn.cluster import _low_gradient
+    from harmonic_seg.clustering._embedding import _low_gradient
 
     rng = np.random.default_rng(0)
     emb = rng.normal(0, 5, (2, 20, 40)).astype(np.float32)
@@ -297,7 +293,7 @@ def test_split_recovery_components_without_a_mode_stay_whole():
 
 
 def test_split_recovery_is_one_mean_shift_of_moved_components(monkeypatch):
-    import harmonic_seg.nn.cluster as cluster_module
+    import harmonic_seg.clustering._embedding as cluster_module
 
     truth, emb = _two_nuclei_and_a_touching_pair()
     calls = []
@@ -324,7 +320,7 @@ def test_split_recovery_is_one_mean_shift_of_moved_components(monkeypatch):
 
 
 def test_component_offsets_keep_components_apart():
-    from harmonic_seg.nn.cluster import _ComponentOffsets
+    from harmonic_seg.clustering._embedding import _ComponentOffsets
 
     rng = np.random.default_rng(0)
     n_comps = 700
@@ -350,15 +346,6 @@ def test_recovery_errors():
     for bad in (-0.1, 1.5, True, "0.1"):
         with pytest.raises(ValueError, match=r"min_share must be a fraction in \[0, 1\]"):
             cluster_embeddings(emb, None, EPS, min_share=bad)
-
-
-def test_old_import_path_still_works():
-    from harmonic_seg.nn import meanshift
-
-    assert meanshift.cluster_embeddings is cluster_embeddings
-    from harmonic_seg.nn.meanshift import cluster_embeddings as old
-
-    assert old is cluster_embeddings
 
 
 # ------------------------------------------------------------------ CUDA
