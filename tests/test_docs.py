@@ -68,7 +68,6 @@ _INTERNAL = re.compile("|".join((r"(?<!\w)" if w[0].isalnum() else "") + re.esca
 DOCSTRING_ALLOW = {
     ("harmonic_seg/_validation.py", "helper"): "module docstring: 'Every helper raises ...'",
     ("harmonic_seg/io/datasets.py", "../shared"): "default_data_root documents its fallback folder",
-    ("harmonic_seg/nn/cluster.py", "round"): "cluster_embeddings: 'separate, round objects'",
 }
 
 
