@@ -42,9 +42,8 @@ def _fitted_attribute(name):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
     def set_(self, value):
-        if "clustering_" not in self.__dict__:
-            raise AttributeError(f"{name} belongs to the fitted clustering (clustering_): fit or load the segmenter "
-                                 "first.")
+        if "clustering_" not in self.__dict__:  # set by hand: the configured clusterer holds it from now on
+            self._reset_postprocessing()
         setattr(self.__dict__["clustering_"], name, value)
 
     return property(get, set_, doc=f"``clustering_.{name}`` (see :class:`~harmonic_seg.clustering."
