@@ -137,9 +137,38 @@ def _metric(result, row, key, name):
         raise RenderError(f"{RESULTS}/{name} has no rows[{row!r}][{key!r}]") from None
 
 
-def _budgets(runs):
-    budgets = sorted({r["max_time"] for _, r, _ in runs})
-    return ", ".join(f"{b:g}" for b in budgets)
+def _settings(runs):
+    """The parameters the runs set besides ``random_state`` (``max_time=720, num_threads=2``); values that
+    differ between the runs are joined by ``/``."""
+    keys = []
+    for _, r, _ in runs:
+        params = r.get("params", {"max_time": r["max_time"]})
+        keys += [k for k in params if k != "random_state" and k not in keys]
+    parts = []
+    for k in keys:
+        values = []
+        for _, r, _ in runs:
+            v = r.get("params", {"max_time": r["max_time"]}).get(k, "default")
+            v = f"{v:g}" if isinstance(v, float) else str(v)
+            if v not in values:
+                values.append(v)
+        parts.append(f"{k}={'/'.join(values)}")
+    return ", ".join(parts)
+
+
+def _defaults_command(runs, dataset=None):
+    """The command line of ``benchmarks/defaults.py`` that writes these runs' files."""
+    cmd = "python benchmarks/defaults.py"
+    if dataset:
+        cmd += f" --datasets {dataset}"
+    params = [r.get("params", {"max_time": r["max_time"]}) for _, r, _ in runs]
+    budgets = sorted({p.get("max_time", 720.0) for p in params})
+    if budgets != [720.0]:
+        cmd += " --max-time " + "/".join(f"{b:g}" for b in budgets)
+    threads = sorted({str(p["num_threads"]) for p in params if p.get("num_threads") is not None})
+    if threads:
+        cmd += " --threads " + "/".join(threads)
+    return cmd
 
 
 def table_defaults(root, arg=None):
@@ -153,7 +182,7 @@ def table_defaults(root, arg=None):
     for ds, runs in data.items():
         files += [name for _, _, name in runs]
         n = len(runs)
-        rows.append([DATASET_NAMES[ds], f"defaults, `max_time={_budgets(runs)}`", n]
+        rows.append([DATASET_NAMES[ds], f"defaults, `{_settings(runs)}`", n]
                     + [_mean_sd([_metric(r, HARMONIC_ROW, k, name) for _, r, name in runs]) for k, _ in METRICS]
                     + [_s(sum(r["fit_seconds"] for _, r, _ in runs) / n)])
         rows.append(["", "floor: connected components of the predicted foreground", n]
@@ -165,7 +194,7 @@ def table_defaults(root, arg=None):
     seeds = sorted({seed for runs in data.values() for seed, _, _ in runs})
     machines = sorted({_machine(r.get("machine", {})) for runs in data.values() for _, r, _ in runs})
     return _table(header, rows) + [""] + _source(
-        files, "python benchmarks/defaults.py",
+        files, _defaults_command([run for runs in data.values() for run in runs]),
         f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)})")
 
 
@@ -186,8 +215,8 @@ def table_defaults_seeds(root, arg=None):
                     + [_f(_metric(r, FLOOR_ROW, "SBD", name)), _f(_metric(r, FLOOR_ROW, "COCO AP", name)),
                        _s(r["fit_seconds"]), r.get("n_epochs", "–"), r.get("scale", "–")])
     return _table(header, rows) + [""] + _source(
-        [name for _, _, name in runs], f"python benchmarks/defaults.py --datasets {arg}",
-        f" (`max_time={_budgets(runs)}`)")
+        [name for _, _, name in runs], _defaults_command(runs, arg),
+        f" (`{_settings(runs)}`)")
 
 
 DEMO_METRICS = (("SBD", "SBD"), ("AP@0.5 (TP/(TP+FP+FN))", "AP@0.5"), ("AP@0.75 (TP/(TP+FP+FN))", "AP@0.75"),

@@ -164,9 +164,11 @@ def test_pages_render_every_required_table():
             assert f"<!-- table:{name} -->" in text[page], f"{page} lacks the table {name!r}"
 
 
-def _defaults_result(dataset, seed, sbd, floor_sbd, coco=0.5, ap=0.6, fit=700.0):
+def _defaults_result(dataset, seed, sbd, floor_sbd, coco=0.5, ap=0.6, fit=700.0, **params):
     metrics = lambda s, a, c: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": a, "COCO AP": c}  # noqa: E731
-    return dict(dataset=dataset, seed=seed, max_time=720.0, fit_seconds=fit, n_epochs=90, scale=0.5,
+    params = dict(max_time=720.0, random_state=seed, **params)
+    return dict(dataset=dataset, seed=seed, params=params, max_time=params["max_time"], fit_seconds=fit,
+                n_epochs=90, scale=0.5,
                 SBD=sbd, COCO_AP=coco, machine={"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2,
                                                  "cpu_avx512_bf16": True, "torch": "2.13.0+cpu"},
                 rows={"harmonic, predicted foreground": metrics(sbd, ap, coco),
@@ -189,8 +191,8 @@ def _fake_project(tmp_path, results):
 
 def test_render_defaults_from_the_seeds_that_exist(tmp_path):
     page = _fake_project(tmp_path, {
-        "defaults_bbbc010_seed0.json": _defaults_result("bbbc010", 0, 0.80, 0.70, coco=0.50),
-        "defaults_bbbc010_seed2.json": _defaults_result("bbbc010", 2, 0.90, 0.72, coco=0.60),
+        "defaults_bbbc010_seed0.json": _defaults_result("bbbc010", 0, 0.80, 0.70, coco=0.50, num_threads=2),
+        "defaults_bbbc010_seed2.json": _defaults_result("bbbc010", 2, 0.90, 0.72, coco=0.60, num_threads=2),
         "defaults_cvppp_a1_seed1.json": _defaults_result("cvppp_a1", 1, 0.85, 0.15, fit=650.0),
     })
     assert render.main([], root=tmp_path) == 0
@@ -208,7 +210,11 @@ def test_render_defaults_from_the_seeds_that_exist(tmp_path):
     assert "floor" in floor and "0.710 ± 0.014" in floor
     paper = lines[lines.index(row) + 2]
     assert "paper" in paper and paper.split(" | ")[3:6] == ["–", "–", "0.724"]
-    assert "seeds 0, 1, 2" in text and "`python benchmarks/defaults.py`" in text
+    assert "seeds 0, 1, 2" in text and "`python benchmarks/defaults.py --threads 2`" in text
+    # what the runs set besides random_state is said, per data set
+    assert "| defaults, `max_time=720, num_threads=2` | 2 |" in text
+    assert "| defaults, `max_time=720` | 1 |" in text
+    assert "`python benchmarks/defaults.py --datasets bbbc010 --threads 2`" in text
     assert "defaults_bbbc010_seed2.json" in text and "2-core Intel Xeon (AVX-512 BF16)" in text
     # the per-seed table of one data set
     seed_rows = [l for l in lines if re.match(r"\| [02] \| 0\.", l)]
