@@ -459,6 +459,25 @@ def cluster_embeddings(
                       merge_small=merge_small)
 
 
+def _checked_prediction(embedding, fg_prob, device=None):
+    """One prediction checked once for the many mode searches of a tuning: the embedding as a float32 tensor
+    on ``device``, the foreground probability as float64 (H, W), and ``fg_prob`` as given (thresholds compare
+    in its dtype)."""
+    emb = _check_embedding(embedding, _resolve_device(device, embedding))
+    return emb, _check_mask(fg_prob, "fg_prob", tuple(emb.shape[1:]), dtype=float), np.asarray(fg_prob)
+
+
+def _checked_modes(pred, threshold, bandwidth, *, recovery, metric, core_threshold, core_fraction):
+    """:func:`_modes` of a prediction of :func:`_checked_prediction` at a foreground threshold; the parameters
+    are valid (the caller checked them once)."""
+    emb, prob, given = pred
+    return _find_modes(
+        emb, given > threshold, prob, float(bandwidth), recovery=recovery, kernel="flat", metric=metric,
+        seeds="bin_mean", core_threshold=core_threshold, core_fraction=core_fraction, max_points=20000,
+        coarse_to_fine=True, random_state=0,
+    )
+
+
 def _modes(
     embedding, foreground=None, bandwidth=0.5, *, recovery="split", kernel="flat", metric="euclidean",
     seeds="bin_mean", fg_prob=None, core_threshold=None, core_fraction=None, max_points=20000,

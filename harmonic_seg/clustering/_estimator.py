@@ -443,25 +443,24 @@ class EmbeddingClusterer(BaseEstimator):
 
     def _search(self, preds, labels, scoring, device, *, metrics, factors, cores, shares, fractions, thresholds):
         """Grid search of the clustering, then of the foreground threshold; returns the chosen values and rows."""
-        from ._embedding import _instances, _modes
+        from ._embedding import _checked_modes, _checked_prediction, _instances
 
         bw0, fg0, recovery = self._default_bandwidth(), float(self.fg_threshold), "split"
         keep = {"split_components": self.split_components, "merge_small": self.merge_small}
+        preds = [_checked_prediction(emb, prob, device) for emb, prob in preds]  # once, not per grid point
 
         def modes_of(pred, bandwidth, metric, core_fraction):  # the mode search, once per setting
-            emb, prob = pred
-            return _modes(emb, prob > fg0, bandwidth, recovery=recovery, metric=metric, fg_prob=prob,
-                          core_threshold=self.core_threshold, core_fraction=core_fraction, device=device,
-                          random_state=0)
+            return _checked_modes(pred, fg0, bandwidth, recovery=recovery, metric=metric,
+                                  core_threshold=self.core_threshold, core_fraction=core_fraction)
 
         def finish(modes, size, min_share=None):
             share = self.min_share if min_share is None else min_share
             return _instances(modes, min_size=size, min_share=share, scores=False, **keep)[0]
 
-        def cluster(pred, threshold, **setting):
-            emb, prob = pred
-            return _segment(emb, prob, None, fg_threshold=threshold, core_threshold=self.core_threshold, **keep,
-                            **setting, device=device)[0]
+        def cluster(pred, threshold, *, recovery, metric, bandwidth, core_fraction, min_size, min_share):
+            modes = _checked_modes(pred, threshold, bandwidth, recovery=recovery, metric=metric,
+                                   core_threshold=self.core_threshold, core_fraction=core_fraction)
+            return finish(modes, min_size, min_share)
 
         def floor(pred, min_size):  # connected components of the predicted foreground
             return cluster(pred, fg0, recovery="components", metric=self.metric, bandwidth=bw0, min_size=min_size,
