@@ -35,8 +35,8 @@ ALLOWED = {
                                "_membership_scores"},
     # the large-image benchmark times the blocks' steps one by one
     "benchmarks/bench_dask.py": {
-        "harmonic_seg.nn._meanshift_ops", "harmonic_seg.clustering._meanshift_ops", "harmonic_seg.clustering._embedding",
-        "harmonic_seg.distributed._stitch", "harmonic_seg.distributed._block",
+        "harmonic_seg.nn._meanshift_ops", "harmonic_seg.clustering._meanshift_ops",
+        "harmonic_seg.clustering._embedding", "harmonic_seg.distributed._stitch", "harmonic_seg.distributed._block",
         "harmonic_seg.distributed._geometry", "_prepare",
     },
 }
