@@ -190,5 +190,6 @@ def test_a_mosaic_has_its_copies_instances_blockwise_and_whole():
     whole = seg.predict([mosaic])[0]
     if whole.max() != 256 * per_copy:
         pytest.xfail(f"whole-image clustering of the mosaic: {int(whole.max())} instances, not {256 * per_copy}: "
-                     "its mode search samples a fixed number of foreground pixels (nn/cluster.py)")
+                     "its mode search samples a fixed number of foreground pixels "
+                     "(harmonic_seg/clustering/_embedding.py)")
     assert agreement(whole, blocks, 128)["ari"] >= 0.999
