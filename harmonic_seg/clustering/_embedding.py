@@ -74,6 +74,10 @@ def _check_mask(mask, name, shape, *, dtype=bool):
 
 
 def _low_gradient(emb, fg_idx, fraction):
+    return _lowest(_gradient_change(emb, fg_idx), fraction)
+
+
+def _gradient_change(emb, fg_idx):
     """Boolean over the foreground pixels ``fg_idx`` (flat indices, a tensor on ``emb``'s device): the
     ``fraction`` of them (at least one) where the embedding changes least from pixel to pixel; ties kept.
 
@@ -98,7 +102,11 @@ def _low_gradient(emb, fg_idx, fraction):
         for start in (0, 1):  # a difference belongs to both of its pixels
             total.narrow(axis, start, n - 1).add_(diff)
             count.narrow(axis, start, n - 1).add_(both.to(emb.dtype))
-    sq = (total / count).reshape(-1)[fg_idx].cpu()  # 0 / 0 -> NaN: no foreground neighbour
+    return (total / count).reshape(-1)[fg_idx].cpu()  # 0 / 0 -> NaN: no foreground neighbour
+
+
+def _lowest(sq, fraction):
+    """The ``fraction`` of the values ``sq`` (a CPU tensor, NaN: no neighbour) that are lowest, ties kept."""
     finite = torch.isfinite(sq)
     n_finite = int(finite.sum())
     if n_finite == 0:
@@ -175,6 +183,55 @@ def _distance_to_mean(points, idx, k, metric):
     return np.abs(diff).sum(1) if metric == "l1" else np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
+def _core(p, change, core_threshold, core_fraction):
+    """Which pixels seek modes (None: all): probability at least ``core_threshold`` and the ``core_fraction``
+    of lowest embedding change ``change``; a rule that would leave no pixel is dropped."""
+    core = None
+    if core_threshold is not None:
+        core = p >= core_threshold
+        core = core if core.any() else None
+    if change is not None:
+        smooth = _lowest(change, core_fraction)
+        core = smooth if core is None else (core & smooth if (core & smooth).any() else core)
+    return core
+
+
+def _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_fraction, bandwidth, ms):
+    """Mode of every foreground pixel, searched in each connected component on its own.
+
+    Used when the foreground has more pixels than one mode search takes (``max_points``): a sample of a
+    fixed size drawn from the whole image would leave the components of a large image with fewer and
+    fewer pixels, and a component none of whose pixels is drawn would have no mode of its own. Searched
+    one by one, every component has its own core (probability and share of lowest change) and up to
+    ``max_points`` of its own pixels, so its modes depend on its pixels alone: the same in a block of an
+    image as in the whole image. A component with no core pixel is one mode.
+    """
+    order = np.argsort(comp, kind="stable")
+    bounds = np.searchsorted(comp[order], np.arange(n_comps + 1))
+    mode = np.empty(comp.size, dtype=np.int64)
+    n_modes = 0
+    for c in range(n_comps):
+        sel = order[bounds[c]: bounds[c + 1]]
+        if sel.size == 0:
+            continue
+        core = _core(None if p is None else p[sel], None if change is None else change[torch.from_numpy(sel)],
+                     core_threshold, core_fraction)
+        pts = torch.from_numpy(points[sel]).to(ms["device"])
+        if core is not None and sel.size > 1:
+            search = pts[torch.from_numpy(core).to(ms["device"])]
+        else:
+            search = pts
+        if sel.size == 1:
+            mode[sel] = n_modes
+            n_modes += 1
+            continue
+        res = _mean_shift(search, bandwidth, **ms)
+        assigned = res.labels if search is pts else _assign(pts, res.centers, ms["metric"])[0]
+        mode[sel] = assigned.cpu().numpy() + n_modes
+        n_modes += int(res.centers.shape[0])
+    return mode, n_modes
+
+
 def _find_modes(
     emb, fg, prob, bandwidth, *, recovery, kernel, metric, seeds, core_threshold, core_fraction, max_points,
     coarse_to_fine, random_state,
@@ -197,13 +254,10 @@ def _find_modes(
         points = np.ascontiguousarray(emb_np.reshape(n_dims, h * w)[:, fg_idx].T)
         return _Modes((h, w), fg_idx, None, 0, None, p, emb_np, points, recovery, bandwidth, metric)
     fg_idx_t = torch.from_numpy(fg_idx).to(dev)
-    core = None
-    if core_threshold is not None:
-        core = p >= core_threshold
-        core = core if core.any() else None
+    change = None
     if core_fraction is not None and core_fraction < 1:
-        smooth = _low_gradient(emb, fg_idx_t, core_fraction)
-        core = smooth if core is None else (core & smooth if (core & smooth).any() else core)
+        change = _gradient_change(emb, fg_idx_t)
+    core = _core(p, change, core_threshold, core_fraction)
     if recovery == "mean_shift":
         points = emb.reshape(n_dims, h * w)[:, fg_idx_t].T.contiguous()
         search = points if core is None else points[torch.from_numpy(core).to(dev)]
@@ -221,6 +275,13 @@ def _find_modes(
     n_comps = int(comps.max())
     emb_np = emb.cpu().numpy()
     points = np.ascontiguousarray(emb_np.reshape(n_dims, h * w)[:, fg_idx].T)  # numpy, one thread: small steps
+    n_search = fg_idx.size if core is None else int(core.sum())
+    if n_comps > 1 and max_points is not None and n_search > max_points:
+        ms = dict(kernel=kernel, metric=metric, seeds=seeds, max_points=max_points, coarse_to_fine=coarse_to_fine,
+                  device=dev, random_state=random_state, name="embedding")
+        mode, n_modes = _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_fraction,
+                                             bandwidth, ms)
+        return _Modes((h, w), fg_idx, mode, n_modes, None, p, emb_np, points, recovery, bandwidth, metric)
     moved = _ComponentOffsets(points, n_comps, bandwidth, metric) if n_comps > 1 else None
     pts = torch.from_numpy(points if moved is None else moved.move(points, comp)).to(dev)
     search = pts if core is None else pts[torch.from_numpy(core).to(dev)]

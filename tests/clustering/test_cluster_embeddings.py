@@ -355,3 +355,24 @@ def test_cuda_cluster_embeddings_matches_ground_truth(scene):
     labels, emb = scene
     pred, scores = cluster_embeddings(torch.from_numpy(emb).cuda(), labels > 0, EPS)
     assert ari(labels[labels > 0], pred[labels > 0]) >= 0.99
+
+
+def test_above_max_points_each_component_is_searched_on_its_own(scene):
+    """With more foreground pixels than ``max_points``, a component's instances are the same in the whole
+    image as in a crop that holds that component alone (and every instance is found)."""
+    from skimage.measure import label as sk_label
+
+    labels, emb = scene
+    fg = labels > 0
+    comps = sk_label(fg, connectivity=1)
+    assert comps.max() >= 3
+    kw = dict(max_points=200, core_fraction=0.7, min_size=5)
+    assert fg.sum() > 200
+    whole, _ = cluster_embeddings(emb, fg, EPS, **kw)
+    assert ari(labels[fg], whole[fg]) >= 0.99
+    for c in range(1, comps.max() + 1):
+        ys, xs = np.nonzero(comps == c)
+        box = np.s_[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+        alone = comps[box] == c
+        crop, _ = cluster_embeddings(emb[(slice(None),) + box], alone, EPS, **kw)
+        assert ari(whole[box][alone], crop[alone]) == 1.0
