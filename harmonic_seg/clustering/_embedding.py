@@ -25,6 +25,7 @@ from .. import postprocess as pp
 from .._validation import _describe, check_positive
 from ._estimator import RECOVERIES
 from ._meanshift_ops import _assign
+from ._segmented import component_core, segmented_mean_shift
 from .meanshift import _DTYPE, KERNELS, METRICS, _check_choice, _mean_shift, _resolve_device
 
 __all__ = ["cluster_embeddings", "RECOVERIES"]
@@ -202,29 +203,28 @@ def _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_
     Used when the foreground has more pixels than one mode search takes (``max_points``): a sample of a
     fixed size drawn from the whole image would leave the components of a large image with fewer and
     fewer pixels, and a component none of whose pixels is drawn would have no mode of its own. Searched
-    one by one, every component has its own core (probability and share of lowest change) and up to
-    ``max_points`` of its own pixels, so its modes depend on its pixels alone: the same in a block of an
-    image as in the whole image. A component with no core pixel is one mode.
+    one by one, every component has its own core (probability and share of lowest change) and its own
+    pixels, so its modes depend on its pixels alone: the same in a block of an image as in the whole
+    image. Components with at most ``max_points`` searching pixels are searched all at once
+    (:func:`~harmonic_seg.clustering._segmented.segmented_mean_shift`, every pixel); a larger one by
+    the mean shift of one point set (its own sample of ``max_points`` pixels, coarse to fine).
     """
-    order = np.argsort(comp, kind="stable")
-    bounds = np.searchsorted(comp[order], np.arange(n_comps + 1))
+    core = component_core(comp, n_comps, p, None if change is None else change.numpy(), core_threshold,
+                          core_fraction)
+    searching = np.bincount(comp, weights=None if core is None else core, minlength=n_comps)
+    large = searching > ms["max_points"]
+    small = ~large[comp]
     mode = np.empty(comp.size, dtype=np.int64)
     n_modes = 0
-    for c in range(n_comps):
-        sel = order[bounds[c]: bounds[c + 1]]
-        if sel.size == 0:
-            continue
-        core = _core(None if p is None else p[sel], None if change is None else change[torch.from_numpy(sel)],
-                     core_threshold, core_fraction)
+    if small.any():
+        sub = np.cumsum(~large) - 1  # the small components numbered 0..k-1
+        mode[small], n_modes = segmented_mean_shift(
+            points[small], sub[comp[small]], int((~large).sum()), bandwidth,
+            search=None if core is None else core[small], kernel=ms["kernel"], metric=ms["metric"])
+    for c in np.flatnonzero(large):
+        sel = np.flatnonzero(comp == c)
         pts = torch.from_numpy(points[sel]).to(ms["device"])
-        if core is not None and sel.size > 1:
-            search = pts[torch.from_numpy(core).to(ms["device"])]
-        else:
-            search = pts
-        if sel.size == 1:
-            mode[sel] = n_modes
-            n_modes += 1
-            continue
+        search = pts if core is None else pts[torch.from_numpy(core[sel]).to(ms["device"])]
         res = _mean_shift(search, bandwidth, **ms)
         assigned = res.labels if search is pts else _assign(pts, res.centers, ms["metric"])[0]
         mode[sel] = assigned.cpu().numpy() + n_modes

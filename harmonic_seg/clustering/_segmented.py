@@ -1,0 +1,236 @@
+"""Mean shift within every connected component at once (numpy): the mode search of large images.
+
+A large image has thousands of components of a few hundred pixels each. One mean shift per
+component costs a Python round of small tensor operations per step and component; one mean shift
+of all components together (their embeddings moved apart) costs every seed a pass over every
+pixel. Here every step of all seeds runs at once over the pairs (seed, pixel of the seed's own
+component) only, so the cost is the sum over components of their seeds times their pixels.
+
+Every quantity of a component is computed from that component's pixels alone, in their raster
+order, with the same arithmetic whatever else the image holds: a component has the same modes in
+a block of an image as in the whole image.
+
+The mean shift is scikit-learn's with ``bin_seeding`` at the centroids of the cells (``seeds=
+"bin_mean"`` of :func:`~harmonic_seg.clustering.mean_shift`), without its coarse-to-fine levels
+and seed de-duplication (speed-ups of one large search), then the same merge of modes closer than
+the bandwidth (the densest kept) and assignment of every pixel of the component to its nearest mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: De-duplicate seeds only while at least this many move (as the mean shift of one point set).
+_DEDUPE_MIN_MOVING = 16
+#: Largest (seeds x points [x dimensions]) block of one step: 4M float32 (16 MB).
+_BLOCK = 1 << 22
+_HASH = np.random.default_rng(20200614).integers(1, 2**62, size=4096, dtype=np.int64) | 1
+#: Gaussian kernel: exp(-2 d^2 / bandwidth^2), as in :mod:`harmonic_seg.clustering._meanshift_ops`.
+_GAUSS = -2.0
+
+
+def component_core(comp, n_comps, prob, change, core_threshold, core_fraction):
+    """Which pixels seek modes, decided in each component on its own (None: all pixels).
+
+    ``comp`` (P,) component of each pixel, 0..n_comps-1; ``prob`` (P,) foreground probability or
+    None; ``change`` (P,) embedding change (NaN: no foreground neighbour) or None. A component keeps
+    the pixels with probability at least ``core_threshold`` (all if none has it) and, among those
+    where possible, the ``core_fraction`` of its pixels of lowest change (at least one; ties kept;
+    all if no pixel has a neighbour), as :func:`~harmonic_seg.clustering.cluster_embeddings` does
+    for a whole image.
+    """
+    if core_threshold is None and change is None:
+        return None
+    core = np.ones(comp.size, dtype=bool)
+    if core_threshold is not None and prob is not None:
+        high = prob >= core_threshold
+        has = np.bincount(comp, weights=high, minlength=n_comps) > 0
+        core = high | ~has[comp]
+    if change is not None:
+        smooth = _lowest_per_component(comp, n_comps, np.asarray(change, dtype=np.float64), core_fraction)
+        both = core & smooth
+        has = np.bincount(comp, weights=both, minlength=n_comps) > 0
+        core = np.where(has[comp], both, core)
+    return core
+
+
+def _lowest_per_component(comp, n_comps, change, fraction):
+    n = np.bincount(comp, minlength=n_comps)
+    finite = np.isfinite(change)
+    n_finite = np.bincount(comp, weights=finite, minlength=n_comps).astype(np.int64)
+    k = np.minimum(n_finite, np.maximum(1, np.ceil(fraction * n).astype(np.int64)))
+    order = np.lexsort((np.where(finite, change, np.inf), comp))  # by component, then change (NaN last)
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    kth = np.where(k > 0, change[order[start + np.maximum(k, 1) - 1]], np.inf)
+    out = finite & (change <= kth[comp])
+    return np.where(n_finite[comp] == 0, True, out)
+
+
+def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kernel="flat", metric="euclidean",
+                         max_iter=300, tol=1e-3):
+    """Mode of every point, searched within its component.
+
+    Parameters
+    ----------
+    points : ndarray of shape (P, N), float32
+    comp : ndarray of shape (P,), int64
+        Component of every point, 0..n_comps-1; the points of a component in a fixed order.
+    n_comps : int
+    bandwidth : float
+    search : ndarray of shape (P,), bool, or None
+        The points that seed and shift (the rest are only assigned); None: all.
+
+    Returns
+    -------
+    mode : ndarray of shape (P,), int64
+        Mode of every point, 0..n_modes-1, the modes of a component consecutive.
+    n_modes : int
+    """
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    order = np.argsort(comp, kind="stable")
+    n = np.bincount(comp, minlength=n_comps)
+    start = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+    pts = points[order]
+    sel = np.ones(order.size, bool) if search is None else np.asarray(search, bool)[order]
+    # every component searches at least one point (a component without a search point: all of them)
+    has = np.bincount(comp[order], weights=sel, minlength=n_comps) > 0
+    sel |= ~has[comp[order]]
+    s_pts, s_comp = pts[sel], comp[order][sel]
+    s_n = np.bincount(s_comp, minlength=n_comps)
+    s_start = np.concatenate([[0], np.cumsum(s_n)[:-1]]).astype(np.int64)
+    seeds, seed_comp = _bin_mean_seeds(s_pts, s_comp, bandwidth)
+    by_comp = np.concatenate([[0], np.cumsum(np.bincount(seed_comp, minlength=n_comps))])
+    mode_sorted = np.empty(order.size, dtype=np.int64)
+    n_modes = 0
+    for c in range(n_comps):
+        a, z = start[c], start[c + 1]
+        if z == a:
+            continue
+        x = s_pts[s_start[c]: s_start[c] + s_n[c]]
+        cs, ci = _shift(seeds[by_comp[c]: by_comp[c + 1]], x, float(bandwidth), kernel, metric, int(max_iter),
+                        float(tol))
+        if cs.shape[0] <= 1:
+            mode_sorted[a:z] = n_modes
+            n_modes += 1
+            continue
+        kept = _merge(cs, ci, bandwidth, metric)
+        mode_sorted[a:z] = n_modes + _nearest(pts[a:z], kept, metric)
+        n_modes += kept.shape[0]
+    mode = np.empty_like(mode_sorted)
+    mode[order] = mode_sorted
+    return mode, n_modes
+
+
+def _bin_mean_seeds(pts, comp, bin_size):
+    """Centroids of the grid cells of side ``bin_size`` of each component's points, by component."""
+    cells = np.round(pts / np.float32(bin_size)).astype(np.int64)
+    key = np.column_stack([comp, cells])
+    _, first, inv, counts = np.unique(key, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    sums = np.zeros((counts.size, pts.shape[1]), dtype=np.float64)
+    np.add.at(sums, inv, pts)
+    seeds = (sums / counts[:, None]).astype(np.float32)
+    seed_comp = comp[first]
+    by = np.lexsort((first, seed_comp))  # by component, then first appearance: a fixed order per component
+    return seeds[by], seed_comp[by]
+
+
+def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
+    """Shift the seeds of one component to convergence over its points ``x``; the live (centers, intensity).
+
+    Seeds that meet on a cell of side ``tol * bandwidth`` while at least ``_DEDUPE_MIN_MOVING`` move
+    are reduced to one (the converged one, then the first), as the mean shift of one point set does.
+    """
+    centers = seeds.copy()
+    intensity = np.zeros(seeds.shape[0], dtype=np.float64)
+    alive = np.ones(seeds.shape[0], dtype=bool)
+    active = alive.copy()
+    stop = tol * bandwidth
+    x2 = np.einsum("ij,ij->i", x, x)
+    for _ in range(max_iter + 1):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        c = centers[idx]
+        new, weight, count = _window_means(c, x, x2, bandwidth, kernel, metric)
+        empty = weight <= 0
+        diff = new - c
+        shift = np.abs(diff).sum(1) if metric == "l1" else np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        done = (shift <= stop) | empty
+        ok = ~empty
+        centers[idx[ok]] = new[ok]
+        intensity[idx] = count
+        alive[idx[empty]] = False
+        active[idx[done]] = False
+        if int(active.sum()) >= _DEDUPE_MIN_MOVING and stop > 0:
+            _dedupe(centers, alive, active, stop)
+    keep = alive & (intensity > 0)
+    return centers[keep], intensity[keep]
+
+
+def _window_means(c, x, x2, bandwidth, kernel, metric):
+    """Kernel-weighted means of the points ``x`` around each row of ``c``, their weights and counts."""
+    k, d = c.shape
+    new = np.empty((k, d), dtype=np.float32)
+    weight = np.empty(k, dtype=np.float64)
+    count = np.empty(k, dtype=np.float64)
+    bw2 = np.float32(bandwidth * bandwidth)
+    step = max(1, _BLOCK // (x.shape[0] * (d if metric == "l1" else 1)))
+    for a in range(0, k, step):
+        cb = c[a: a + step]
+        if metric == "l1":
+            dist = np.abs(cb[:, None, :] - x[None, :, :]).sum(-1)
+            inside = dist <= bandwidth
+            d2 = dist * dist
+        else:
+            d2 = x2[None, :] - 2.0 * (cb @ x.T) + np.einsum("ij,ij->i", cb, cb)[:, None]
+            inside = d2 <= bw2
+        w = inside.astype(np.float32) if kernel == "flat" else np.exp(np.float32(_GAUSS) / bw2 * d2) * inside
+        weight[a: a + step] = w.sum(1, dtype=np.float64)
+        count[a: a + step] = inside.sum(1)
+        new[a: a + step] = (w @ x) / np.maximum(weight[a: a + step], np.finfo(np.float32).tiny)[:, None]
+    return new, weight, count
+
+
+def _dedupe(centers, alive, active, grid):
+    idx = np.flatnonzero(alive)
+    idx = idx[np.argsort(active[idx], kind="stable")]  # converged first, then by index
+    cells = np.round(centers[idx] / grid).astype(np.int64)
+    keys = (cells * _HASH[: cells.shape[1]]).sum(1)  # one int64 per cell (wrapping): distinct cells collide ~2^-64
+    _, first = np.unique(keys, return_index=True)
+    drop = np.ones(idx.size, dtype=bool)
+    drop[first] = False
+    alive[idx[drop]] = False
+    active[idx[drop]] = False
+
+
+def _pairwise(A, B, metric):
+    diff = A[:, None, :] - B[None, :, :]
+    return np.abs(diff).sum(-1) if metric == "l1" else np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+
+
+def _merge(centers, intensity, bandwidth, metric):
+    """The densest mode of each bandwidth-neighbourhood (scikit-learn's rule), densest first."""
+    keys = tuple(centers.astype(np.float64).T[::-1]) + (intensity,)
+    order = np.lexsort(keys)[::-1]
+    sorted_c = centers[order]
+    near = _pairwise(sorted_c, sorted_c, metric) <= bandwidth
+    unique = np.ones(order.size, dtype=bool)
+    for i in range(order.size):
+        if unique[i]:
+            unique[near[i]] = False
+            unique[i] = True
+    return sorted_c[unique]
+
+
+def _nearest(x, centers, metric):
+    """Index of the nearest centre of every row of ``x`` (first among equals)."""
+    best = np.zeros(x.shape[0], dtype=np.int64)
+    best_d = np.full(x.shape[0], np.inf, dtype=np.float32)
+    for j, c in enumerate(centers):
+        diff = x - c
+        dj = np.abs(diff).sum(1) if metric == "l1" else np.einsum("ij,ij->i", diff, diff)
+        closer = dj < best_d
+        best[closer] = j
+        best_d[closer] = dj[closer]
+    return best
