@@ -19,6 +19,9 @@ the bandwidth (the densest kept) and assignment of every pixel of the component 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from ..nn._threads import small_op_threads
 
 #: De-duplicate seeds only while at least this many move (as the mean shift of one point set).
 _DEDUPE_MIN_MOVING = 16
@@ -102,20 +105,21 @@ def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kerne
     by_comp = np.concatenate([[0], np.cumsum(np.bincount(seed_comp, minlength=n_comps))])
     mode_sorted = np.empty(order.size, dtype=np.int64)
     n_modes = 0
-    for c in range(n_comps):
-        a, z = start[c], start[c + 1]
-        if z == a:
-            continue
-        x = s_pts[s_start[c]: s_start[c] + s_n[c]]
-        cs, ci = _shift(seeds[by_comp[c]: by_comp[c + 1]], x, float(bandwidth), kernel, metric, int(max_iter),
-                        float(tol))
-        if cs.shape[0] <= 1:
-            mode_sorted[a:z] = n_modes
-            n_modes += 1
-            continue
-        kept = _merge(cs, ci, bandwidth, metric)
-        mode_sorted[a:z] = n_modes + _nearest(pts[a:z], kept, metric)
-        n_modes += kept.shape[0]
+    with small_op_threads(None, torch.device("cpu")):
+        for c in range(n_comps):
+            a, z = start[c], start[c + 1]
+            if z == a:
+                continue
+            x = s_pts[s_start[c]: s_start[c] + s_n[c]]
+            cs, ci = _shift(seeds[by_comp[c]: by_comp[c + 1]], x, float(bandwidth), kernel, metric, int(max_iter),
+                            float(tol))
+            if cs.shape[0] <= 1:
+                mode_sorted[a:z] = n_modes
+                n_modes += 1
+                continue
+            kept = _merge(cs, ci, bandwidth, metric)
+            mode_sorted[a:z] = n_modes + _nearest(pts[a:z], kept, metric)
+            n_modes += kept.shape[0]
     mode = np.empty_like(mode_sorted)
     mode[order] = mode_sorted
     return mode, n_modes
@@ -146,13 +150,15 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
     alive = np.ones(seeds.shape[0], dtype=bool)
     active = alive.copy()
     stop = tol * bandwidth
-    x2 = np.einsum("ij,ij->i", x, x)
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    x2 = (xt * xt).sum(1)
+    xt = torch.cat([xt, torch.ones((xt.shape[0], 1), dtype=xt.dtype)], 1)
     for _ in range(max_iter + 1):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         c = centers[idx]
-        new, weight, count = _window_means(c, x, x2, bandwidth, kernel, metric)
+        new, weight, count = _window_means(c, xt, x2, bandwidth, kernel, metric)
         empty = weight <= 0
         diff = new - c
         shift = np.abs(diff).sum(1) if metric == "l1" else np.sqrt(np.einsum("ij,ij->i", diff, diff))
@@ -169,27 +175,41 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
 
 
 def _window_means(c, x, x2, bandwidth, kernel, metric):
-    """Kernel-weighted means of the points ``x`` around each row of ``c``, their weights and counts."""
-    k, d = c.shape
-    new = np.empty((k, d), dtype=np.float32)
-    weight = np.empty(k, dtype=np.float64)
-    count = np.empty(k, dtype=np.float64)
-    bw2 = np.float32(bandwidth * bandwidth)
+    """Kernel-weighted means of the points ``x`` around each row of ``c``, their weights and counts.
+
+    torch on the CPU (``x``, ``x2`` tensors, ``x`` with a column of ones appended, ``c`` numpy): one
+    matrix product gives the distances, one the sums and the weights, as in the mean shift of one
+    point set.
+    """
+    k = c.shape[0]
+    d = x.shape[1] - 1
+    ct = torch.from_numpy(np.ascontiguousarray(c))
+    acc = torch.empty((k, d + 1), dtype=torch.float32)
+    count = torch.empty(k, dtype=torch.float32)
+    bw2 = bandwidth * bandwidth
     step = max(1, _BLOCK // (x.shape[0] * (d if metric == "l1" else 1)))
     for a in range(0, k, step):
-        cb = c[a: a + step]
+        cb = ct[a: a + step]
         if metric == "l1":
-            dist = np.abs(cb[:, None, :] - x[None, :, :]).sum(-1)
+            dist = torch.cdist(cb, x[:, :d], p=1)
             inside = dist <= bandwidth
-            d2 = dist * dist
+            d2 = dist.square_()
         else:
-            d2 = x2[None, :] - 2.0 * (cb @ x.T) + np.einsum("ij,ij->i", cb, cb)[:, None]
+            c2 = (cb * cb).sum(1, keepdim=True)
+            d2 = torch.addmm(x2.unsqueeze(0), cb, x[:, :d].T, alpha=-2.0)
+            if kernel == "flat":
+                w = d2.le_(bw2 - c2)  # in place: 1.0 inside the window, 0.0 outside
+                torch.mm(w, x, out=acc[a: a + step])
+                count[a: a + step] = acc[a: a + step, d]
+                continue
+            d2 += c2
             inside = d2 <= bw2
-        w = inside.astype(np.float32) if kernel == "flat" else np.exp(np.float32(_GAUSS) / bw2 * d2) * inside
-        weight[a: a + step] = w.sum(1, dtype=np.float64)
-        count[a: a + step] = inside.sum(1)
-        new[a: a + step] = (w @ x) / np.maximum(weight[a: a + step], np.finfo(np.float32).tiny)[:, None]
-    return new, weight, count
+        w = inside.to(torch.float32) if kernel == "flat" else torch.exp(d2.mul_(_GAUSS / bw2)).mul_(inside)
+        torch.mm(w, x, out=acc[a: a + step])
+        count[a: a + step] = inside.sum(1).to(torch.float32)
+    weight = acc[:, d].double().numpy()
+    new = (acc[:, :d] / acc[:, d: d + 1].clamp_min(torch.finfo(torch.float32).tiny)).numpy()
+    return new, weight, count.double().numpy()
 
 
 def _dedupe(centers, alive, active, grid):
