@@ -30,13 +30,13 @@ Sub-commands (each writes ``benchmarks/results/dask_<name>.json``)
     itself): adjusted Rand index over the foreground pixels of either,
     instance counts, whole-image instances that cross a block border and are
     split (two or more blockwise labels holding at least 10 % of it each) and
-    blockwise labels that merge two whole-image instances. Twice: with
-    ``predict``'s clustering as configured (a random subsample of the
-    foreground in the mean shift), and with the clustering made local and
-    deterministic (every foreground pixel, no random coarse levels, float64
-    distances; patched in this process only). Each time the whole image is
+    blockwise labels that merge two whole-image instances, with ``predict``'s
+    clustering as configured (above 20000 foreground pixels, a mode search
+    in each connected component with all of its pixels); the whole image is
     also clustered with another mean-shift seed, the clustering's own
-    variability.
+    variability. ``--clustering exact`` adds a run with one mode search over
+    every foreground pixel of the image in float64 (patched in this process
+    only; slow on large images).
 ``memory``
     Zarr mosaics of 4096^2, 8192^2 and 16384^2 (``--sizes``, written to
     ``--workdir``), each segmented by ``predict_to_zarr`` on a
@@ -47,10 +47,7 @@ Sub-commands (each writes ``benchmarks/results/dask_<name>.json``)
     on the sizes of ``--in-memory``, its peak resident memory read from
     ``getrusage`` in a child process. Both with their instance counts per
     copy of the 512x512 image beside the ground truth's (125) and the F1
-    against the ground truth over a central 2048x2048 window; the in-memory
-    row also gives the share of the foreground in the clustering's mode
-    search (a random sample of a fixed size, ``max_points``: the larger the
-    image, the sparser the sample, the fewer components are split).
+    against the ground truth over a central 2048x2048 window.
 ``stages``
     Seconds per stage of ``predict_to_zarr`` (normalisation, network,
     clustering: mode search and instances, the rest of the block, stitching)
@@ -390,8 +387,8 @@ def write_equivalence(args, seg, report):
         "blocks": f"{args.chunk}x{args.chunk}",
         "overlap": rf, "network_margin": rf // 2,
         "model": clustering_settings(seg),
-        "clustering": {"default": "predict's clustering as configured (mean shift on a random subsample of "
-                                  "20000 foreground pixels, random coarse levels, float32)",
+        "clustering": {"default": "predict's clustering as configured (above 20000 foreground pixels, a mode "
+                                  "search in each connected component with all of its pixels, float32)",
                        "exact": "the same with every foreground pixel, no random coarse levels, float64 "
                                 "distances (local and deterministic)",
                        "whole_image_other_seed": "whole-image prediction with the mean-shift seed 1 "
@@ -519,7 +516,7 @@ def child_in_memory(args):
                       "n_instances": int(labels.max()), "instances_per_copy": int(labels.max()) * tile_truth.size
                       / image.size, "f1_vs_ground_truth_crop": ground_truth(tile_truth, image.shape[0],
                                                                             labels[y0:y1, y0:y1])["f1_crop"],
-                      "foreground_pixels": fg, "mode_search_sample_fraction": min(1.0, _max_points() / max(fg, 1)),
+                      "foreground_pixels": fg,
                       "peak_rss_mib": round(peak, 1)}))
 
 
@@ -659,7 +656,7 @@ def main(argv=None):
             p.add_argument("--size", type=int, default=2048)
             p.add_argument("--chunk", type=int, default=512)
             p.add_argument("--stitch", nargs="+", default=["embedding", "iou", "touch"])
-            p.add_argument("--clustering", nargs="+", default=["default", "exact"], choices=["default", "exact"])
+            p.add_argument("--clustering", nargs="+", default=["default"], choices=["default", "exact"])
             p.add_argument("--append", action="store_true",
                            help="keep the other clustering's results from the last results/dask_equivalence.json")
         if name == "memory":

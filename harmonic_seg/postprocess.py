@@ -171,8 +171,11 @@ def split_at_modes(modes, embedding, margin, *, min_share=MIN_SHARE, min_size=10
     4. *The rest joins a seed.* In a component with two seeds or more, every
        other pixel joins the seed it reaches first through the component (a
        flooding from all seeds at once, 4-connected, as
-       :func:`merge_small_instances` does), so every instance is connected
-       and every pixel of the component belongs to one.
+       :func:`merge_small_instances` does; a pixel as near to two seeds goes
+       to the one whose flooding reached its neighbour first, decided within
+       the component alone), so every instance is connected and every pixel
+       of the component belongs to one. A component is split the same way
+       wherever it lies and whatever else the image holds.
     5. *Margin.* Two touching regions whose seeds' mean embeddings lie
        closer than ``margin`` are one instance: only modes separated by at
        least the margin split a component.
@@ -274,10 +277,8 @@ class _Pieces:
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # the components that split
         inside = in_multi[box]
         if (inside & (markers[box] == 0)).any():
-            from skimage.segmentation import watershed
-
-            flooded = watershed(np.zeros(inside.shape, np.uint8), markers=markers[box], mask=inside, connectivity=1)
-            markers[box] = np.where(inside, flooded, markers[box])
+            _flood_per_component(markers, comps, np.flatnonzero(multi & (np.bincount(
+                comps[in_multi & (markers == 0)], minlength=self.n_comps + 1) > 0)))
         # margin: touching regions of one component whose seeds' mean embeddings are closer than it merge
         pairs = _pairs(np.where(inside, markers[box], 0))
         if pairs.size:
@@ -290,6 +291,26 @@ class _Pieces:
             root = connected_components(graph, directed=False)[1]
             markers = np.where(markers > 0, root[markers] + 1, 0)
         return markers
+
+
+def _flood_per_component(markers, comps, which):
+    """Give the unmarked pixels of the components ``which`` to the marked regions they touch, in place.
+
+    A watershed on a flat image grows the regions one pixel layer at a time; its ties (a pixel as near
+    to two regions) are broken by the order in which the pixels were queued. Run in each component's
+    own box, that order, and so the result, depends on the component alone: the same in a crop of the
+    image as in the whole image.
+    """
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    boxes = ndimage.find_objects(comps, max_label=int(comps.max()))
+    for c in which:
+        box = boxes[c - 1]
+        mask = comps[box] == c
+        sub = markers[box]
+        flooded = watershed(np.zeros(mask.shape, np.uint8), markers=np.where(mask, sub, 0), mask=mask, connectivity=1)
+        sub[mask] = flooded[mask]
 
 
 def relabel_sequential(labels, *, return_ids=False):

@@ -198,3 +198,30 @@ def test_split_at_modes_share_is_relative_to_the_largest_piece():
     out = split_at_modes(modes, emb, 0.5, min_share=0.1)
     assert out.max() == 7
     assert split_at_modes(modes, emb, 0.5, min_share=0.2).max() == 1
+
+
+def test_split_at_modes_splits_a_component_the_same_whatever_else_the_image_holds():
+    """Unseeded speckles between two seeds are flooded within their own component: a crop that holds the
+    component alone splits it as the whole image does (ties broken by the component's own order)."""
+    rng = np.random.default_rng(0)
+
+    def component(h, w):
+        m = np.ones((h, w), np.int64)
+        m[:, w // 2:] = 2
+        speckle = rng.random((h, w)) < 0.35
+        speckle[:, : w // 2 - 5] = speckle[:, w // 2 + 5:] = False
+        m[speckle] = rng.integers(3, 40, speckle.sum())
+        return m
+
+    modes = np.zeros((70, 90), np.int64)
+    modes[2:32, 5:45] = component(30, 40) + 100  # another splitting component, first in raster order
+    modes[40:68, 30:86] = component(28, 56)
+    emb = rng.normal(0, 0.01, (2, 70, 90)).astype(np.float32)
+    emb[0] += (modes % 2) * 2.0  # modes 1 and 2 (and 101, 102) two units apart
+    whole = split_at_modes(modes, emb, 0.5, min_size=5)
+    box = np.s_[40:68, 30:86]
+    crop = split_at_modes(modes[box], emb[(slice(None),) + box], 0.5, min_size=5)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert crop.max() >= 2
+    assert adjusted_rand_score(whole[box].ravel(), crop.ravel()) == 1.0

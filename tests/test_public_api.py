@@ -33,6 +33,9 @@ ALLOWED = {
     # the recovery's rules ablated one by one (the mode search, the rules and the scores taken apart)
     "benchmarks/recovery.py": {"harmonic_seg.clustering._embedding", "_instances", "_modes", "_near_instance_mean",
                                "_membership_scores"},
+    # the mode search of the previous release, read from the git history, timed beside the current one
+    "benchmarks/bench_mode_search.py": {"harmonic_seg.clustering._embedding",
+                                        "harmonic_seg.clustering._embedding_previous"},
     # the large-image benchmark times the blocks' steps one by one
     "benchmarks/bench_dask.py": {
         "harmonic_seg.nn._meanshift_ops", "harmonic_seg.clustering._meanshift_ops",

@@ -1,19 +1,19 @@
-"""Mean shift within every connected component at once (numpy): the mode search of large images.
+"""Mean shift within every connected component on its own: the mode search of large images.
 
-A large image has thousands of components of a few hundred pixels each. One mean shift per
-component costs a Python round of small tensor operations per step and component; one mean shift
-of all components together (their embeddings moved apart) costs every seed a pass over every
-pixel. Here every step of all seeds runs at once over the pairs (seed, pixel of the seed's own
-component) only, so the cost is the sum over components of their seeds times their pixels.
+A large image has thousands of components of a few hundred pixels each. One mean shift of all
+components together (their embeddings moved apart) costs every seed a pass over every pixel; here
+a component's seeds pass over that component's pixels only, with the same two matrix products per
+step as the mean shift of one point set, and none of the validation, coarse levels and
+bookkeeping that one call of :func:`~harmonic_seg.clustering.mean_shift` pays for.
 
 Every quantity of a component is computed from that component's pixels alone, in their raster
 order, with the same arithmetic whatever else the image holds: a component has the same modes in
 a block of an image as in the whole image.
 
 The mean shift is scikit-learn's with ``bin_seeding`` at the centroids of the cells (``seeds=
-"bin_mean"`` of :func:`~harmonic_seg.clustering.mean_shift`), without its coarse-to-fine levels
-and seed de-duplication (speed-ups of one large search), then the same merge of modes closer than
-the bandwidth (the densest kept) and assignment of every pixel of the component to its nearest mode.
+"bin_mean"`` of :func:`~harmonic_seg.clustering.mean_shift`) and the same de-duplication of seeds
+that meet, without coarse-to-fine levels; then the same merge of modes closer than the bandwidth
+(the densest kept) and assignment of every pixel of the component to its nearest mode.
 """
 
 from __future__ import annotations
