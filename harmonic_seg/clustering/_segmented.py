@@ -128,11 +128,10 @@ def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kerne
 def _bin_mean_seeds(pts, comp, bin_size):
     """Centroids of the grid cells of side ``bin_size`` of each component's points, by component."""
     cells = np.round(pts / np.float32(bin_size)).astype(np.int64)
-    key = np.column_stack([comp, cells])
-    _, first, inv, counts = np.unique(key, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    key = comp * _HASH[0] + (cells * _HASH[1: cells.shape[1] + 1]).sum(1)  # one int64 per (component, cell)
+    _, first, inv, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     inv = inv.ravel()
-    sums = np.zeros((counts.size, pts.shape[1]), dtype=np.float64)
-    np.add.at(sums, inv, pts)
+    sums = np.stack([np.bincount(inv, weights=col, minlength=counts.size) for col in pts.T], 1)
     seeds = (sums / counts[:, None]).astype(np.float32)
     seed_comp = comp[first]
     by = np.lexsort((first, seed_comp))  # by component, then first appearance: a fixed order per component
