@@ -13,7 +13,8 @@ ways, side by side in one process on one thread:
   with the old rule), read from this repository's history: one mean shift over a random sample
   of 20000 foreground pixels of the whole image, the components' embeddings moved apart;
 * ``every_pixel``: the previous rule without the sample (``max_points=None``): one mean shift over
-  every foreground pixel, what a user would run to get rid of the sample.
+  every foreground pixel, what a user would run to get rid of the sample (up to
+  ``--every-pixel-max`` pixels a side: its cost grows with the square of the pixels).
 
 Each: the best wall time of ``--repeats``, the number of instances, and against the ground truth
 (the copies' label maps) SBD and AP@0.5. The model of ``bench_dask.py train`` was fitted on tiles
@@ -73,6 +74,8 @@ def main(argv=None):
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     p.add_argument("--previous", default="b4fff53")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--every-pixel-max", type=int, default=1024,
+                   help="largest size timed with every_pixel (its cost grows with the square of the pixels)")
     p.add_argument("--results", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     import torch
@@ -94,6 +97,8 @@ def main(argv=None):
             "previous": lambda: previous.cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, **kw),
             "every_pixel": lambda: cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, max_points=None, **kw),
         }
+        if size > args.every_pixel_max:
+            del variants["every_pixel"]
         for name, fn in variants.items():
             seconds, (labels, _) = timed(fn, args.repeats)
             row = dict(size=size, variant=name, seconds=seconds, foreground_pixels=int(fg.sum()),
