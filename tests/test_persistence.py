@@ -1,6 +1,7 @@
 """Model files: the saved folder format, pickles, and what loading a damaged or crafted file does."""
 
 import json
+import pickle
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from harmonic_seg import HarmonicSegmenter
 
@@ -260,3 +262,24 @@ def test_weights_not_matching_the_network_are_refused(tmp_path, edit, match):
     with pytest.raises(ValueError, match=match) as info:
         HarmonicSegmenter.load(folder)
     assert str(folder / "weights.npz") in str(info.value)
+
+
+def test_incompatible_format_version(model, tmp_path):
+    model.save(tmp_path / "model")
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    cfg["format_version"] = 99
+    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="format version 99"):
+        HarmonicSegmenter.load(tmp_path / "model")
+    with pytest.raises(FileNotFoundError, match="not a folder written by"):
+        HarmonicSegmenter.load(tmp_path / "nothing")
+
+
+def test_gpu_fitted_model_unpickles_on_cpu_with_warning(model, monkeypatch):
+    state = model.__getstate__()
+    state["_module_device"] = "cuda:0"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    est = HarmonicSegmenter.__new__(HarmonicSegmenter)
+    with pytest.warns(UserWarning, match="moved to the CPU"):
+        est.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert next(est.module_.parameters()).device.type == "cpu"

@@ -202,27 +202,6 @@ def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkey
     assert not hasattr(clone(seg).set_params(fg_threshold=0.7), "fg_threshold_")
 
 
-def test_incompatible_format_version(fitted, tmp_path):
-    fitted.save(tmp_path / "model")
-    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
-    cfg["format_version"] = 99
-    (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="format version 99"):
-        HarmonicSegmenter.load(tmp_path / "model")
-    with pytest.raises(FileNotFoundError, match="not a folder written by"):
-        HarmonicSegmenter.load(tmp_path / "nothing")
-
-
-def test_gpu_fitted_model_unpickles_on_cpu_with_warning(fitted, monkeypatch):
-    state = fitted.__getstate__()
-    state["_module_device"] = "cuda:0"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    est = HarmonicSegmenter.__new__(HarmonicSegmenter)
-    with pytest.warns(UserWarning, match="moved to the CPU"):
-        est.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert next(est.module_.parameters()).device.type == "cpu"
-
-
 def test_pipeline_with_image_transformers(data):
     X, y = data
     rgb = [np.stack([im * 1000, im * 1000], axis=-1).astype(np.uint16) for im in X]
