@@ -11,7 +11,7 @@ on the tuning grid, so it is measured rather than modelled: the reserve
 starts as :data:`INITIAL_TUNING_SHARE` of the time left, and once
 :data:`PROBE_AT` of the training time has passed :class:`TuningProbe` runs
 the tuning itself on one held-out image with the network as it is, scales
-the time by the number of held-out images, and moves the end of training by
+the time by the number of held-out images and by :data:`TUNING_SAFETY`, and moves the end of training by
 the difference (the epochs are re-planned; the probe's own time comes out of
 training). The tuning never gets more than :data:`MAX_TUNING_SHARE` of the
 budget: where all held-out images would take longer, it runs on as many as
@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-__all__ = ["INITIAL_TUNING_SHARE", "MAX_TUNING_SHARE", "PROBE_AT", "TimeBudget", "TuningProbe", "tuning_subset"]
+__all__ = ["INITIAL_TUNING_SHARE", "MAX_TUNING_SHARE", "PROBE_AT", "TUNING_SAFETY", "TimeBudget", "TuningProbe",
+           "tuning_subset"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ PROBE_AT = 0.25
 #: images, such as 8 DIC-HeLa frames of 512 x 512 at about a minute each, would otherwise leave the
 #: network little training).
 MAX_TUNING_SHARE = 0.25
+#: The probe's time per image is multiplied by this: the network at the end of training finds more
+#: objects than at the probe, and its tuning takes longer.
+TUNING_SAFETY = 1.25
 
 
 def tuning_subset(labels, n):
@@ -156,9 +160,10 @@ class TuningProbe:
         finally:
             quiet.disabled = was_disabled
         self.measured = time.perf_counter() - t0
-        if self.cap is not None and self.measured * len(self.chw) > self.cap:
-            self.n_images = int(min(len(self.chw), self.cap // max(self.measured, 1e-9)))
-        new = self.measured * self.n_images
+        per_image = self.measured * TUNING_SAFETY
+        if self.cap is not None and per_image * len(self.chw) > self.cap:
+            self.n_images = int(min(len(self.chw), self.cap // max(per_image, 1e-9)))
+        new = per_image * self.n_images
         logger.info("post-processing tuning timed at %.2fs on one of %d held-out images: %.1fs kept for it "
                     "on %d of them (%.1fs before)", self.measured, len(self.chw), new, self.n_images, self.reserve)
         if planner.shift(self.reserve - new, record["epoch"], paused=self.measured):
