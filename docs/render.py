@@ -241,6 +241,20 @@ def table_demo(root, arg=None):
         f" (trained on {d['train_wells']} wells in {_s(d['fit_seconds'])} s, {d['machine'].split(';')[0]})")
 
 
+def table_demo_seeds(root, arg=None):
+    """The demo with every seed run: harmonic embeddings beside the floor, per seed and metric."""
+    d = _load(root, "demo_seeds.json")
+    keys = (("SBD", "SBD"), ("AP@0.5 (TP/(TP+FP+FN))", "AP@0.5"), ("COCO AP", "COCO AP"))
+    rows = []
+    for r in d["runs"]:
+        floor = next(v for k, v in r.items() if k.startswith("floor"))
+        rows.append([r["seed"]] + [f"{_f(r['harmonic'][k])} / {_f(floor[k])}" for k, _ in keys]
+                    + [_s(r["fit_seconds"])])
+    header = ["seed"] + [f"{t}: harmonic / floor" for _, t in keys] + ["fit (s)"]
+    return _table(header, rows) + [""] + _source(["demo_seeds.json"], d["command"],
+                                                f" ({d['epochs']} epochs; {_machine(d['machine'])})")
+
+
 def table_first_run(root, arg=None):
     """Wall time of the README's first command in a fresh virtual environment."""
     d = _load(root, "first_run.json")
@@ -326,6 +340,94 @@ def table_dask_sweep(root, arg=None):
     return _table(header, rows) + [""] + _source(["dask_sweep.json"], d["command"], f" ({_machine(d['machine'])})")
 
 
+def table_recluster(root, arg=None):
+    """The defaults' networks re-clustered: current recovery, the recorded one, the paper's, the floor."""
+    d = _load(root, "recluster_defaults.json")
+    by = {}
+    for r in d["runs"]:
+        by.setdefault(r["dataset"], []).append(r)
+    ways = (("current", "current recovery"), ("recorded", "as recorded when trained"),
+            ("mean_shift", "mean shift of all foreground pixels"), ("floor", "floor: connected components"))
+    rows = []
+    for ds, name in DATASET_NAMES.items():
+        runs = by.get(ds)
+        if not runs:
+            continue
+        for i, (key, title) in enumerate(ways):
+            cells = [_mean_sd([r["rows"]["predicted"][key][k] for r in runs]) for k, _ in METRICS]
+            rows.append([name if i == 0 else "", title, len(runs)] + cells)
+    header = ["data set", "clustering of the same networks", "seeds"] + [t for _, t in METRICS]
+    return _table(header, rows) + [""] + _source(
+        ["recluster_defaults.json"], d["command"], f" (predicted foreground; {_machine(d['machine'])})")
+
+
+def table_mode_search(root, arg=None):
+    """The mode search of large images: per component (current) against the earlier sampled search."""
+    d = _load(root, "mode_search.json")
+    titles = {"current": "each component on its own (current)",
+              "previous": f"one sample of 20000 pixels ({d['previous_commit']})",
+              "every_pixel": "one search over every pixel (`max_points=None`)"}
+    rows = []
+    for r in d["rows"]:
+        rows.append([f"{r['size']} x {r['size']}", titles[r["variant"]], _s(r["seconds"]),
+                     f"{r['n_instances']} ({r['n_true']})", _f(r["SBD"]), _f(r["AP50"])])
+    header = ["image", "mode search", "seconds", "instances (truth)", "SBD", "AP@0.5"]
+    return _table(header, rows) + [""] + _source(
+        ["mode_search.json"], d["command"],
+        f" (best of {d['repeats']}, {d['threads']} thread; {_machine(d['machine'])})")
+
+
+def table_dask_equivalence(root, arg=None):
+    """Blockwise against whole-image labels of one model on a mosaic, per stitching rule."""
+    d = _load(root, "dask_equivalence.json")
+    runs = d["results"]["default"]
+    rows = []
+    for rule in ("embedding", "iou", "touch"):
+        if rule not in runs:
+            continue
+        r = runs[rule]
+        rows.append([f"`stitch=\"{rule}\"`", f"{r['adjusted_rand_index_foreground']:.4f}",
+                     f"{r['instances_blockwise']} / {r['instances_whole']}",
+                     r["whole_instances_crossing_block_borders"], r["split_at_block_borders"],
+                     r["split_elsewhere"], r["blockwise_labels_merging_instances"]])
+    header = ["blockwise, joined by", "ARI (foreground)", "instances (blockwise / whole)",
+              "whole-image instances across block borders", "split at a border", "split elsewhere",
+              "blockwise labels joining two instances"]
+    return _table(header, rows) + [""] + _source(
+        ["dask_equivalence.json"], runs["command"],
+        f" ({d['image']}, blocks of {d['blocks']}, overlap {d['overlap']}; {_machine(d['machine'])})")
+
+
+def table_dask_memory(root, arg=None):
+    """Peak memory and speed of predict_to_zarr on a LocalCluster, and of predict in memory."""
+    d = _load(root, "dask_memory.json")
+    rows = []
+    for r in d["rows"]:
+        b, m = r.get("blockwise"), r.get("in_memory")
+        size = f"{r['size']} x {r['size']}"
+        if b:
+            peak = max(b["worker_peak_rss_mib"].values())
+            rows.append([size, f"blockwise, {d['workers']} workers", f"{peak:.0f} per worker", _s(b["seconds"]),
+                         f"{b['pixels_per_second'] / 1e3:.0f}k", b["n_instances"]])
+        if m:
+            rows.append([size, "`predict` in memory, one process", f"{m['peak_rss_mib']:.0f}", _s(m["seconds"]),
+                         f"{m['pixels_per_second'] / 1e3:.0f}k", m["n_instances"]])
+    header = ["image", "how", "peak resident memory (MiB)", "seconds", "pixels per second", "instances"]
+    return _table(header, rows) + [""] + _source(
+        ["dask_memory.json"], d["command"],
+        f" (chunks {d['chunks']}, {d['threads_per_worker']} thread per worker; {_machine(d['machine'])})")
+
+
+def table_dask_stages(root, arg=None):
+    """Seconds per stage of predict_to_zarr on one mosaic, in one process."""
+    d = _load(root, "dask_stages.json")
+    stages = list(d["runs"][0]["seconds"])
+    rows = [[k] + [_s(run["seconds"][k]) for run in d["runs"]] for k in stages]
+    header = ["stage"] + [f"run {i + 1} (s)" for i in range(len(d["runs"]))]
+    return _table(header, rows) + [""] + _source(["dask_stages.json"], d["command"], f" ({d['scheduler']}; "
+                                                f"{_machine(d['machine'])})")
+
+
 #: Table name -> function(root, arg) returning the lines between the markers.
 TABLES = {
     "defaults": table_defaults,
@@ -336,6 +438,12 @@ TABLES = {
     "shared_cpu": table_shared_cpu,
     "fuzz": table_fuzz,
     "dask_sweep": table_dask_sweep,
+    "recluster": table_recluster,
+    "demo_seeds": table_demo_seeds,
+    "mode_search": table_mode_search,
+    "dask_equivalence": table_dask_equivalence,
+    "dask_memory": table_dask_memory,
+    "dask_stages": table_dask_stages,
 }
 
 
