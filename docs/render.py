@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "benchmarks/results"
+#: The defaults' networks re-clustered by the current library (``benchmarks/recluster.py``).
+RECLUSTER = "recluster_defaults.json"
 
 #: The pages whose tables are rendered, relative to the repository root.
 PAGE_GLOBS = ("README.md", "docs/*.md")
@@ -126,8 +128,37 @@ def _defaults_files(root):
         if m is None or m["ds"] not in DATASET_NAMES:
             continue
         found.setdefault(m["ds"], []).append((int(m["seed"]), path.name))
-    return {ds: [(seed, _load(root, name), name) for seed, name in sorted(found[ds])]
-            for ds in DATASET_NAMES if ds in found}
+    current = _reclustered(root)
+    out = {}
+    for ds in DATASET_NAMES:
+        if ds not in found:
+            continue
+        out[ds] = []
+        for seed, name in sorted(found[ds]):
+            result = _load(root, name)
+            if (ds, seed) in current:  # the scores of the library's clustering now, on the same network
+                rows = dict(result["rows"])
+                rows[HARMONIC_ROW] = current[(ds, seed)]["current"]
+                rows[FLOOR_ROW] = current[(ds, seed)]["floor"]
+                result = {**result, "rows": rows}
+            out[ds].append((seed, result, name))
+    return out
+
+
+def _reclustered(root):
+    """{(data set, seed): predicted-foreground rows} of ``recluster_defaults.json``, or {} without it."""
+    if not (Path(root) / RESULTS / RECLUSTER).is_file():
+        return {}
+    return {(r["dataset"], r["seed"]): r["rows"]["predicted"] for r in _load(root, RECLUSTER)["runs"]}
+
+
+def _recluster_source(root, runs):
+    """The source sentence's addition when the scores come from the re-clustered networks."""
+    current = _reclustered(root)
+    if not any((r["dataset"], seed) in current for seed, r, _ in runs):
+        return [], ""
+    return [RECLUSTER], ("; scores of the networks these runs trained, clustered by the current library: "
+                         f"`{_load(root, RECLUSTER)['command']}`")
 
 
 def _metric(result, row, key, name):
@@ -193,9 +224,10 @@ def table_defaults(root, arg=None):
                     + [_f(value) if t == metric else "–" for _, t in METRICS] + ["–"])
     seeds = sorted({seed for runs in data.values() for seed, _, _ in runs})
     machines = sorted({_machine(r.get("machine", {})) for runs in data.values() for _, r, _ in runs})
+    extra_files, note = _recluster_source(root, [run for runs in data.values() for run in runs])
     return _table(header, rows) + [""] + _source(
-        files, _defaults_command([run for runs in data.values() for run in runs]),
-        f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)})")
+        files + extra_files, _defaults_command([run for runs in data.values() for run in runs]),
+        f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)}{note})")
 
 
 def table_defaults_seeds(root, arg=None):
@@ -214,9 +246,10 @@ def table_defaults_seeds(root, arg=None):
         rows.append([seed] + [_f(_metric(r, HARMONIC_ROW, k, name)) for k, _ in METRICS]
                     + [_f(_metric(r, FLOOR_ROW, "SBD", name)), _f(_metric(r, FLOOR_ROW, "COCO AP", name)),
                        _s(r["fit_seconds"]), r.get("n_epochs", "–"), r.get("scale", "–")])
+    extra_files, note = _recluster_source(root, runs)
     return _table(header, rows) + [""] + _source(
-        [name for _, _, name in runs], _defaults_command(runs, arg),
-        f" (`{_settings(runs)}`)")
+        [name for _, _, name in runs] + extra_files, _defaults_command(runs, arg),
+        f" (`{_settings(runs)}`{note})")
 
 
 DEMO_METRICS = (("SBD", "SBD"), ("AP@0.5 (TP/(TP+FP+FN))", "AP@0.5"), ("AP@0.75 (TP/(TP+FP+FN))", "AP@0.75"),
@@ -342,7 +375,7 @@ def table_dask_sweep(root, arg=None):
 
 def table_recluster(root, arg=None):
     """The defaults' networks re-clustered: current recovery, the recorded one, the paper's, the floor."""
-    d = _load(root, "recluster_defaults.json")
+    d = _load(root, RECLUSTER)
     by = {}
     for r in d["runs"]:
         by.setdefault(r["dataset"], []).append(r)
@@ -358,7 +391,7 @@ def table_recluster(root, arg=None):
             rows.append([name if i == 0 else "", title, len(runs)] + cells)
     header = ["data set", "clustering of the same networks", "seeds"] + [t for _, t in METRICS]
     return _table(header, rows) + [""] + _source(
-        ["recluster_defaults.json"], d["command"], f" (predicted foreground; {_machine(d['machine'])})")
+        [RECLUSTER], d["command"], f" (predicted foreground; {_machine(d['machine'])})")
 
 
 def table_mode_search(root, arg=None):
