@@ -461,6 +461,24 @@ def table_dask_stages(root, arg=None):
                                                 f"{_machine(d['machine'])})")
 
 
+def table_warm_start(root, arg=None):
+    """A model fitted on half a training split, then continued on the other half with warm_start=True."""
+    files = sorted(p.name for p in (Path(root) / RESULTS).glob("warm_start_*_seed*.json"))
+    if not files:
+        raise RenderError(f"{RESULTS}/warm_start_<data set>_seed<k>.json is missing; run benchmarks/warm_start.py")
+    rows, commands = [], []
+    for name in files:
+        d = _load(root, name)
+        commands.append(d["command"])
+        for key, title in (("first", "fitted on the first half"), ("warm_started", "then `warm_start=True` on the second")):
+            r = d[key]
+            rows.append([DATASET_NAMES.get(d["dataset"], d["dataset"]), d["seed"], title, r["images"],
+                         _s(r["fit_seconds"]), r["n_epochs"], _f(r["SBD"]), _f(r["AP@0.5"]), _f(r["COCO AP"])])
+    header = ["data set", "seed", "model", "training images", "fit (s)", "epochs", "SBD", "AP@0.5", "COCO AP"]
+    return _table(header, rows) + [""] + _source(files, "; ".join(commands),
+                                                f" (test split; {_machine(_load(root, files[0])['machine'])})")
+
+
 #: Table name -> function(root, arg) returning the lines between the markers.
 TABLES = {
     "defaults": table_defaults,
@@ -473,6 +491,7 @@ TABLES = {
     "dask_sweep": table_dask_sweep,
     "recluster": table_recluster,
     "demo_seeds": table_demo_seeds,
+    "warm_start": table_warm_start,
     "mode_search": table_mode_search,
     "dask_equivalence": table_dask_equivalence,
     "dask_memory": table_dask_memory,
