@@ -75,12 +75,13 @@ def _check_mask(mask, name, shape, *, dtype=bool):
 
 
 def _low_gradient(emb, fg_idx, fraction):
+    """Boolean over the foreground pixels ``fg_idx`` (flat indices, a tensor on ``emb``'s device): the
+    ``fraction`` of them (at least one) where the embedding changes least from pixel to pixel; ties kept."""
     return _lowest(_gradient_change(emb, fg_idx), fraction)
 
 
 def _gradient_change(emb, fg_idx):
-    """Boolean over the foreground pixels ``fg_idx`` (flat indices, a tensor on ``emb``'s device): the
-    ``fraction`` of them (at least one) where the embedding changes least from pixel to pixel; ties kept.
+    """How fast the embedding changes at each foreground pixel ``fg_idx`` (a CPU tensor; NaN: no neighbour).
 
     The change at a pixel is the mean squared difference to its 4-neighbours that are foreground too:
     outside the foreground a network trained on foreground pixels predicts freely, and a difference
@@ -212,7 +213,8 @@ def _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_
     core = component_core(comp, n_comps, p, None if change is None else change.numpy(), core_threshold,
                           core_fraction)
     searching = np.bincount(comp, weights=None if core is None else core, minlength=n_comps)
-    large = searching > ms["max_points"]
+    # the joint search seeds at the cells' centroids; other seeds: one mean shift per component
+    large = searching > ms["max_points"] if ms["seeds"] == "bin_mean" else np.ones(n_comps, dtype=bool)
     small = ~large[comp]
     mode = np.empty(comp.size, dtype=np.int64)
     n_modes = 0
@@ -483,11 +485,17 @@ def cluster_embeddings(
         another instance's mode (with "split", a component none of whose
         pixels seeks stays whole).
     max_points : int or None, default=20000
-        Size of the random subsample used for the mode search.
+        Most pixels one mode search takes. ``recovery="mean_shift"``: the
+        size of the random subsample of the foreground. ``recovery="split"``:
+        up to this many searching pixels, one search over all of them; above,
+        one search per connected component with all of its pixels (a
+        component with more: its own random subsample of this size), so that
+        a component's instances do not depend on the rest of the image.
+        None: one search over every pixel.
     coarse_to_fine : bool, default=True
         See :func:`mean_shift`. ``max_points=None, coarse_to_fine=False,
-        seeds="bin"`` is the exact mode: scikit-learn's clustering (ARI 1.000
-        on predicted embeddings in docs/benchmarks.md), several times slower.
+        seeds="bin"`` is the exact mode: scikit-learn's clustering, several
+        times slower.
     device : str, torch.device or None, default=None
     random_state : int, RandomState instance or None, default=0
 

@@ -357,7 +357,8 @@ def test_cuda_cluster_embeddings_matches_ground_truth(scene):
     assert ari(labels[labels > 0], pred[labels > 0]) >= 0.99
 
 
-def test_above_max_points_each_component_is_searched_on_its_own(scene):
+@pytest.mark.parametrize("seeds", ["bin_mean", "bin"])
+def test_above_max_points_each_component_is_searched_on_its_own(scene, seeds):
     """With more foreground pixels than ``max_points``, a component's instances are the same in the whole
     image as in a crop that holds that component alone (and every instance is found)."""
     from skimage.measure import label as sk_label
@@ -366,7 +367,7 @@ def test_above_max_points_each_component_is_searched_on_its_own(scene):
     fg = labels > 0
     comps = sk_label(fg, connectivity=1)
     assert comps.max() >= 3
-    kw = dict(max_points=200, core_fraction=0.7, min_size=5)
+    kw = dict(max_points=200, core_fraction=0.7, min_size=5, seeds=seeds)
     assert fg.sum() > 200
     whole, _ = cluster_embeddings(emb, fg, EPS, **kw)
     assert ari(labels[fg], whole[fg]) >= 0.99
