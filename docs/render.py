@@ -128,7 +128,7 @@ def _defaults_files(root):
         if m is None or m["ds"] not in DATASET_NAMES:
             continue
         found.setdefault(m["ds"], []).append((int(m["seed"]), path.name))
-    current = _reclustered(root)
+    current, _ = _reclustered(root)
     out = {}
     for ds in DATASET_NAMES:
         if ds not in found:
@@ -146,19 +146,20 @@ def _defaults_files(root):
 
 
 def _reclustered(root):
-    """{(data set, seed): predicted-foreground rows} of ``recluster_defaults.json``, or {} without it."""
+    """{(data set, seed): predicted-foreground rows} of ``recluster_defaults.json`` and its command
+    (``({}, None)`` without the file)."""
     if not (Path(root) / RESULTS / RECLUSTER).is_file():
-        return {}
-    return {(r["dataset"], r["seed"]): r["rows"]["predicted"] for r in _load(root, RECLUSTER)["runs"]}
+        return {}, None
+    d = _load(root, RECLUSTER)
+    return {(r["dataset"], r["seed"]): r["rows"]["predicted"] for r in d["runs"]}, d["command"]
 
 
 def _recluster_source(root, runs):
     """The source sentence's addition when the scores come from the re-clustered networks."""
-    current = _reclustered(root)
+    current, command = _reclustered(root)
     if not any((r["dataset"], seed) in current for seed, r, _ in runs):
         return [], ""
-    return [RECLUSTER], ("; scores of the networks these runs trained, clustered by the current library: "
-                         f"`{_load(root, RECLUSTER)['command']}`")
+    return [RECLUSTER], f"; scores of the networks these runs trained, clustered by the current library: `{command}`"
 
 
 def _metric(result, row, key, name):
@@ -466,17 +467,18 @@ def table_warm_start(root, arg=None):
     files = sorted(p.name for p in (Path(root) / RESULTS).glob("warm_start_*_seed*.json"))
     if not files:
         raise RenderError(f"{RESULTS}/warm_start_<data set>_seed<k>.json is missing; run benchmarks/warm_start.py")
-    rows, commands = [], []
+    rows, commands, machines = [], [], []
     for name in files:
         d = _load(root, name)
         commands.append(d["command"])
+        machines.append(_machine(d["machine"]))
         for key, title in (("first", "fitted on the first half"), ("warm_started", "then `warm_start=True` on the second")):
             r = d[key]
             rows.append([DATASET_NAMES.get(d["dataset"], d["dataset"]), d["seed"], title, r["images"],
                          _s(r["fit_seconds"]), r["n_epochs"], _f(r["SBD"]), _f(r["AP@0.5"]), _f(r["COCO AP"])])
     header = ["data set", "seed", "model", "training images", "fit (s)", "epochs", "SBD", "AP@0.5", "COCO AP"]
     return _table(header, rows) + [""] + _source(files, "; ".join(commands),
-                                                f" (test split; {_machine(_load(root, files[0])['machine'])})")
+                                                f" (test split; {'; '.join(sorted(set(machines)))})")
 
 
 #: Table name -> function(root, arg) returning the lines between the markers.

@@ -27,6 +27,7 @@ from ..nn._threads import small_op_threads
 _DEDUPE_MIN_MOVING = 16
 #: Largest (seeds x points [x dimensions]) block of one step: 4M float32 (16 MB).
 _BLOCK = 1 << 22
+#: Odd random int64 multipliers: a row of integers times them, summed with wrap-around, is one key per row.
 _HASH = np.random.default_rng(20200614).integers(1, 2**62, size=4096, dtype=np.int64) | 1
 #: Gaussian kernel: exp(-2 d^2 / bandwidth^2), as in :mod:`harmonic_seg.clustering._meanshift_ops`.
 _GAUSS = -2.0
