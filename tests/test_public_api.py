@@ -26,10 +26,6 @@ PATTERNS = {
 #: is public API that is missing, or an experiment on the library's internals; remove an entry once its
 #: file uses public names only.
 ALLOWED = {
-    # predicts at the network's reduced size (the embedding before it is brought back to full size)
-    "benchmarks/embedding_error.py": {"_check_predict_input", "_prepare", "_threads", "_embed_reduced"},
-    # the loss experiment weighs the foreground term by hand
-    "benchmarks/trial_instance_balance.py": {"harmonic_seg.nn.losses._foreground_bce", "_foreground_bce"},
     # the recovery's rules ablated one by one (the mode search, the rules and the scores taken apart)
     "benchmarks/recovery.py": {"harmonic_seg.clustering._embedding", "_instances", "_modes", "_near_instance_mean",
                                "_membership_scores"},
