@@ -4,7 +4,9 @@
   (a dask or Zarr array), block by block, equal to the whole image's
   prediction: embeddings in whole-image coordinates, whole-image
   normalisation, instances cut by block borders joined by their embeddings.
-* :func:`predict_to_zarr`: the same, written to a Zarr array in bounded memory.
+* :func:`predict_to_zarr`: the same, written to a Zarr array in bounded memory;
+  its ``attrs`` give the instance count, the stitching figures and the
+  seconds per stage (``attrs["seconds"]``).
 * :func:`predict_many`: many images over a cluster's workers, the model sent
   to each worker once, outputs written as they finish, failures reported.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
+import time
 import uuid
 from numbers import Integral
 from pathlib import Path
@@ -348,8 +349,14 @@ def predict_to_zarr(model, src, dst, *, chunks=None, overlap=None, stitch="embed
     Returns
     -------
     labels : zarr.Array of shape (H, W), int32
-        Opened read-only. Its ``attrs`` hold ``n_instances`` and the settings
-        (``stitch``, ``overlap``, ``chunks``) with the stitching figures.
+        Opened read-only. Its ``attrs`` hold ``n_instances``, the settings
+        (``stitch``, ``overlap``, ``chunks``), the stitching figures
+        (``stitching``) and ``seconds``, where the time went: ``normalise``,
+        ``network``, ``clustering`` and ``blocks`` (each block's whole
+        segmentation), each summed over the blocks (CPU-bound work on several
+        workers at once, so the sums can exceed the wall time), then
+        ``stitching`` (the global ids, in the calling process) and
+        ``renumbering`` (the pass that renumbers the chunks, wall time).
     """
     dask = _require("dask")
     zarr = _require("zarr")
@@ -368,14 +375,20 @@ def predict_to_zarr(model, src, dst, *, chunks=None, overlap=None, stitch="embed
         model_d, _region(image, b), value_range, b, plan, stitch == "iou", dst,
         dask_key_name=f"harmonic-seg-block-{token}-{b.index[0]}-{b.index[1]}") for b in plan.blocks]
     metas = _compute(tasks, progress)
+    steps = ("normalise", "network", "clustering", "block")
+    seconds = {("blocks" if s == "block" else s): sum(m["seconds"][s] for m in metas) for s in steps}
+    t0 = time.perf_counter()
     table, offsets, stats = relabel_table(metas, plan.grid, stitch, bandwidth=model.bandwidth_,
                                           metric=model.metric_, iou_threshold=iou_threshold)
+    seconds["stitching"] = time.perf_counter() - t0
     table_d = dask.delayed(table, name=f"harmonic-seg-table-{token}")
     tasks = [dask.delayed(_relabel_store, pure=True)(dst, b, table_d, int(offsets[k]),
                                                      dask_key_name=f"harmonic-seg-relabel-{token}-{k}")
              for k, b in enumerate(plan.blocks)]
+    t0 = time.perf_counter()
     _compute(tasks, progress)
+    seconds["renumbering"] = time.perf_counter() - t0
     out = zarr.open_array(store=dst, mode="r+")
     out.attrs.update({"n_instances": stats["instances"], "stitch": stitch, "overlap": plan.overlap,
-                      "chunks": list(zchunks), "stitching": stats})
+                      "chunks": list(zchunks), "stitching": stats, "seconds": seconds})
     return zarr.open_array(store=dst, mode="r")

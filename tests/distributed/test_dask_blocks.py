@@ -143,3 +143,5 @@ def test_segment_block_describes_its_instances(oracle, crowded):
     assert meta["means"].shape == (meta["n"], oracle.module_.n_outputs)
     np.testing.assert_array_equal(meta["faces"]["left"], labels[:, 0])
     assert meta["strips"]["bottom"].shape == (80, 168)  # the rows shared with the block below, its context's width
+    assert set(meta["seconds"]) == {"normalise", "network", "clustering", "block"}
+    assert meta["seconds"]["block"] >= meta["seconds"]["network"] + meta["seconds"]["clustering"] > 0

@@ -113,6 +113,10 @@ def test_predict_to_zarr(oracle, crowded, tmp_path, whole):
     np.testing.assert_array_equal(labels, lazy)  # the same numbering as the lazy result
     assert out.attrs["n_instances"] == labels.max() == len(np.unique(labels)) - 1
     assert out.attrs["stitch"] == "embedding"
+    seconds = out.attrs["seconds"]  # where the time went: the blocks' steps summed, then the stitching passes
+    assert set(seconds) == {"normalise", "network", "clustering", "blocks", "stitching", "renumbering"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["network"] > 0 and seconds["clustering"] > 0
+    assert seconds["blocks"] >= seconds["normalise"] + seconds["network"] + seconds["clustering"]
     with pytest.raises(FileExistsError, match="overwrite"):
         predict_to_zarr(oracle, str(tmp_path / "in.zarr"), tmp_path / "labels.zarr")
     again = predict_to_zarr(oracle, src, tmp_path / "labels.zarr", chunks=128, overwrite=True, stitch="iou")
