@@ -32,12 +32,6 @@ ALLOWED = {
     # the mode search of the previous release, read from the git history, timed beside the current one
     "benchmarks/bench_mode_search.py": {"harmonic_seg.clustering._embedding",
                                         "harmonic_seg.clustering._embedding_previous"},
-    # the large-image benchmark times the blocks' steps one by one
-    "benchmarks/bench_dask.py": {
-        "harmonic_seg.nn._meanshift_ops", "harmonic_seg.clustering._meanshift_ops",
-        "harmonic_seg.clustering._embedding", "harmonic_seg.distributed._stitch", "harmonic_seg.distributed._block",
-        "harmonic_seg.distributed._geometry", "_prepare",
-    },
 }
 
 
