@@ -142,7 +142,8 @@ class ClusteringMixin:
         distance, bandwidth around the default, core fraction, share and
         minimum size with ``recovery="split"``, and the connected components
         of the foreground; the simplest setting within noise of the best is
-        kept; then the foreground threshold). The tuned clusterer replaces
+        kept, unless it is lower than the foreground's connected components
+        by SBD or COCO AP; then the foreground threshold). The tuned clusterer replaces
         ``clustering_``, and with it ``recovery_``, ``metric_``,
         ``bandwidth_``, ``min_size_``, ``min_share_``, ``core_fraction_``,
         ``fg_threshold_`` and ``tuning_results_`` (every row tried, with its

@@ -386,7 +386,11 @@ class EmbeddingClusterer(BaseEstimator):
         then the minimum size nearest ``min_size``, the largest share, no
         core fraction, the widest window, the first distance (the floor
         keeps the configured distance, window, core fraction and share: it
-        uses none). The clustering is searched at ``fg_threshold``; with the
+        uses none). A clustering so chosen that scores below the best floor
+        row by more than 0.005 in SBD or in COCO AP (with its scores) on the
+        validation images gives way to that floor row
+        (:func:`~harmonic_seg.clustering.tuning.keep_floor_unless_better`).
+        The clustering is searched at ``fg_threshold``; with the
         chosen one, ``fg_threshold`` and ``fg_thresholds`` are then tried and
         the best is kept (the configured one among equal scores).
 
@@ -472,6 +476,14 @@ class EmbeddingClusterer(BaseEstimator):
             core_fractions=_grid.core_fraction_grid(self.core_fraction, cores), floor=floor, recovery=recovery,
             min_shares=shares, metrics=metrics, bandwidth_factors=factors, min_size_fractions=fractions,
         )
+        def segment(pred, row):  # labels and scores of a row, at the threshold of the grid
+            modes = _checked_modes(pred, fg0, row["bandwidth"] or bw0, recovery=row["recovery"],
+                                   metric=row["metric"] or self.metric, core_threshold=self.core_threshold,
+                                   core_fraction=row["core_fraction"])
+            share = row.get("min_share") or self.min_share
+            return _instances(modes, min_size=row["min_size"], min_share=share, **keep)
+
+        best = _grid.keep_floor_unless_better(best, results, segment, preds, labels)
         chosen = {k: best.get(k) for k in ("recovery", "metric", "bandwidth", "core_fraction", "min_size",
                                            "min_share")}
         if best["recovery"] == "components":  # the floor uses no window, distance or share: keep the configured

@@ -13,7 +13,8 @@ mean score of itself and its grid neighbours, and among the settings whose poole
 best one it takes the simplest: the connected components of the foreground
 (the floor), then the minimum size nearest the configured one, then the
 largest share a region needs to split a component, then no core selection,
-then the widest window.
+then the widest window. :func:`keep_floor_unless_better` then compares the choice with the floor by
+SBD and COCO AP together: a split that wins by one measure and loses by the other gives way.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "fg_threshold_grid",
     "grid_search_clustering",
     "grid_search_threshold",
+    "keep_floor_unless_better",
     "median_instance_area",
     "min_size_grid",
     "select_setting",
@@ -337,6 +339,49 @@ def grid_search_clustering(
     for r in results:
         del r["image_scores"]  # used for the noise estimate only
     return results[chosen], results
+
+
+def keep_floor_unless_better(best, results, segment, predictions, y_true, *, min_tolerance=MIN_TOLERANCE):
+    """The floor instead of a clustering that the validation images show losing to it on another measure.
+
+    :func:`grid_search_clustering` chooses by one measure (SBD, say). A split that wins by it can still
+    cut objects into pieces whose outlines score worse at the stricter IoU thresholds: the embedding
+    may only add to the connected components of the foreground. So the chosen clustering is also
+    compared with the best floor row on the validation images by mean symmetric best Dice and by
+    COCO AP with the instances' scores, and the floor is kept if the clustering is lower than it by
+    more than ``min_tolerance`` on either.
+
+    Parameters
+    ----------
+    best : dict
+        The row chosen by :func:`grid_search_clustering`.
+    results : list of dict
+        Its rows (``recovery``, ``score``, ``pooled_score``); the compared rows get ``check_sbd`` and
+        ``check_coco_ap``.
+    segment : callable
+        ``segment(prediction, row) -> (label map, scores)``: the post-processing of ``row``.
+    predictions : list
+    y_true : list of ndarray of shape (H, W)
+    min_tolerance : float, default=MIN_TOLERANCE
+
+    Returns
+    -------
+    row : dict
+        ``best``, or the floor row that replaces it.
+    """
+    from ..metrics import coco_average_precision
+
+    floors = [r for r in results if r["recovery"] == "components"]
+    if best["recovery"] == "components" or not floors:
+        return best
+    floor = max(floors, key=lambda r: (r.get("pooled_score", r["score"]), -r["min_size"]))
+    for row in (best, floor):
+        out = [segment(p, row) for p in predictions]
+        labels = [lab for lab, _ in out]
+        row["check_sbd"] = mean_symmetric_best_dice(y_true, labels)
+        row["check_coco_ap"] = coco_average_precision(y_true, labels, [sc for _, sc in out])["AP"]
+    loses = any(best[k] < floor[k] - min_tolerance for k in ("check_sbd", "check_coco_ap"))
+    return floor if loses else best
 
 
 def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd", *, min_tolerance=MIN_TOLERANCE):

@@ -10,6 +10,7 @@ from harmonic_seg.clustering.tuning import (
     fg_threshold_grid,
     grid_search_clustering,
     grid_search_threshold,
+    keep_floor_unless_better,
     median_instance_area,
     min_size_grid,
     MIN_SHARES,
@@ -91,6 +92,35 @@ def test_grid_search_picks_the_floor_unless_the_clustering_is_better_beyond_nois
     # equal within noise: the floor
     best, _ = grid_search_clustering(lambda *a: truth, ["p"], [truth], 0.5, 10, 12, floor=lambda p, s: truth)
     assert best["recovery"] == "components"
+
+
+def test_a_clustering_that_loses_to_the_floor_on_coco_ap_gives_way_to_it():
+    truth = _truth()
+    merged = truth.copy()
+    merged[merged == 3] = 2  # the floor: objects 2 and 3 touch and merge
+    # the chosen split separates 2 from 3 but cuts 3 in two and ranks the cuts first: better SBD, worse AP
+    split = truth.copy()
+    split[5:15, 18:27] = 4
+    rows = [{"recovery": "components", "min_size": 0, "score": 0.80, "pooled_score": 0.80},
+            {"recovery": "components", "min_size": 10, "score": 0.80, "pooled_score": 0.80},
+            {"recovery": "split", "min_size": 10, "score": 0.85, "pooled_score": 0.85}]
+    labels = {"components": merged, "split": split}
+    scores = {"components": np.array([1.0, 0.9]), "split": np.array([0.1, 0.2, 0.9, 1.0])}
+
+    def segment(pred, row):
+        return labels[row["recovery"]], scores[row["recovery"]]
+
+    from harmonic_seg.metrics import coco_average_precision, mean_symmetric_best_dice
+    assert mean_symmetric_best_dice([truth], [split]) > mean_symmetric_best_dice([truth], [merged])
+    assert (coco_average_precision([truth], [split], [scores["split"]])["AP"]
+            < coco_average_precision([truth], [merged], [scores["components"]])["AP"] - 0.005)
+    chosen = keep_floor_unless_better(rows[2], rows, segment, ["p"], [truth])
+    assert chosen is rows[0]  # the best floor row; the smaller minimum size among equal scores
+    assert {"check_sbd", "check_coco_ap"} <= set(rows[2]) and "check_sbd" not in rows[1]
+    # a split better by both measures is kept; so is a floor choice (nothing to check)
+    labels["split"], scores["split"] = truth, np.array([1.0, 0.9, 0.8])
+    assert keep_floor_unless_better(rows[2], rows, segment, ["p"], [truth]) is rows[2]
+    assert keep_floor_unless_better(rows[1], rows, segment, ["p"], [truth]) is rows[1]
 
 
 def test_min_shares_are_a_grid_dimension_without_new_clusterings():
