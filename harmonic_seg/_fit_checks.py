@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ._validation import check_device, check_interval_pair
-from .preprocessing import _percentile_normalize, scaled_shape, to_channels_first
+from .preprocessing import _normalized, scaled_shape, to_channels_first
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +145,16 @@ def _check_float32_range(image, name):
 def prepare_images(images, percentiles, name="X"):
     """Validated (H, W[, C]) images -> normalised float32 (C, H, W) arrays.
 
-    With ``percentiles`` each image is normalised (in float64 when its dtype
-    needs it, :func:`~harmonic_seg.preprocessing.percentile_normalize`);
-    with None it is cast to float32 as it is, after checking that float32
-    can hold its values.
+    The images come from :func:`~harmonic_seg._validation.check_images` and
+    are not checked again. With ``percentiles`` each image is normalised (in
+    float64, :func:`~harmonic_seg.preprocessing.percentile_normalize`) and
+    cast to float32 once, channels first; with None it is cast to float32 as
+    it is, after checking that float32 can hold its values.
     """
     out = []
     for i, im in enumerate(images):
         if percentiles is not None:
-            im = _percentile_normalize(im, *percentiles, name=f"{name}[{i}]")
+            im = _normalized(im, *percentiles, name=f"{name}[{i}]")
         else:
             _check_float32_range(im, f"{name}[{i}]")
         out.append(to_channels_first(im))

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from ._auto import auto_scale, resolve_base_width
 from ._budget import INITIAL_TUNING_SHARE, MAX_TUNING_SHARE, TimeBudget, TuningProbe, tuning_subset
 from ._fit_checks import check_extra_params, check_network_fit, min_image_side
+from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
 from .preprocessing import rescale_training_set
@@ -91,8 +92,8 @@ def fit_segmenter(est, X, y, ignore=None):
     from .nn._train_utils import resolve_device, torch_rng_scope
 
     chw = est._prepare(images)
-    # what the network and the guides see: the images reduced by the scale
-    net_chw, net_labels, net_ignore = rescale_training_set(chw, labels, ignore, scale)
+    # what the network and the guides see: the images reduced by the scale, validated above and not again
+    data = training_set(*rescale_training_set(chw, labels, ignore, scale))
     if not warm:
         fitter = clone(est.guides) if est.guides is not None else GuideFunctionFitter(random_state=seed_guides)
         if est.guides is not None and fitter.random_state is None:
@@ -100,7 +101,7 @@ def fit_segmenter(est, X, y, ignore=None):
         fitter.set_params(verbose=max(fitter.verbose, est.verbose - 1))
         est.n_channels_in_ = 1 if images[0].ndim == 2 else images[0].shape[2]
         est.scale_ = scale
-        est.guides_ = fitter.fit(net_labels)
+        est.guides_ = fitter.fit(data.labels)
     guides = est.guides_.guides_
     budget.mark("stage1_seconds")
     config = TrainConfig(
@@ -135,7 +136,7 @@ def fit_segmenter(est, X, y, ignore=None):
                 callbacks.append(probe)
             config = _replace(config, max_time=budget.training_seconds(reserve))
         budget.mark("training_start_seconds")
-        trainer = Trainer(module, guides, config, callbacks=callbacks).fit(net_chw, net_labels, ignore=net_ignore)
+        trainer = Trainer(module, guides, config, callbacks=callbacks)._fit_training_set(data)
     budget.mark("training_done_seconds")
     budget.marks["tuning_reserve_seconds"] = 0.0 if probe is None else probe.reserve
     budget.marks["tuning_probe_seconds"] = None if probe is None else probe.measured

@@ -103,13 +103,26 @@ def check_label_map(labels, name="labels", *, allow_float_integral=False):
     return arr
 
 
+class ValidatedLabelMaps(list):
+    """A list of label maps validated where they entered the library (the training set of ``fit``).
+
+    :func:`check_label_maps` returns such a list as it is: the functions that
+    a fit hands it to (the guide fitting, its separation score) check nothing
+    again. Built only by the library, from maps it has just checked.
+    """
+
+
 def check_label_maps(label_maps, name="y"):
     """Validate a non-empty list of 2-D label maps (sizes may differ).
+
+    A :class:`ValidatedLabelMaps` is returned as it is.
 
     Returns
     -------
     label_maps : list of ndarray
     """
+    if isinstance(label_maps, ValidatedLabelMaps):
+        return label_maps
     if isinstance(label_maps, np.ndarray) and label_maps.ndim == 2:
         raise TypeError(
             f"{name} must be a list of 2-D label maps; got a single 2-D array of shape "

@@ -100,7 +100,12 @@ def instance_embeddings(labels, guides, origin=(0, 0)):
     instances, not the largest id (an id of ``2**31 - 1`` costs nothing extra).
     """
     _check_guides(guides)
-    labels, ids, _ = relabel_sequential(check_label_map(labels, "labels"))
+    return _instance_embeddings(check_label_map(labels, "labels"), guides, origin)
+
+
+def _instance_embeddings(labels, guides, origin=(0, 0)):
+    """:func:`instance_embeddings` of a validated label map."""
+    labels, ids, _ = relabel_sequential(labels)
     counts, sums = _sums(labels, guides, origin)
     return ids, sums[1:] / counts[1:, None]
 
@@ -174,19 +179,29 @@ def embedding_table(labels, guides, origin=(0, 0)):
     """
     _check_guides(guides)
     labels = check_label_map(labels, "labels")
-    rows = int(labels.max()) + 1
-    if rows * guides.n_guides * 8 > MAX_TABLE_BYTES:  # before allocating: one row for every id up to the largest
+    check_table_size(int(labels.max()), guides.n_guides)  # before allocating: one row for every id up to the largest
+    return _embedding_table(labels, guides, origin)
+
+
+def check_table_size(largest_id, n_guides):
+    """Refuse an embedding table above :data:`MAX_TABLE_BYTES` (one row of ``n_guides`` floats per id)."""
+    rows = int(largest_id) + 1
+    if rows * n_guides * 8 > MAX_TABLE_BYTES:
         raise ValueError(
-            f"labels' largest id is {rows - 1}: its embedding table would have {rows} rows of {guides.n_guides} "
-            f"floats ({rows * guides.n_guides * 8 / 2**30:.3g} GiB, above {MAX_TABLE_BYTES / 2**30:g} GiB). "
+            f"labels' largest id is {rows - 1}: its embedding table would have {rows} rows of {n_guides} "
+            f"floats ({rows * n_guides * 8 / 2**30:.3g} GiB, above {MAX_TABLE_BYTES / 2**30:g} GiB). "
             "Renumber the ids first, e.g. with harmonic_seg.postprocess.relabel_sequential(labels), or use "
             "instance_embeddings, which keeps only the ids present."
         )
+
+
+def _embedding_table(labels, guides, origin=(0, 0)):
+    """:func:`embedding_table` of a validated label map whose table size was checked (the training crops)."""
     relabelled, ids, _ = relabel_sequential(labels)
     compact = _table(*_sums(relabelled, guides, origin))
     if relabelled is labels:
         return compact
-    table = np.zeros((rows, compact.shape[1]))
+    table = np.zeros((int(ids[-1]) + 1 if ids.size else 1, compact.shape[1]))  # a row up to the largest id
     table[ids] = compact[1:]
     return table
 

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._labels import relabel_sequential
-from ._validation import check_label_maps
+from ._validation import ValidatedLabelMaps, check_label_maps
 from .embeddings import embedding_map
 from .guide_fitting import fit_guides, reference_shape, separation_score
 from .guides import FREQUENCY_RANGES, coordinate_guides, random_guides
@@ -166,8 +166,9 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         -------
         self : GuideFunctionFitter
         """
-        # Ids renumbered 1..K once: memory follows the number of instances, not the largest id.
-        label_maps = [relabel_sequential(lab)[0] for lab in check_label_maps(X, "X")]
+        # Checked once (not again by the search and the score), ids renumbered 1..K once: memory follows
+        # the number of instances, not the largest id.
+        label_maps = ValidatedLabelMaps(relabel_sequential(lab)[0] for lab in check_label_maps(X, "X"))
         ref = reference_shape(label_maps)
         self.loss_curve_, self.n_iter_, self.converged_, self.fit_warnings_ = [], 0, True, []
         if self.strategy == "optimize":

@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from ._labels import relabel_sequential
 from ._validation import check_label_map, check_label_maps, check_positive
-from .embeddings import instance_embeddings
+from .embeddings import _check_guides, _instance_embeddings
 from .guides import GuideFunctions
-from .metrics._instances import as_label_map
 
 __all__ = [
     "fit_guides",
@@ -172,7 +172,7 @@ def _frequency_bound(label_maps, factor, size="diameter"):
     if size == "length":
         sizes = [_instance_lengths(lab) for lab in label_maps]
     else:
-        sizes = [2.0 * np.sqrt(as_label_map(lab, "label_maps").areas / np.pi) for lab in label_maps]
+        sizes = [2.0 * np.sqrt(relabel_sequential(lab)[2] / np.pi) for lab in label_maps]
     sizes = np.concatenate(sizes) if sizes else np.zeros(0)
     if sizes.size == 0:
         return 2 * np.pi / float(np.median([max(np.shape(lab)) for lab in label_maps]))
@@ -503,9 +503,10 @@ def pairwise_separation(label_maps, guides):
         (empty for images with fewer than two instances).
     """
     label_maps = check_label_maps(label_maps, "label_maps")
+    _check_guides(guides)
     out = []
     for lab in label_maps:
-        _, emb = instance_embeddings(lab, guides)
+        _, emb = _instance_embeddings(lab, guides)
         i, j = np.triu_indices(emb.shape[0], 1)
         out.append(np.abs(emb[i] - emb[j]).sum(axis=1))
     return out

@@ -121,8 +121,21 @@ def _percentile_normalize(image, low, high, *, per_channel=True, eps=1e-6, name=
     image = check_image(image, name)
     if not (0 <= low < high <= 100):
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low!r}, high={high!r}.")
+    return _normalized(image, low, high, per_channel=per_channel, eps=eps, name=name).astype(np.float32, copy=False)
+
+
+def _normalized(image, low, high, *, per_channel=True, eps=1e-6, name="image"):
+    """:func:`percentile_normalize` of an image already validated (``check_image``), before the cast to float32.
+
+    Returns the normalised values in float64 (the percentiles are float64),
+    so that the caller casts them to float32 once, in the layout it needs
+    (:func:`to_channels_first`). Unsigned integer images are not copied to
+    float32 first: their values, their percentiles (interpolated between
+    sorted neighbours, ``high >= low``) and the differences are exact in
+    float64 either way, so the result is the same, bit for bit.
+    """
     work = np.result_type(image.dtype, np.float32)  # float64 for float64 and 32/64-bit integers
-    arr = image.astype(work, copy=False)
+    arr = image if (image.dtype.kind == "u" and work == np.float32) else image.astype(work, copy=False)
     axis = (0, 1) if (per_channel and arr.ndim == 3) else None
     lo, hi = np.percentile(arr, [low, high], axis=axis, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -133,7 +146,7 @@ def _percentile_normalize(image, low, high, *, per_channel=True, eps=1e-6, name=
             f"range (up to {np.nanmax(np.abs(out)):.3g} times the percentile span; float32 holds 3.4e38). "
             "Clip the outliers first (np.clip) or choose other percentiles."
         )
-    return out.astype(np.float32, copy=False)
+    return out
 
 
 def rescale_training_set(images, labels, ignore, scale):

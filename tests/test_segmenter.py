@@ -147,6 +147,7 @@ def test_core_fraction_bool_is_refused_before_training(monkeypatch):
     from harmonic_seg.nn import trainer
 
     monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
     lab = np.zeros((48, 48), dtype=np.int32)
     lab[10:20, 10:20] = 1
     with pytest.raises(ValueError, match="core_fraction must be a fraction in"):
@@ -267,6 +268,7 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
     import harmonic_seg.nn.trainer as trainer
 
     monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
     X, y = make(*data)
     with pytest.raises(exc, match=match):
         HarmonicSegmenter(**TINY).fit(X, y)
@@ -336,17 +338,18 @@ def test_scale_with_ignore_masks(data, monkeypatch):
 
     X, y = data
     seen = {}
-    real = trainer.Trainer.fit
+    real = trainer.Trainer._fit_training_set
 
-    def spy(self, images, labels, ignore=None, **kw):
-        seen["shapes"] = [None if ig is None else ig.shape for ig in ignore]
-        return real(self, images, labels, ignore=ignore, **kw)
+    def spy(self, data, **kw):  # the training set as the segmenter hands it over, validated
+        seen["ignore"] = data.ignore
+        return real(self, data, **kw)
 
-    monkeypatch.setattr(trainer.Trainer, "fit", spy)
-    ignore = [None] * (len(y) - 1) + [np.zeros((48, 48), bool)]
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", spy)
+    ignore = [None] * (len(y) - 1) + [np.eye(48, dtype=bool)]
     HarmonicSegmenter(scale=0.5, **TINY).fit(X, y, ignore=ignore)
-    assert seen["shapes"] == [None] * (len(y) - 1) + [(24, 24)]
-    monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    assert [(ig.shape, ig.dtype, int(ig.sum())) for ig in seen["ignore"]] == \
+        [((24, 24), np.dtype(bool), 0)] * (len(y) - 1) + [((24, 24), np.dtype(bool), 24)]
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(ValueError, match=r"ignore\[0\] has shape \(10, 10\)"):
         HarmonicSegmenter(scale=0.5, **TINY).fit(X, y, ignore=[np.zeros((10, 10), bool)] + ignore[1:])
 
@@ -355,6 +358,7 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
     import harmonic_seg.nn.trainer as trainer
 
     monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
     lab = np.zeros((200, 200), dtype=np.int32)  # 20 x 20 pixels at scale 0.1: large enough for the network
     lab[:2, :2] = 1
     with pytest.raises(ValueError, match="scale=0.1 leaves no labelled pixel"):
@@ -458,6 +462,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(GuideFunctionFitter, "fit", lambda *a, **k: pytest.fail("stage 1 started"))
     monkeypatch.setattr(trainer.Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
 
 
 @pytest.mark.parametrize(
@@ -503,13 +508,13 @@ def test_crop_larger_than_the_images_is_clipped_to_them(data, monkeypatch):
 
     X, y = data
     sizes = []
-    real = nn_data.CropSampler.__init__
+    real = nn_data.CropSampler._setup
 
     def spy(self, *args, **kwargs):
         real(self, *args, **kwargs)
         sizes.append(self.crop_size)
 
-    monkeypatch.setattr(nn_data.CropSampler, "__init__", spy)
+    monkeypatch.setattr(nn_data.CropSampler, "_setup", spy)
     # crop_size=10**6 asked numpy for a 3.6 TiB crop; the images are 48 x 48 (24 x 24 at scale 0.5)
     HarmonicSegmenter(**{**TINY, "crop_size": 10**6, "validation_fraction": 0.2}).fit(X[:3], y[:3])
     HarmonicSegmenter(**{**TINY, "crop_size": 10**6, "validation_fraction": 0, "scale": 0.5}).fit(X[:3], y[:3])

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .._training_set import training_set
 from .._validation import check_device, check_label_map
 from ._threads import torch_threads
 
@@ -260,6 +261,15 @@ class Callback:
 
 
 def check_fit_inputs(images, labels, ignore, in_channels):
+    """The gate of :meth:`Trainer.fit`: ``images`` (C, H, W), ``labels`` and ``ignore`` checked once.
+
+    Returns
+    -------
+    TrainingSet
+        float32 images, int32 label maps (ids ``1..K``), bool masks
+        (:func:`harmonic_seg._training_set.training_set`), which the training
+        loop does not check again.
+    """
     for name, seq in (("images", images), ("labels", labels)):
         if isinstance(seq, np.ndarray) or not isinstance(seq, (list, tuple)):
             raise ValueError(f"{name} must be a list of arrays; got {type(seq).__name__}.")
@@ -288,13 +298,13 @@ def check_fit_inputs(images, labels, ignore, in_channels):
             raise ValueError(f"labels[{i}] has shape {lab.shape} but images[{i}] has spatial shape {im.shape[1:]}.")
         ign = None
         if ignore is not None and ignore[i] is not None:
-            ign = np.asarray(ignore[i]).astype(bool)
+            ign = np.asarray(ignore[i])
             if ign.shape != lab.shape:
                 raise ValueError(f"ignore[{i}] has shape {ign.shape} but labels[{i}] has shape {lab.shape}.")
         out_i.append(im)
         out_l.append(lab)
         out_g.append(ign)
-    return out_i, out_l, out_g
+    return training_set(out_i, out_l, out_g)
 
 
 @contextlib.contextmanager

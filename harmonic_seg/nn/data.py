@@ -16,7 +16,7 @@ import numpy as np
 
 from .._labels import relabel_sequential
 from .._validation import check_label_map
-from ..embeddings import embedding_table, lookup_embeddings
+from ..embeddings import _embedding_table, _lookup, check_table_size, lookup_embeddings
 from .augment import random_crop_window, random_rotation, random_scale_flip
 
 __all__ = ["CropSampler", "crop_sample"]
@@ -47,6 +47,16 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
         ignored. The labels are the instance ids of the crop (the foreground is
         ``labels > 0``); the discriminative loss needs them.
     """
+    return _crop_sample(image, labels, ignore, target, corner, crop_size, lookup_embeddings)
+
+
+def _table_lookup(table, labels):
+    """The crop's target from the table of the map it comes from (no checks: the sampler's own crops)."""
+    return _lookup(table, labels, np.float32)
+
+
+def _crop_sample(image, labels, ignore, target, corner, crop_size, lookup=_table_lookup):
+    """:func:`crop_sample`, the target looked up by ``lookup(table, crop_labels)``."""
     y0, x0 = corner
     h, w = crop_size
     src = (slice(y0, y0 + h), slice(x0, x0 + w))
@@ -59,7 +69,7 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
     out_lab[:ch, :cw] = labels[src]
     out_ign[:ch, :cw] = ignore[src]
     if target.ndim == 2:  # a table: padded pixels are label 0, whose row is 0
-        out_tgt = lookup_embeddings(target, out_lab)
+        out_tgt = lookup(target, out_lab)
     else:
         out_tgt = np.zeros((target.shape[0], h, w), np.float32)
         out_tgt[:, :ch, :cw] = target[:, src[0], src[1]]
@@ -93,10 +103,24 @@ class CropSampler:
     def __init__(
         self, images, labels, guides, ignore=None, crop_size=256, scale_range=(0.75, 1.33), flips=True, rotate=False
     ):
+        labels = [relabel_sequential(check_label_map(lab, f"labels[{i}]"))[0] for i, lab in enumerate(labels)]
+        self._setup(images, labels, guides, ignore if ignore is not None else [None] * len(images), crop_size,
+                    scale_range, flips, rotate)
+
+    @classmethod
+    def _from_training_set(cls, data, guides, crop_size=256, scale_range=(0.75, 1.33), flips=True, rotate=False):
+        """A sampler of a :class:`~harmonic_seg._training_set.TrainingSet` (validated: not checked again)."""
+        self = cls.__new__(cls)
+        self._setup(data.images, data.labels, guides, data.ignore, crop_size, scale_range, flips, rotate)
+        return self
+
+    def _setup(self, images, labels, guides, ignore, crop_size, scale_range, flips, rotate):
+        """Store validated data (label ids ``1..K``); refuse embedding tables too large, once for all crops."""
+        check_table_size(max((int(lab.max()) for lab in labels), default=0), guides.n_guides)
         self.images = images
-        self.labels = [relabel_sequential(check_label_map(lab, f"labels[{i}]"))[0] for i, lab in enumerate(labels)]
+        self.labels = labels
         self.guides = guides
-        self.ignore = ignore if ignore is not None else [None] * len(images)
+        self.ignore = ignore
         self.crop_size = (crop_size, crop_size) if np.isscalar(crop_size) else tuple(crop_size)
         self.scale_range = scale_range
         self.flips = flips
@@ -129,9 +153,9 @@ class CropSampler:
         )
         if self.rotate:
             img, lab, ign = random_rotation(img, lab, ign, rng)
-        table = embedding_table(lab, self.guides)
+        table = _embedding_table(lab, self.guides)
         corner = random_crop_window(lab.shape, self.crop_size, rng)
-        return crop_sample(img, lab, ign, table, corner, self.crop_size)
+        return _crop_sample(img, lab, ign, table, corner, self.crop_size)
 
     def batch(self, rng, batch_size):
         """Stacked samples: arrays with a leading batch axis (see :meth:`sample`)."""
@@ -150,7 +174,7 @@ class CropSampler:
         out = []
         for i in range(len(self.images)):
             lab = np.asarray(self.labels[i])
-            table = embedding_table(lab, self.guides)
+            table = _embedding_table(lab, self.guides)
             corner = random_crop_window(lab.shape, self.crop_size, None)
-            out.append(crop_sample(self.images[i], lab, self._ignore(i), table, corner, self.crop_size))
+            out.append(_crop_sample(self.images[i], lab, self._ignore(i), table, corner, self.crop_size))
         return out

@@ -203,22 +203,30 @@ class Trainer:
         crops come from ``config.random_state``) and restores them as it
         found them.
         """
+        t_start = time.perf_counter()  # ``max_time`` counts from here
+        data = check_fit_inputs(images, labels, ignore, self.module.in_channels)
+        device = resolve_device(self.config.device)
+        depth = getattr(self.module, "depth", None)
+        if depth is not None:
+            check_crop_size(self.config.crop_size, depth, name="config.crop_size")
+        return self._fit_training_set(data, resume=resume, device=device, t_start=t_start)
+
+    def _fit_training_set(self, data, *, resume=False, device=None, t_start=None):
+        """:meth:`fit` on a :class:`~harmonic_seg._training_set.TrainingSet` its caller validated
+        (:meth:`HarmonicSegmenter.fit <harmonic_seg.HarmonicSegmenter.fit>`): nothing is checked again."""
         cfg = self.config
-        self._t_start = time.perf_counter()  # ``max_time`` counts from here
-        images, labels, ignore = check_fit_inputs(images, labels, ignore, self.module.in_channels)
-        self.device_ = resolve_device(cfg.device)
+        self._t_start = time.perf_counter() if t_start is None else t_start
+        self.device_ = resolve_device(cfg.device) if device is None else device
         depth = getattr(self.module, "depth", None)
         minimum = 1 if depth is None else min_crop_size(depth)
-        if depth is not None:
-            check_crop_size(cfg.crop_size, depth, name="config.crop_size")
-        self.crop_size_ = clip_crop_size(cfg.crop_size, [lab.shape for lab in labels], minimum)
+        self.crop_size_ = clip_crop_size(cfg.crop_size, [lab.shape for lab in data.labels], minimum)
         if self.crop_size_ < cfg.crop_size:
             logger.info("crop_size=%d is larger than every training image; crops of %d pixels are used.",
                         cfg.crop_size, self.crop_size_)
         with torch_rng_scope(device=self.device_):
-            return self._fit(images, labels, ignore, resume)
+            return self._fit(data, resume)
 
-    def _fit(self, images, labels, ignore, resume):
+    def _fit(self, data, resume):
         cfg = self.config
         crop_size = self.crop_size_
         self.amp_dtype_ = resolve_amp(cfg.amp, self.device_)
@@ -244,20 +252,17 @@ class Trainer:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed_ = int(seed)
         split_ss, sample_ss = np.random.SeedSequence(self.seed_).spawn(2)
-        n = len(images)
+        n = len(data)
         if cfg.validation_fraction > 0 and n < 2:
             logger.warning("validation_fraction > 0 but only one image: training without validation.")
         self.val_indices_, self.train_indices_ = validation_split(n, cfg.validation_fraction, split_ss)
         n_val = len(self.val_indices_)
-        sel = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
-        tr = self.train_indices_
-        sampler = CropSampler(sel(images, tr), sel(labels, tr), self.guides, sel(ignore, tr),
-                              crop_size, cfg.scale_range, cfg.flips, cfg.rotate)
+        sampler = CropSampler._from_training_set(data.subset(self.train_indices_), self.guides, crop_size,
+                                                 cfg.scale_range, cfg.flips, cfg.rotate)
         val_samples = None
         if n_val:
-            va = self.val_indices_
-            val_samples = CropSampler(sel(images, va), sel(labels, va), self.guides, sel(ignore, va),
-                                      crop_size, None, False).center_crops()
+            val_samples = CropSampler._from_training_set(data.subset(self.val_indices_), self.guides, crop_size,
+                                                         None, False).center_crops()
         steps = cfg.steps_per_epoch or max(
             1, math.ceil(sum(lab.size for lab in sampler.labels) / crop_size**2 / cfg.batch_size)
         )
