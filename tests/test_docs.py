@@ -155,11 +155,13 @@ def test_rendered_tables_match_their_result_files(capsys):
 
 
 def test_pages_render_every_required_table():
-    text = {p: (ROOT / p).read_text(encoding="utf-8") for p in ("README.md", "docs/results.md")}
+    pages = ("README.md", "docs/results.md", "docs/benchmarks.md")
+    text = {p: (ROOT / p).read_text(encoding="utf-8") for p in pages}
     for page, names in {"README.md": ("demo", "defaults"),
                         "docs/results.md": ("defaults", "defaults_seeds:cvppp_a1", "defaults_seeds:bbbc010",
-                                            "defaults_seeds:ctc_dic_c2dh_hela", "demo", "first_run",
-                                            "recovery")}.items():
+                                            "defaults_seeds:ctc_dic_c2dh_hela", "demo_seeds", "recovery",
+                                            "recluster", "floor_check"),
+                        "docs/benchmarks.md": ("first_run",)}.items():
         for name in names:
             assert f"<!-- table:{name} -->" in text[page], f"{page} lacks the table {name!r}"
 
@@ -222,6 +224,30 @@ def test_render_defaults_from_the_seeds_that_exist(tmp_path):
     # a second run changes nothing, and --check agrees
     assert render.main([], root=tmp_path) == 0 and page.read_text(encoding="utf-8") == text
     assert render.main(["--check"], root=tmp_path) == 0
+
+
+def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
+    m = lambda s, a, c: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": a, "AP@0.5": a, "COCO AP": c}  # noqa: E731
+    machine = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2}
+    recluster = {"command": "python benchmarks/recluster.py --models DIR --retune", "machine": machine, "runs": [
+        {"dataset": "bbbc010", "seed": k, "rows": {"predicted": {"current": m(0.8, 0.7, 0.5 - 0.1 * k),
+                                                                "floor": m(0.7, 0.5, 0.4)}}} for k in (0, 1, 2)]}
+    nuclei = {"machine": machine, "seeds": [{"new": m(0.75, 0.7, 0.45), "floor": m(0.75, 0.7, 0.46),
+                                              "floor_scored": m(0.75, 0.7, 0.45)}]}
+    demo = {"runs": [{"harmonic": m(0.72, 0.49, 0.35), "floor (connected components of the mask)": m(0.69, 0.44, 0.26)}]}
+    page = _fake_project(tmp_path, {"recluster_defaults.json": recluster, "recovery_demo.json": nuclei,
+                                    "demo_seeds.json": demo})
+    page.write_text("<!-- table:floor_check -->\n<!-- /table:floor_check -->\n", encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in page.read_text(encoding="utf-8").splitlines()
+            if r.startswith("| ") and not r.startswith("| data")}
+    worms = rows["BBBC010 worms"]
+    assert worms[1:6] == ["3", "+0.100 / +0.100 / +0.100", "+0.200 / +0.200 / +0.200",
+                          "+0.100 / +0.000 / -0.100", "8 of 9 |"]
+    assert rows["nuclei sample"][4:6] == ["-0.010", "2 of 3 |"]  # the floor ranked in raster order
+    assert rows["nuclei sample, the floor's instances scored as the library scores its own"][5] == "3 of 3 |"
+    assert rows["demo (worms, mask given)"][5] == "3 of 3 |"
+    assert "--retune" in page.read_text(encoding="utf-8")
 
 
 def test_render_check_fails_on_a_figure_edited_by_hand(tmp_path, capsys):
