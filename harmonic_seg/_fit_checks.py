@@ -86,7 +86,10 @@ def check_extra_params(est, *, fitted=False):
     if isinstance(est.core_fraction, (bool, np.bool_)):
         raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {est.core_fraction!r}.")
     check_interval_pair(est.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
-    check_interval_pair(est.scale_range, "scale_range", low_min=0, low_inclusive=False)
+    from ._train_params import EXTRA_RULES  # the training parameters' rules, TrainConfig's too
+
+    for name, rule in EXTRA_RULES.items():
+        rule(getattr(est, name), name)
     check_device(est.device, "device", require_available=not fitted)
     if not fitted:  # training will call them: hooks missing are refused now, not once training has begun
         from .nn.trainer import _check_callbacks

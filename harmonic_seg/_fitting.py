@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 
 from ._auto import auto_scale, resolve_base_width
 from ._budget import INITIAL_TUNING_SHARE, MAX_TUNING_SHARE, TimeBudget, TuningProbe, tuning_subset
 from ._fit_checks import check_extra_params, check_network_fit, min_image_side
+from ._train_params import TRAINING_PARAMETERS
 from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
 from .fitter import GuideFunctionFitter
@@ -68,11 +67,6 @@ def check_warm_start(est, images):
             )
 
 
-def _network_seeds(est):
-    rs = check_random_state(est.random_state)
-    return (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
-
-
 def fit_segmenter(est, X, y, ignore=None):
     """Fit ``est`` (a :class:`~harmonic_seg.HarmonicSegmenter`): see its ``fit``."""
     budget = TimeBudget(est.max_time)
@@ -85,11 +79,13 @@ def fit_segmenter(est, X, y, ignore=None):
         check_warm_start(est, images)
     scale = est.scale_ if warm else resolve_scale(est, images, labels)
     check_network_fit(est, images, scale=scale)
-    seed_guides, seed_net = _network_seeds(est)
 
     from .nn import HarmonicUNet, TrainConfig, Trainer
     from .nn._plan import validation_split
-    from .nn._train_utils import resolve_device, torch_rng_scope
+    from .nn._seeding import fit_seeds, run_seeds, torch_rng_scope
+    from .nn._train_utils import resolve_device
+
+    seed_guides, seed_net = fit_seeds(est.random_state)
 
     chw = est._prepare(images)
     # what the network and the guides see: the images reduced by the scale, validated above and not again
@@ -104,13 +100,9 @@ def fit_segmenter(est, X, y, ignore=None):
         est.guides_ = fitter.fit(data.labels)
     guides = est.guides_.guides_
     budget.mark("stage1_seconds")
-    config = TrainConfig(
-        epochs=est.epochs, steps_per_epoch=est.steps_per_epoch, batch_size=est.batch_size, crop_size=est.crop_size,
-        learning_rate=est.learning_rate, lr_schedule=est.lr_schedule, validation_fraction=est.validation_fraction,
-        patience=est.patience, fg_weight=est.fg_weight, boundary_weight=est.boundary_weight, loss=est.loss,
-        scale_range=None if est.scale_range is None else tuple(est.scale_range), flips=est.flips, rotate=est.rotate,
-        device=est.device, amp=est.amp, num_threads=est.num_threads, random_state=seed_net, verbose=est.verbose,
-    )
+    # the parameters declared once for both (checked by the segmenter's _validate_params, not again)
+    config = TrainConfig._from_checked(**{name: getattr(est, name) for name in TRAINING_PARAMETERS},
+                                       random_state=seed_net)
     previous = list(est.history_) if warm else []
     with est._threads():
         if warm:
@@ -125,9 +117,8 @@ def fit_segmenter(est, X, y, ignore=None):
                 )
         callbacks, probe = list(est.callbacks or []), None
         if budget.active:
-            # the trainer's split (the first child of seed_net), whose held-out images the tuning will use
-            split_seed = np.random.SeedSequence(seed_net).spawn(2)[0]
-            val, _ = validation_split(len(images), est.validation_fraction, split_seed)
+            # the trainer's split (its seeds come from run_seeds too), whose held-out images the tuning will use
+            val, _ = validation_split(len(images), est.validation_fraction, run_seeds(seed_net)[0])
             reserve = INITIAL_TUNING_SHARE * max(budget.left(), 0.0) if est.tune_postprocessing and len(val) else 0.0
             if reserve:
                 est.module_ = module  # the probe tunes with the network being trained
@@ -171,9 +162,7 @@ def fit_segmenter(est, X, y, ignore=None):
 
 
 def _replace(config, **changes):
-    from dataclasses import replace
-
-    return replace(config, **changes)
+    return type(config)._from_checked(**{**config.to_dict(), **changes})
 
 
 def _budget_record(budget, config, trainer):

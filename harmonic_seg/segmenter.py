@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._clustering import ClusteringMixin
-from ._fit_checks import MAX_LOSS_WEIGHT, MAX_SCALE, check_extra_params, prepare_images
+from ._fit_checks import MAX_SCALE, check_extra_params, prepare_images
+from ._train_params import TRAINING_PARAMETERS
 from ._validation import check_images, check_images_and_labels, check_masks
 from .clustering._estimator import EmbeddingClusterer
 from .fitter import GuideFunctionFitter
@@ -244,22 +245,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "depth": [Interval(Integral, 0, 8, closed="both")],
         "base_width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "norm": [StrOptions({"batch", "group", "instance"}), None],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
-        "steps_per_epoch": [Interval(Integral, 1, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "crop_size": [Interval(Integral, 8, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_schedule": [StrOptions({"cosine", "constant", "plateau"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "fg_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],  # larger: NaN losses in float32
-        "boundary_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
-        "loss": [StrOptions({"harmonic", "discriminative"})],
-        "scale_range": [tuple, list, None],
         "scale": [Interval(Real, 0, MAX_SCALE, closed="right"), StrOptions({"auto"})],
-        "flips": ["boolean"],
-        "rotate": ["boolean"],
         "percentiles": [tuple, list, None],
         "clustering": [EmbeddingClusterer, None],
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
@@ -273,13 +260,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         "tune_postprocessing": ["boolean"],
         "tile_size": [Interval(Integral, 16, None, closed="left"), None],
         "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
-        "device": [str],
-        "amp": ["boolean", StrOptions({"auto"}), None],
-        "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "callbacks": [list, None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        # epochs, crop_size, learning_rate, ... device, amp, num_threads, verbose: those of TrainConfig
+        **TRAINING_PARAMETERS,
     }
 
     def __init__(
@@ -399,9 +384,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         return prepare_images(images, self.percentiles)
 
     def _threads(self):
-        from .nn._train_utils import thread_limit
+        from .nn._threads import torch_threads  # the one place that sets torch's threads (the trainer's too)
 
-        return thread_limit(self.num_threads)
+        return torch_threads(self.num_threads)
 
     # ---------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=False)

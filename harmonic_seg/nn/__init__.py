@@ -8,6 +8,7 @@ from ._train_utils import resolve_amp
 from .inference import predict_embeddings
 from .layers import GuideMapper, SinConv
 from .losses import discriminative_loss, harmonic_loss, touching_pixels
+from .callbacks import Checkpoint, EarlyStopping, EpochLogger, ProgressBar
 from .trainer import Callback, TrainConfig, Trainer
 from .unet import HarmonicUNet, count_parameters
 
@@ -22,6 +23,10 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "EpochLogger",
+    "ProgressBar",
     "resolve_amp",
     "predict_embeddings",
 ]

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import functools
 import logging
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from .._train_params import TRAIN_CONFIG_PARAMETERS, TRAINING_PARAMETERS, check_values
 from .._training_set import training_set
 from .._validation import check_device, check_label_map
-from ._threads import torch_threads
+from ._seeding import torch_rng_scope  # noqa: F401  (seeding lives in _seeding; imported from here too)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "Callback", "resolve_device", "resolve_amp", "check_fit_inputs", "torch_rng_scope"]
 
-_SCHEDULES = ("cosine", "constant", "plateau")
-LOSSES = ("harmonic", "discriminative")
+#: Set while ``TrainConfig._from_checked`` builds a config of checked values.
+_TRUSTED = contextvars.ContextVar("harmonic_seg_trusted_train_config", default=False)
 
 
 def resolve_device(device="auto"):
@@ -30,30 +30,6 @@ def resolve_device(device="auto"):
     ``ValueError`` (:func:`harmonic_seg._validation.check_device`).
     """
     return torch.device(check_device("auto" if device is None else device, "device", resolve=True))
-
-
-@contextlib.contextmanager
-def torch_rng_scope(seed=None, device="cpu"):
-    """Run a block with torch's global random generators seeded, then restore them as they were.
-
-    The one place where the package seeds torch: what a block draws (the
-    initial weights of a network) is repeatable with ``seed``, and the
-    caller's own torch code sees the generator state it had before.
-
-    Parameters
-    ----------
-    seed : int or None, default=None
-        Seed of the CPU (and CUDA) generators in the block; None leaves them
-        as they are (the block may still change them; they are restored after).
-    device : str or torch.device, default="cpu"
-        With a CUDA device the CUDA generators are also saved and restored.
-    """
-    device = torch.device(device)
-    cuda = device.type == "cuda" and torch.cuda.is_available()
-    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        yield
 
 
 def cpu_has_native_bfloat16():
@@ -103,6 +79,10 @@ def resolve_amp(amp, device):
 class TrainConfig:
     """Hyper-parameters of :class:`Trainer`.
 
+    The values are checked when the config is built, by the rules of the
+    :class:`~harmonic_seg.HarmonicSegmenter` parameters of the same names
+    (a ``ValueError`` names the parameter, what it must be and what it got).
+
     Parameters
     ----------
     epochs : int, default=50
@@ -141,11 +121,11 @@ class TrainConfig:
         Stop after this many epochs without improvement of the monitored loss
         (validation loss, or training loss without validation); None: off.
     fg_weight : float, default=1.0
-        Weight of the foreground BCE term.
+        Weight of the foreground BCE term (at most 1e6).
     fg_only : bool, default=True
         L1 term over foreground pixels only (paper eq. 5).
     boundary_weight : float, default=0.0
-        Extra L1 weight of the pixels where instances touch (harmonic loss
+        Extra L1 weight (at most 1e6) of the pixels where instances touch (harmonic loss
         only; :func:`~harmonic_seg.nn.losses.harmonic_loss`).
     loss : {"harmonic", "discriminative"}, default="harmonic"
         The embedding term: L1 to the guided targets (the paper), or the
@@ -174,7 +154,8 @@ class TrainConfig:
         training loop draws nothing from torch's generators and leaves them
         as it found them).
     verbose : int, default=0
-        0 silent; 1 progress bar over epochs; 2 also log every epoch.
+        0 silent; 1 progress bar over epochs (:class:`~harmonic_seg.nn.ProgressBar`);
+        2 or more also log every epoch (:class:`~harmonic_seg.nn.EpochLogger`).
     """
 
     epochs: int = 50
@@ -203,41 +184,22 @@ class TrainConfig:
     verbose: int = 0
 
     def __post_init__(self):
-        def pos_int(name, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}; got {v!r}.")
-
-        for name in ("epochs", "batch_size", "crop_size"):
-            pos_int(name)
-        for name in ("steps_per_epoch", "patience", "num_threads"):
-            pos_int(name, allow_none=True)
-        if self.max_time is not None and (isinstance(self.max_time, bool) or not self.max_time >= 0
-                                          or not math.isfinite(self.max_time)):
-            raise ValueError(f"max_time must be a finite number of seconds >= 0 or None; got {self.max_time!r}.")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}.")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}.")
-        if self.lr_schedule not in _SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {_SCHEDULES}; got {self.lr_schedule!r}.")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}.")
-        if not self.fg_weight >= 0:
-            raise ValueError(f"fg_weight must be >= 0; got {self.fg_weight!r}.")
-        if not (self.boundary_weight >= 0 and math.isfinite(self.boundary_weight)):
-            raise ValueError(f"boundary_weight must be a finite number >= 0; got {self.boundary_weight!r}.")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}.")
+        if not _TRUSTED.get():  # HarmonicSegmenter's parameters are checked by its own fit
+            values = dict(self.__dict__)
+            if isinstance(self.device, torch.device):
+                values["device"] = str(self.device)
+            check_values(values, {**TRAINING_PARAMETERS, **TRAIN_CONFIG_PARAMETERS})
         if self.scale_range is not None:
-            lo, hi = self.scale_range
-            if not 0 < lo <= hi:
-                raise ValueError(f"scale_range must be (low, high) with 0 < low <= high; got {self.scale_range!r}.")
-            object.__setattr__(self, "scale_range", (float(lo), float(hi)))
-        if self.verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+            object.__setattr__(self, "scale_range", tuple(float(v) for v in self.scale_range))
+
+    @classmethod
+    def _from_checked(cls, **values):
+        """A config of values already checked against :data:`~harmonic_seg._train_params.TRAINING_PARAMETERS`."""
+        token = _TRUSTED.set(True)
+        try:
+            return cls(**values)
+        finally:
+            _TRUSTED.reset(token)
 
     def to_dict(self):
         return asdict(self)
@@ -305,16 +267,3 @@ def check_fit_inputs(images, labels, ignore, in_channels):
         out_l.append(lab)
         out_g.append(ign)
     return training_set(out_i, out_l, out_g)
-
-
-@contextlib.contextmanager
-def thread_limit(num_threads):
-    """torch's CPU threads for the duration of a block, restored after.
-
-    ``num_threads`` threads for everything in the block; None: the library's
-    choice for a CPU that other work may share (torch's setting within the
-    inner limits of joblib and threadpoolctl, one thread for the mean shift;
-    see :mod:`harmonic_seg.nn._threads`).
-    """
-    with torch_threads(num_threads):
-        yield

@@ -1,5 +1,12 @@
 """Training loop for the embedding network: :class:`TrainConfig`, :class:`Trainer`, callbacks.
 
+:meth:`Trainer.fit` checks its input once, then initialises the run
+(:meth:`Trainer._initialize`: samplers, optimiser, schedule, a checkpoint to
+resume from) and runs epochs (:meth:`Trainer._run_epoch`: the training steps,
+the validation loss of :meth:`Trainer._validate`, the record, the schedule and
+the best weights). Checkpoints, progress reports and early stopping are
+callbacks (:mod:`harmonic_seg.nn.callbacks`), called with the user's.
+
 Validation
 ----------
 With ``validation_fraction > 0`` whole images are held out. The validation
@@ -12,6 +19,7 @@ validation bounded and comparable with the training loss.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -24,7 +32,10 @@ import torch
 from .._fit_checks import check_crop_size, clip_crop_size, min_crop_size
 from ..guides import GuideFunctions
 from ._plan import EpochPlanner, validation_split
-from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device, torch_rng_scope
+from ._seeding import new_seed, run_seeds, torch_rng_scope
+from ._threads import torch_threads
+from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device
+from .callbacks import Checkpoint, EarlyStopping, EpochLogger, ProgressBar
 from .data import CropSampler
 from .losses import discriminative_loss, harmonic_loss
 
@@ -94,6 +105,22 @@ class Trainer:
     planner_ : EpochPlanner or None
         The plan of a run with ``config.max_time`` (a callback may move its
         end with ``planner_.shift``); None without a budget.
+    callbacks_ : list of Callback
+        The callbacks of the last ``fit``, in the order they are called: a
+        :class:`~harmonic_seg.nn.callbacks.Checkpoint` with
+        ``config.checkpoint_path``, a :class:`~harmonic_seg.nn.callbacks.ProgressBar`
+        with ``config.verbose >= 1``, an :class:`~harmonic_seg.nn.callbacks.EpochLogger`
+        with ``verbose >= 2``, then ``callbacks``, then
+        :class:`~harmonic_seg.nn.callbacks.EarlyStopping` with ``config.patience``.
+    monitor_ : str
+        The monitored loss: ``"val_loss"``, or ``"train_loss"`` without validation.
+    epochs_since_best_ : int
+        Epochs since the monitored loss last improved (early stopping reads it).
+    optimizer_, scheduler_, scaler_
+        The Adam optimiser, the learning-rate schedule (or None) and the
+        gradient scaler of the run (what a checkpoint saves).
+    seed_ : int
+        The run's seed (``config.random_state``, a checkpoint's, or a fresh one).
     """
 
     def __init__(self, module, guides, config=None, callbacks=None):
@@ -171,11 +198,48 @@ class Trainer:
                 sums += torch.stack([loss, parts["l1"]]).double() * len(chunk)
         return (sums / len(val_samples)).tolist()
 
-    def _save_checkpoint(self, state):
-        path = os.fspath(self.config.checkpoint_path)
-        tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+    def _checkpoint_state(self):
+        """What :class:`~harmonic_seg.nn.callbacks.Checkpoint` writes and ``fit(resume=True)`` reads."""
+        sched = self.scheduler_
+        return dict(
+            model=self.module.state_dict(), optimizer=self.optimizer_.state_dict(),
+            scheduler=None if sched is None else sched.state_dict(), scaler=self.scaler_.state_dict(),
+            history=self.history, best_state=self._best_state, best_score=self.best_score_,
+            best_epoch=self.best_epoch_, bad_epochs=self.epochs_since_best_, seed=self.seed_,
+            numpy_rng=self._rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            config=self.config.to_dict(),
+        )
+
+    def _read_checkpoint(self):
+        """The checkpoint to resume from (``fit(resume=True)``), or None when there is none yet."""
+        cfg = self.config
+        if cfg.checkpoint_path is None:
+            raise ValueError("resume=True needs config.checkpoint_path.")
+        if not os.path.exists(cfg.checkpoint_path):
+            logger.warning("No checkpoint at %s; training from scratch.", cfg.checkpoint_path)
+            return None
+        ckpt = torch.load(cfg.checkpoint_path, map_location="cpu", weights_only=True)
+        saved_loss = ckpt.get("config", {}).get("loss", "harmonic")
+        if saved_loss != cfg.loss:
+            raise ValueError(
+                f"the checkpoint at {cfg.checkpoint_path} was trained with loss={saved_loss!r} but this "
+                f"config has loss={cfg.loss!r}; resume with the same loss or start a new checkpoint."
+            )
+        return ckpt
+
+    def _default_callbacks(self):
+        """The callbacks the config asks for, around the given ones (see ``callbacks_``)."""
+        cfg = self.config
+        before = [Checkpoint(cfg.checkpoint_path)] if cfg.checkpoint_path is not None else []
+        before += [ProgressBar()] if cfg.verbose >= 1 else []
+        before += [EpochLogger()] if cfg.verbose >= 2 else []
+        after = [EarlyStopping(cfg.patience)] if cfg.patience is not None else []
+        return before + list(self.callbacks) + after
+
+    def _notify(self, hook, *args):
+        for cb in self.callbacks_:
+            getattr(cb, hook)(self, *args)
 
     # --- public API ----------------------------------------------------------
     def fit(self, images, labels, ignore=None, resume=False):
@@ -228,161 +292,128 @@ class Trainer:
 
     def _fit(self, data, resume):
         cfg = self.config
+        self._initialize(data, resume)
+        self.interrupted_ = self.stopped_early_ = self.stop_training = False
+        self.planner_ = self.planned_epochs_ = None
+        threads = torch_threads(cfg.num_threads) if cfg.num_threads is not None else contextlib.nullcontext()
+        with threads:
+            try:
+                self._notify("on_train_begin")
+                if cfg.max_time is not None:  # the budget plans the epochs; ``epochs`` is not used
+                    self.planner_ = EpochPlanner(cfg.max_time - (time.perf_counter() - self._t_start),
+                                                 start_epoch=len(self.history))
+                    epochs = itertools.count(len(self.history))
+                else:
+                    epochs = range(len(self.history), cfg.epochs)
+                for epoch in epochs:
+                    record, out_of_time = self._run_epoch(epoch)
+                    self._notify("on_epoch_end", record)
+                    if self.stop_training or out_of_time:
+                        break
+            except KeyboardInterrupt:
+                self.interrupted_ = True
+                if self.history:
+                    self.history[-1]["interrupted"] = True
+                logger.warning("Training interrupted after %d epoch(s); keeping the best weights so far (epoch %s).",
+                               len(self.history), self.best_epoch_)
+            finally:
+                for cb in self.callbacks_:
+                    if isinstance(cb, ProgressBar):
+                        cb.close()
+        if self.planner_ is not None:
+            self.planned_epochs_ = self.planner_.planned  # as a callback may have moved it
+        if self._best_state is not None and (cfg.restore_best or self.interrupted_):
+            self.module.load_state_dict(self._best_state)
+        self.module.eval()
+        self._notify("on_train_end")
+        return self
+
+    def _initialize(self, data, resume):
+        """Everything before the first epoch: the seed, the validation split, the crop samplers, the
+        optimiser, schedule and gradient scaler, the callbacks, and the state of a checkpoint to resume."""
+        cfg = self.config
         crop_size = self.crop_size_
         self.amp_dtype_ = resolve_amp(cfg.amp, self.device_)
         self.amp_ = self.amp_dtype_ is not None
-        ckpt = None
-        if resume:
-            if cfg.checkpoint_path is None:
-                raise ValueError("resume=True needs config.checkpoint_path.")
-            if os.path.exists(cfg.checkpoint_path):
-                ckpt = torch.load(cfg.checkpoint_path, map_location="cpu", weights_only=True)
-                saved_loss = ckpt.get("config", {}).get("loss", "harmonic")
-                if saved_loss != cfg.loss:
-                    raise ValueError(
-                        f"the checkpoint at {cfg.checkpoint_path} was trained with loss={saved_loss!r} but this "
-                        f"config has loss={cfg.loss!r}; resume with the same loss or start a new checkpoint."
-                    )
-            else:
-                logger.warning("No checkpoint at %s; training from scratch.", cfg.checkpoint_path)
-        seed = cfg.random_state
+        ckpt = self._read_checkpoint() if resume else None
         if ckpt is not None:
-            seed = ckpt["seed"]
-        elif seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        self.seed_ = int(seed)
-        split_ss, sample_ss = np.random.SeedSequence(self.seed_).spawn(2)
+            self.seed_ = int(ckpt["seed"])
+        else:
+            self.seed_ = int(new_seed() if cfg.random_state is None else cfg.random_state)
+        split_ss, sample_ss = run_seeds(self.seed_)
         n = len(data)
         if cfg.validation_fraction > 0 and n < 2:
             logger.warning("validation_fraction > 0 but only one image: training without validation.")
         self.val_indices_, self.train_indices_ = validation_split(n, cfg.validation_fraction, split_ss)
-        n_val = len(self.val_indices_)
-        sampler = CropSampler._from_training_set(data.subset(self.train_indices_), self.guides, crop_size,
-                                                 cfg.scale_range, cfg.flips, cfg.rotate)
-        val_samples = None
-        if n_val:
-            val_samples = CropSampler._from_training_set(data.subset(self.val_indices_), self.guides, crop_size,
-                                                         None, False).center_crops()
-        steps = cfg.steps_per_epoch or max(
-            1, math.ceil(sum(lab.size for lab in sampler.labels) / crop_size**2 / cfg.batch_size)
+        self._sampler = CropSampler._from_training_set(data.subset(self.train_indices_), self.guides, crop_size,
+                                                       cfg.scale_range, cfg.flips, cfg.rotate)
+        self._val_samples = None
+        if len(self.val_indices_):
+            self._val_samples = CropSampler._from_training_set(data.subset(self.val_indices_), self.guides,
+                                                               crop_size, None, False).center_crops()
+        self._steps = cfg.steps_per_epoch or max(
+            1, math.ceil(sum(lab.size for lab in self._sampler.labels) / crop_size**2 / cfg.batch_size)
         )
-        rng = np.random.default_rng(sample_ss)
+        self._rng = np.random.default_rng(sample_ss)
 
         module = self.module.to(self.device_)
-        opt = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        sched = self._make_scheduler(opt)
+        self.optimizer_ = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.scheduler_ = self._make_scheduler(self.optimizer_)
         # Loss scaling is for float16 only; bfloat16 has float32's exponent range.
-        scaler = torch.amp.GradScaler(self.device_.type, enabled=self.amp_dtype_ == torch.float16)
+        self.scaler_ = torch.amp.GradScaler(self.device_.type, enabled=self.amp_dtype_ == torch.float16)
         self.history = []
-        best_state, self.best_score_, self.best_epoch_, bad = None, math.inf, None, 0
+        self._best_state, self.best_score_, self.best_epoch_, self.epochs_since_best_ = None, math.inf, None, 0
         if ckpt is not None:
             module.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            if sched is not None and ckpt["scheduler"] is not None:
-                sched.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
+            self.optimizer_.load_state_dict(ckpt["optimizer"])
+            if self.scheduler_ is not None and ckpt["scheduler"] is not None:
+                self.scheduler_.load_state_dict(ckpt["scheduler"])
+            self.scaler_.load_state_dict(ckpt["scaler"])
             self.history = list(ckpt["history"])
-            best_state, self.best_score_, self.best_epoch_, bad = (
+            self._best_state, self.best_score_, self.best_epoch_, self.epochs_since_best_ = (
                 ckpt["best_state"], ckpt["best_score"], ckpt["best_epoch"], ckpt["bad_epochs"])
-            rng.bit_generator.state = ckpt["numpy_rng"]
+            self._rng.bit_generator.state = ckpt["numpy_rng"]
             torch.set_rng_state(ckpt["torch_rng"])
             if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
             logger.info("Resuming from %s after epoch %d.", cfg.checkpoint_path, len(self.history))
+        self.monitor_ = "val_loss" if self._val_samples else "train_loss"
+        self.callbacks_ = self._default_callbacks()
 
-        self.interrupted_ = self.stopped_early_ = self.stop_training = False
-        prev_threads = torch.get_num_threads()
-        if cfg.num_threads is not None:
-            torch.set_num_threads(cfg.num_threads)
-        monitor = "val_loss" if val_samples else "train_loss"
-        planner = self.planner_ = self.planned_epochs_ = None
-        eta_min = cfg.learning_rate * 0.01
-        try:
-            for cb in self.callbacks:
-                cb.on_train_begin(self)
-            from tqdm.auto import tqdm
-
-            if cfg.max_time is not None:  # the budget plans the epochs; ``epochs`` is not used
-                planner = self.planner_ = EpochPlanner(cfg.max_time - (time.perf_counter() - self._t_start),
-                                                       start_epoch=len(self.history))
-                todo, total = itertools.count(len(self.history)), None
-            else:
-                todo, total = range(len(self.history), cfg.epochs), cfg.epochs
-            bar = tqdm(todo, initial=len(self.history), total=total, disable=cfg.verbose < 1, desc="epochs",
-                       unit="epoch")
-            try:
-                for epoch in bar:
-                    t0 = time.perf_counter()
-                    if planner is not None and cfg.lr_schedule == "cosine":
-                        for group in opt.param_groups:
-                            group["lr"] = planner.lr(epoch, cfg.learning_rate, eta_min)
-                    lr = opt.param_groups[0]["lr"]
-                    deadline = None if planner is None else planner.epoch_deadline(t0)
-                    tl, tl1, tfg = self._train_epoch(sampler, rng, steps, opt, scaler, deadline)
-                    if not math.isfinite(tl):
-                        raise FloatingPointError(
-                            f"training loss is {tl} at epoch {epoch + 1}; lower learning_rate or check the inputs."
-                        )
-                    vl = vl1 = None
-                    if val_samples:
-                        vl, vl1 = self._validate(val_samples)
-                    rec = dict(epoch=epoch + 1, train_loss=tl, train_l1=tl1, train_fg=tfg, val_loss=vl,
-                               val_l1=vl1, lr=lr, dur=time.perf_counter() - t0)
-                    out_of_time = False
-                    if planner is not None:
-                        rec["steps"] = self._steps_done
-                        out_of_time = planner.epoch_end(epoch + 1)
-                        if cfg.steps_per_epoch is None:  # epochs short enough for the plan (EpochPlanner)
-                            steps = planner.steps_per_epoch(steps, self._steps_done, rec["dur"])
-                        self.planned_epochs_ = rec["planned_epochs"] = planner.planned
-                        bar.total = planner.planned
-                    self.history.append(rec)
-                    score = rec[monitor]
-                    if sched is not None:
-                        sched.step(score) if cfg.lr_schedule == "plateau" else sched.step()
-                    if score < self.best_score_:
-                        best_state, self.best_score_, self.best_epoch_, bad = _state_to_cpu(module), score, epoch + 1, 0
-                    else:
-                        bad += 1
-                    if cfg.checkpoint_path is not None:
-                        self._save_checkpoint(dict(
-                            model=module.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=None if sched is None else sched.state_dict(), scaler=scaler.state_dict(),
-                            history=self.history, best_state=best_state, best_score=self.best_score_,
-                            best_epoch=self.best_epoch_, bad_epochs=bad, seed=self.seed_,
-                            numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                            cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                            config=cfg.to_dict(),
-                        ))
-                    bar.set_postfix(loss=f"{tl:.4f}", **({"val": f"{vl:.4f}"} if vl is not None else {}))
-                    if cfg.verbose >= 2:
-                        logger.info("epoch %d/%d train_loss=%.5f val_loss=%s lr=%.2e (%.1fs)", epoch + 1,
-                                    cfg.epochs if planner is None else planner.planned, tl,
-                                    "n/a" if vl is None else f"{vl:.5f}", lr, rec["dur"])
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self, rec)
-                    if cfg.patience is not None and bad >= cfg.patience:
-                        self.stopped_early_ = True
-                        logger.info("Early stopping after epoch %d (best epoch %s).", epoch + 1, self.best_epoch_)
-                        break
-                    if self.stop_training or out_of_time:
-                        break
-            finally:
-                bar.close()
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            if self.history:
-                self.history[-1]["interrupted"] = True
-            logger.warning("Training interrupted after %d epoch(s); keeping the best weights so far (epoch %s).",
-                           len(self.history), self.best_epoch_)
-        finally:
-            if cfg.num_threads is not None:
-                torch.set_num_threads(prev_threads)
+    def _run_epoch(self, epoch):
+        """Epoch ``epoch`` (0-based): its training steps, its validation loss, its record (appended to the
+        history), the schedule's step and the best weights; returns the record and whether the budget is spent."""
+        cfg, opt, planner = self.config, self.optimizer_, self.planner_
+        t0 = time.perf_counter()
+        if planner is not None and cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = planner.lr(epoch, cfg.learning_rate, cfg.learning_rate * 0.01)
+        lr = opt.param_groups[0]["lr"]
+        deadline = None if planner is None else planner.epoch_deadline(t0)
+        tl, tl1, tfg = self._train_epoch(self._sampler, self._rng, self._steps, opt, self.scaler_, deadline)
+        if not math.isfinite(tl):
+            raise FloatingPointError(
+                f"training loss is {tl} at epoch {epoch + 1}; lower learning_rate or check the inputs."
+            )
+        vl = vl1 = None
+        if self._val_samples:
+            vl, vl1 = self._validate(self._val_samples)
+        rec = dict(epoch=epoch + 1, train_loss=tl, train_l1=tl1, train_fg=tfg, val_loss=vl, val_l1=vl1, lr=lr,
+                   dur=time.perf_counter() - t0)
+        out_of_time = False
         if planner is not None:
-            self.planned_epochs_ = planner.planned  # as a callback may have moved it
-        if best_state is not None and (cfg.restore_best or self.interrupted_):
-            module.load_state_dict(best_state)
-        module.eval()
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        return self
+            rec["steps"] = self._steps_done
+            out_of_time = planner.epoch_end(epoch + 1)
+            if cfg.steps_per_epoch is None:  # epochs short enough for the plan (EpochPlanner)
+                self._steps = planner.steps_per_epoch(self._steps, self._steps_done, rec["dur"])
+            self.planned_epochs_ = rec["planned_epochs"] = planner.planned
+        self.history.append(rec)
+        score = rec[self.monitor_]
+        if self.scheduler_ is not None:
+            self.scheduler_.step(score) if cfg.lr_schedule == "plateau" else self.scheduler_.step()
+        if score < self.best_score_:
+            self._best_state, self.best_score_, self.best_epoch_ = _state_to_cpu(self.module), score, epoch + 1
+            self.epochs_since_best_ = 0
+        else:
+            self.epochs_since_best_ += 1
+        return rec, out_of_time
