@@ -9,9 +9,10 @@ ways, side by side in one process on one thread:
 
 * ``current``: the library as installed: above ``max_points`` (20000) searching pixels, every
   connected component searched on its own with all of its pixels;
-* ``previous``: the implementation of ``--previous`` (a git commit; default b4fff53, the last one
-  with the old rule), read from this repository's history: one mean shift over a random sample
-  of 20000 foreground pixels of the whole image, the components' embeddings moved apart;
+* ``previous``: the package as it was at ``--previous`` (a git commit; default b4fff53, the last
+  one with the old rule), extracted from this repository's history and timed through its public
+  ``cluster_embeddings`` in a child process on the same embeddings: one mean shift over a random
+  sample of 20000 foreground pixels of the whole image, the components' embeddings moved apart;
 * ``every_pixel``: the previous rule without the sample (``max_points=None``): one mean shift over
   every foreground pixel, what a user would run to get rid of the sample (up to
   ``--every-pixel-max`` pixels a side: its cost grows with the square of the pixels).
@@ -25,37 +26,62 @@ git history (``git show``) for ``previous``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import io
+import json
+import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import machine, write_json
-from bench_dask import DEFAULT_DATA, label_mosaic, load_nuclei, mosaic
+from _dask_common import DEFAULT_DATA, label_mosaic, load_nuclei, mosaic
 
 from harmonic_seg import HarmonicSegmenter
 from harmonic_seg.clustering import cluster_embeddings
 from harmonic_seg.metrics import matching_dataset, mean_symmetric_best_dice
 
 HERE = Path(__file__).resolve().parent
-MODULE = "harmonic_seg/clustering/_embedding.py"
+#: Run by the child process: time ``cluster_embeddings`` of the package on its path, on one thread.
+CHILD = """
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from harmonic_seg.clustering import cluster_embeddings
+d = np.load(sys.argv[1])
+kw = json.loads(sys.argv[2])
+best = float("inf")
+for _ in range(int(sys.argv[3])):
+    t0 = time.perf_counter()
+    labels, _ = cluster_embeddings(d["emb"], d["fg"], float(d["bandwidth"]), fg_prob=d["prob"], **kw)
+    best = min(best, time.perf_counter() - t0)
+np.savez(sys.argv[4], labels=labels, seconds=best)
+"""
 
 
-def previous_module(commit):
-    """``harmonic_seg.clustering._embedding`` as it was at ``commit`` (imported next to the current one)."""
-    source = subprocess.run(["git", "show", f"{commit}:{MODULE}"], cwd=HERE.parent, check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "_embedding_previous.py"
-    path.write_text(source)
-    name = "harmonic_seg.clustering._embedding_previous"  # a sibling: its relative imports resolve
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def previous_package(commit):
+    """A folder holding the ``harmonic_seg`` package of ``commit``, extracted from this repository's history."""
+    data = subprocess.run(["git", "archive", "--format=tar", commit, "harmonic_seg"], cwd=HERE.parent, check=True,
+                          capture_output=True).stdout
+    folder = Path(tempfile.mkdtemp(prefix="harmonic_seg_previous_"))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def timed_in_child(package, emb, fg, prob, bandwidth, kw, repeats):
+    """Best wall time of ``repeats`` calls and the labels of the ``cluster_embeddings`` of ``package``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(inp, emb=emb, fg=fg, prob=prob, bandwidth=bandwidth)
+        env = {**os.environ, "PYTHONPATH": str(package), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", CHILD, str(inp), json.dumps(kw), str(repeats), str(out)], env=env,
+                       cwd=tmp, check=True)
+        res = np.load(out)
+        return float(res["seconds"]), res["labels"]
 
 
 def timed(fn, repeats):
@@ -81,7 +107,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    previous = previous_module(args.previous)
+    previous = previous_package(args.previous)
     seg = HarmonicSegmenter.load(args.model)
     seg.set_params(num_threads=1)
     image, truth = load_nuclei(args.data)
@@ -93,14 +119,16 @@ def main(argv=None):
         (emb, prob), = seg.predict_embeddings([img])
         fg = prob > seg.fg_threshold_
         variants = {
-            "current": lambda: cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, **kw),
-            "previous": lambda: previous.cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, **kw),
-            "every_pixel": lambda: cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, max_points=None, **kw),
+            "current": lambda: timed(lambda: cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob, **kw)[0],
+                                     args.repeats),
+            "previous": lambda: timed_in_child(previous, emb, fg, prob, seg.bandwidth_, kw, args.repeats),
+            "every_pixel": lambda: timed(lambda: cluster_embeddings(emb, fg, seg.bandwidth_, fg_prob=prob,
+                                                                    max_points=None, **kw)[0], args.repeats),
         }
         if size > args.every_pixel_max:
             del variants["every_pixel"]
         for name, fn in variants.items():
-            seconds, (labels, _) = timed(fn, args.repeats)
+            seconds, labels = fn()
             row = dict(size=size, variant=name, seconds=seconds, foreground_pixels=int(fg.sum()),
                        n_instances=int(labels.max()), n_true=int(len(np.unique(gt)) - 1),
                        SBD=mean_symmetric_best_dice([gt], [labels]),

@@ -20,12 +20,6 @@ tiles are then post-processed several ways, all scored on the 4 test tiles:
   (``recovery="mean_shift"``, with the demo's ``split_components=True``), the best grid point of
   the same grid by its own score (first in grid order among equal scores), then the threshold with
   the best score (the configured one among equal scores).
-* ``rules``: the recovery at fixed settings (the default window eps, ``min_size=10``, Euclidean,
-  no core selection, threshold 0.5), rule by rule: the mean shift of all foreground pixels; one
-  mean shift per component with every piece of a mode an instance; + pieces need ``min_size``
-  pixels to split a component; + and ``min_share`` times the pixels of the component's largest
-  piece; + seeds closer than the margin merge (= ``recovery="split"``). The same at the window
-  and minimum size the old tuning chose.
 * ``selection``: the grid of the new tuning re-read three ways: the best raw score among the
   clusterings only (the old rules, clustering and threshold, with the new recovery), the best raw
   score with the floor among the candidates, and the shipped choice (pooled, simplest within
@@ -39,7 +33,6 @@ settings (window eps, ``min_size=10``): the 4 test tiles and the whole 512 x 512
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -54,8 +47,6 @@ from harmonic_seg.clustering import tuning as grid_search
 from harmonic_seg.demo import TEST_TILES
 from harmonic_seg.io import load_nuclei_sample
 from harmonic_seg.metrics import coco_average_precision, matching_dataset, mean_symmetric_best_dice
-# the rule-by-rule ablation takes the recovery apart: it uses its internal steps
-from harmonic_seg.clustering._embedding import _instances, _modes, _near_instance_mean
 
 HERE = Path(__file__).resolve().parent
 #: The nuclei demo's segmenter (``harmonic_seg.demo.run_demo`` before the demo moved to worms), tuning off.
@@ -108,19 +99,17 @@ def cluster(seg, preds, setting, *, recovery=None, threshold=None):
 def old_tuning(seg, preds, labels):
     """The previous ``optimize_postprocessing``: mean shift of all foreground pixels, argmax of the grid."""
     clu = seg.clustering_
+    drop = pp.merge_small_instances if clu.merge_small else pp.remove_small_instances
 
-    def modes_of(pred, bw, metric, cf):
+    def clustered(pred, bw, metric, cf):  # every instance kept; the sizes are dropped afterwards
         emb, prob = pred
-        return _modes(emb, prob > clu.fg_threshold, bw, recovery="mean_shift", metric=metric, fg_prob=prob,
-                      core_threshold=clu.core_threshold, core_fraction=cf, random_state=0)
-
-    def finish(m, size):
-        return _instances(m, min_size=size, min_share=seg.min_share_, split_components=clu.split_components,
-                          merge_small=clu.merge_small)[0]
+        return segment_embeddings(emb, prob, bandwidth=bw, metric=metric, min_size=0, core_fraction=cf,
+                                  core_threshold=clu.core_threshold, split_components=clu.split_components,
+                                  recovery="mean_shift", fg_threshold=clu.fg_threshold)[0]
 
     _, results = grid_search.grid_search_clustering(
-        grid_search.size_filtered(modes_of, finish), preds, labels, clu.bandwidth, clu.min_size,
-        preds[0][0].shape[0], "sbd", typical_area=grid_search.median_instance_area(labels),
+        grid_search.size_filtered(clustered, lambda lab, size: drop(lab, size)), preds, labels, clu.bandwidth,
+        clu.min_size, preds[0][0].shape[0], "sbd", typical_area=grid_search.median_instance_area(labels),
         core_fractions=grid_search.core_fraction_grid(clu.core_fraction), recovery="mean_shift",
     )
     best = max(results, key=lambda r: r["score"])  # first in grid order among equal scores
@@ -142,39 +131,6 @@ def threshold_search(seg, preds, labels, row, old=False):
         best_t = max(rows, key=lambda r: r["score"])  # the first (configured) among equal scores
     return {**setting, "fg_threshold": best_t["fg_threshold"], "validation_score": round(row["score"], 4),
             "validation_score_at_threshold": round(best_t["score"], 4)}
-
-
-def rule_rows(seg, preds, labels, bandwidth, min_size):
-    """The recovery rule by rule at one window and minimum size (Euclidean, no core, threshold 0.5)."""
-    rows = {}
-    ms = [_modes(e, p > 0.5, bandwidth, recovery="mean_shift", fg_prob=p) for e, p in preds]
-    out = [_instances(m, min_size=min_size, split_components=True) for m in ms]
-    rows["mean shift of all foreground pixels (old)"] = metrics(labels, [o[0] for o in out], [o[1] for o in out])
-    ms = [_modes(e, p > 0.5, bandwidth, recovery="split", fg_prob=p) for e, p in preds]
-    no_margin = [dataclasses.replace(m, bandwidth=1e-12) for m in ms]  # the margin is the bandwidth
-    variants = [
-        ("per component, every piece an instance", no_margin, 0, 0.0),
-        ("+ pieces need min_size px to split", no_margin, min_size, 0.0),
-        (f"+ and min_share {pp.MIN_SHARE} of the largest piece", no_margin, min_size, pp.MIN_SHARE),
-        ("+ seeds closer than the margin merge (recovery='split')", ms, min_size, pp.MIN_SHARE),
-    ]
-    for name, mm, seed_size, share in variants:
-        labs, scores = [], []
-        for m in mm:
-            lab, _ = _instances(m, min_size=seed_size, min_share=share)
-            lab = pp.relabel_sequential(pp.remove_small_instances(lab, min_size))
-            inst = lab.ravel()[m.fg_idx]
-            keep = inst > 0
-            k = int(lab.max())
-            within = _near_instance_mean(m.points[keep], inst[keep] - 1, k, bandwidth, "euclidean")
-            labs.append(lab)
-            scores.append(pp._membership_scores(inst[keep] - 1, within, m.prob[keep], k))
-        rows[name] = metrics(labels, labs, scores)
-    comps = [_instances(_modes(e, p > 0.5, bandwidth, recovery="components", fg_prob=p), min_size=min_size)
-             for e, p in preds]
-    rows["connected components, min_size (recovery='components')"] = metrics(
-        labels, [c[0] for c in comps], [c[1] for c in comps])
-    return rows
 
 
 def best_of(fn, repeats):
@@ -251,10 +207,6 @@ def run_seed(seed, args, data):
         report["selection"][name] = {**metrics(test_y, *cluster(seg, test_preds, setting)), "setting": setting}
     report["selection"]["pooled, simplest within noise (shipped)"] = report["new"]
 
-    report["rules"] = {f"window eps={eps:g}, min_size 10": rule_rows(seg, test_preds, test_y, eps, 10)}
-    if old["recovery"] == "mean_shift" and (old["bandwidth"] != eps or old["min_size"] != 10):
-        key = f"window {old['bandwidth']:.3g}, min_size {old['min_size']} (the old tuning's)"
-        report["rules"][key] = rule_rows(seg, test_preds, test_y, old["bandwidth"], max(old["min_size"], 0))
     report["timing"] = timing(seg, test_preds, full, args.repeats)
     report["timing"]["tuning_seconds"] = {"old": round(old_tune_s, 1), "new": round(new_tune_s, 1)}
     return report

@@ -22,17 +22,9 @@ PATTERNS = {
     "private method": re.compile(r"(?<![\w.])(?!self\.|cls\.)[A-Za-z_]\w*\._[a-z]\w*\("),
 }
 
-#: Known uses outside the clustering, left for the next steps (file -> the names it may use). Each entry
-#: is public API that is missing, or an experiment on the library's internals; remove an entry once its
-#: file uses public names only.
-ALLOWED = {
-    # the recovery's rules ablated one by one (the mode search, the rules and the scores taken apart)
-    "benchmarks/recovery.py": {"harmonic_seg.clustering._embedding", "_instances", "_modes", "_near_instance_mean",
-                               "_membership_scores"},
-    # the mode search of the previous release, read from the git history, timed beside the current one
-    "benchmarks/bench_mode_search.py": {"harmonic_seg.clustering._embedding",
-                                        "harmonic_seg.clustering._embedding_previous"},
-}
+#: Files allowed to use private names (file -> the names it may use); none: the benchmarks, examples and
+#: documentation use the public API only.
+ALLOWED = {}
 
 
 def _private_uses():
