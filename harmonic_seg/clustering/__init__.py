@@ -20,7 +20,7 @@ import it when first used.
 _LAZY = {
     "EmbeddingClusterer": "._estimator",
     "segment_embeddings": "._estimator",
-    "RECOVERIES": "._estimator",
+    "RECOVERIES": "._options",
     "cluster_embeddings": "._embedding",
     "MeanShift": ".meanshift",
     "mean_shift": ".meanshift",

@@ -23,7 +23,7 @@ import torch
 
 from .. import postprocess as pp
 from .._validation import _describe, check_positive
-from ._estimator import RECOVERIES
+from ._options import RECOVERIES
 from ._meanshift_ops import _assign
 from ._segmented import component_core, segmented_mean_shift
 from .meanshift import _DTYPE, KERNELS, METRICS, _check_choice, _mean_shift, _resolve_device

@@ -15,16 +15,12 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 from ..postprocess import MIN_SHARE
 from . import tuning as _grid
+from ._options import RECOVERIES
 
 __all__ = ["EmbeddingClusterer", "segment_embeddings", "check_tune_args", "RECOVERIES", "DEFAULT_BANDWIDTH"]
 
 logger = logging.getLogger(__name__)
 
-#: How instances are recovered from the embedding (``recovery=``): "split": connected components of the
-#: foreground, split where the embedding shows distinct modes; "components": the connected components alone
-#: (the embedding unused); "mean_shift": mean shift of all foreground pixels at once, each cluster an
-#: instance (the paper's post-processing).
-RECOVERIES = ("split", "components", "mean_shift")
 #: Bandwidth of ``bandwidth=None`` outside :class:`~harmonic_seg.HarmonicSegmenter` (the paper's margin eps).
 DEFAULT_BANDWIDTH = 0.5
 #: The values :meth:`EmbeddingClusterer.tune` chooses (fitted as ``<name>_``).

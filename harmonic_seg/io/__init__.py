@@ -12,7 +12,7 @@ from .datasets import (
     masks_to_label_map,
 )
 from .imread import IMAGE_SUFFIXES, read_image, read_label_map, write_label_map
-from .benchmarks import CTC_PARTIAL_RATIO, load_bbbc010, load_ctc, load_cvppp  # noqa: E402,I001  (after datasets)
+from .benchmarks import CTC_PARTIAL_RATIO, load_bbbc010, load_ctc, load_cvppp  # noqa: I001  (after datasets)
 from .sample import load_nuclei_sample, load_worm_sample  # noqa: E402
 
 __all__ = [

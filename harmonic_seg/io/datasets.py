@@ -1,7 +1,8 @@
 """The :class:`Dataset` container, data-root and split look-up, and generic loaders.
 
-The loaders of the real benchmark data sets (:func:`load_cvppp`, :func:`load_bbbc010`,
-:func:`load_ctc`) live in :mod:`harmonic_seg.io.benchmarks` and are re-exported here.
+The loaders of the real benchmark data sets (``load_cvppp``, ``load_bbbc010``, ``load_ctc``)
+build on this module; they live in :mod:`harmonic_seg.io.benchmarks` and are imported from
+:mod:`harmonic_seg.io`.
 
 Data root
 ---------
@@ -491,7 +492,3 @@ def _check_same_shape(image, label, image_file, label_file):
             f"{Path(label_file).resolve()} has shape {label.shape}; expected equal (H, W)."
         )
 
-
-from .benchmarks import load_bbbc010, load_ctc, load_cvppp  # noqa: E402  (re-export)
-
-__all__ += ["load_cvppp", "load_bbbc010", "load_ctc"]
