@@ -244,6 +244,8 @@ _TUNING_ROW = _section({
     "min_share": _float(0, 1, nullable=True, optional=True),
     "score": _float(finite=False, optional=True),
     "pooled_score": _float(finite=False, optional=True),
+    "check_sbd": _float(finite=False, optional=True),  # the floor check of the tuning (keep_floor_unless_better)
+    "check_coco_ap": _float(finite=False, optional=True),
     "fg_threshold": _float(0, 1, open_low=True, open_high=True, optional=True),
 })
 #: Constructor parameters are checked with the estimator's ``_parameter_constraints``,

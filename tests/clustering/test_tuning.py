@@ -328,6 +328,25 @@ def test_tuning_chooses_the_floor_when_the_clustering_cuts_round_objects():
     np.testing.assert_allclose(scores, [0.0, 0.0])  # each object joins two embeddings 5.0 apart: no confidence
 
 
+def test_the_floor_check_rows_are_saved_and_loaded(tmp_path):
+    pytest.importorskip("torch")
+    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg.synthetic import make_instances
+
+    d = make_instances(n_images=3, shape=(48, 48), n_instances=(3, 6), random_state=0)
+    seg = HarmonicSegmenter(depth=2, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+                            validation_fraction=0, random_state=0).fit(d.images, d.labels)
+    seg.clustering_.tuning_results_ = [
+        {"recovery": "components", "metric": None, "bandwidth": None, "core_fraction": None, "min_size": 0,
+         "score": 0.6, "pooled_score": 0.6, "check_sbd": 0.6, "check_coco_ap": 0.3, "fg_threshold": 0.5},
+        {"recovery": "split", "metric": "euclidean", "bandwidth": 0.5, "core_fraction": None, "min_size": 10,
+         "min_share": 0.1, "score": 0.7, "pooled_score": 0.7, "check_sbd": 0.7, "check_coco_ap": 0.2,
+         "fg_threshold": 0.5}]
+    seg.save(tmp_path / "model")
+    loaded = HarmonicSegmenter.load(tmp_path / "model")
+    assert loaded.tuning_results_ == seg.tuning_results_
+
+
 def test_recovery_is_a_fitted_attribute_kept_by_pickle_and_save(tmp_path):
     import json
     import pickle
