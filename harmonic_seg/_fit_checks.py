@@ -30,8 +30,6 @@ __all__ = [
 
 #: Largest ``scale`` (an image enlarged more than this is certainly a mistake).
 MAX_SCALE = 100.0
-#: Largest ``fg_weight`` and ``boundary_weight``: larger ones make the float32 losses overflow to NaN.
-MAX_LOSS_WEIGHT = 1e6
 
 #: Smallest image side (after ``scale``) the segmenter trains on, whatever the depth.
 MIN_IMAGE_SIDE = 8
@@ -92,7 +90,7 @@ def check_extra_params(est, *, fitted=False):
         rule(getattr(est, name), name)
     check_device(est.device, "device", require_available=not fitted)
     if not fitted:  # training will call them: hooks missing are refused now, not once training has begun
-        from .nn.trainer import _check_callbacks
+        from .nn._train_utils import _check_callbacks
 
         _check_callbacks(est.callbacks)
 

@@ -16,8 +16,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions, make_constraint
 
-from ._fit_checks import MAX_LOSS_WEIGHT  # larger loss weights make the float32 losses overflow to NaN
 from ._validation import check_device, check_interval_pair
+
+#: Largest ``fg_weight`` and ``boundary_weight``: larger ones make the float32 losses overflow to NaN.
+MAX_LOSS_WEIGHT = 1e6
 
 __all__ = ["EXTRA_RULES", "TRAINING_PARAMETERS", "TRAIN_CONFIG_PARAMETERS", "check_values"]
 

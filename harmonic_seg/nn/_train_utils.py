@@ -267,3 +267,22 @@ def check_fit_inputs(images, labels, ignore, in_channels):
         out_l.append(lab)
         out_g.append(ign)
     return training_set(out_i, out_l, out_g)
+
+
+_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def _check_callbacks(callbacks):
+    """``callbacks`` as a list of objects with the three hooks of :class:`Callback`."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of Callback objects or None; got {type(callbacks).__name__}.")
+    for i, cb in enumerate(callbacks):
+        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks[{i}] ({type(cb).__name__}) has no {', '.join(missing)} method; subclass "
+                "harmonic_seg.nn.Callback (its hooks do nothing) and override the ones you need."
+            )
+    return list(callbacks)

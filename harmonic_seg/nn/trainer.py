@@ -34,7 +34,7 @@ from ..guides import GuideFunctions
 from ._plan import EpochPlanner, validation_split
 from ._seeding import new_seed, run_seeds, torch_rng_scope
 from ._threads import torch_threads
-from ._train_utils import Callback, TrainConfig, check_fit_inputs, resolve_amp, resolve_device
+from ._train_utils import Callback, TrainConfig, _check_callbacks, check_fit_inputs, resolve_amp, resolve_device
 from .callbacks import Checkpoint, EarlyStopping, EpochLogger, ProgressBar
 from .data import CropSampler
 from .losses import discriminative_loss, harmonic_loss
@@ -45,25 +45,6 @@ __all__ = ["TrainConfig", "Trainer", "Callback", "resolve_device"]
 
 def _state_to_cpu(module):
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
-
-
-def _check_callbacks(callbacks):
-    """``callbacks`` as a list of objects with the three hooks of :class:`Callback`."""
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"callbacks must be a list of Callback objects or None; got {type(callbacks).__name__}.")
-    for i, cb in enumerate(callbacks):
-        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
-        if missing:
-            raise TypeError(
-                f"callbacks[{i}] ({type(cb).__name__}) has no {', '.join(missing)} method; subclass "
-                "harmonic_seg.nn.Callback (its hooks do nothing) and override the ones you need."
-            )
-    return list(callbacks)
 
 
 class Trainer:
