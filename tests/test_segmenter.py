@@ -9,9 +9,8 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
-from sklearn.pipeline import make_pipeline
 
-from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
 from harmonic_seg.clustering.tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
 from harmonic_seg.metrics import SCORERS
 from harmonic_seg.synthetic import make_instances
@@ -201,14 +200,6 @@ def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkey
             seg.set_params(**bad)
         assert (seg.fg_threshold, seg.fg_threshold_, seg.min_size) == (t, t, fitted.min_size)  # nothing was set
     assert not hasattr(clone(seg).set_params(fg_threshold=0.7), "fg_threshold_")
-
-
-def test_pipeline_with_image_transformers(data):
-    X, y = data
-    rgb = [np.stack([im * 1000, im * 1000], axis=-1).astype(np.uint16) for im in X]
-    pipe = make_pipeline(ChannelSelector(0), PercentileNormalizer(1, 99.8), HarmonicSegmenter(random_state=0, **TINY))
-    pipe.fit(rgb, y)
-    assert pipe.predict(rgb[:1])[0].shape == (48, 48)
 
 
 def test_grid_search_over_guides_and_cross_val(data):
