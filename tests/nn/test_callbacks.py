@@ -14,12 +14,7 @@ from harmonic_seg.nn.unet import HarmonicUNet
 GUIDES = random_guides(4, (48, 48), random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=3):

@@ -6,12 +6,7 @@ from harmonic_seg.guides import coordinate_guides, guide_maps, random_guides
 from harmonic_seg.nn.layers import GuideMapper, SinConv, make_guide_mapper
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("stride", [1, 2, 4, 8])

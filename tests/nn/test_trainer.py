@@ -14,12 +14,7 @@ from harmonic_seg.nn.trainer import Callback, TrainConfig, Trainer
 from harmonic_seg.nn.unet import HarmonicUNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(n=3, shape=(72, 80), seed=0):

@@ -8,12 +8,7 @@ from harmonic_seg.guides import random_guides
 from harmonic_seg.nn.unet import HarmonicUNet, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
