@@ -159,7 +159,8 @@ def _recluster_source(root, runs):
     current, command = _reclustered(root)
     if not any((r["dataset"], seed) in current for seed, r, _ in runs):
         return [], ""
-    return [RECLUSTER], f"; scores of the networks these runs trained, clustered by the current library: `{command}`"
+    return [RECLUSTER], (f"; scores of the networks these runs trained, post-processed by the current library: "
+                         f"`{command}`")
 
 
 def _metric(result, row, key, name):
@@ -380,7 +381,7 @@ def table_recluster(root, arg=None):
     by = {}
     for r in d["runs"]:
         by.setdefault(r["dataset"], []).append(r)
-    ways = (("current", "current recovery"), ("recorded", "as recorded when trained"),
+    ways = (("current", "current library, tuned again"), ("recorded", "as recorded when trained"),
             ("mean_shift", "mean shift of all foreground pixels"), ("floor", "floor: connected components"))
     rows = []
     for ds, name in DATASET_NAMES.items():
