@@ -472,6 +472,7 @@ class EmbeddingClusterer(BaseEstimator):
             core_fractions=_grid.core_fraction_grid(self.core_fraction, cores), floor=floor, recovery=recovery,
             min_shares=shares, metrics=metrics, bandwidth_factors=factors, min_size_fractions=fractions,
         )
+
         def segment(pred, row):  # labels and scores of a row, at the threshold of the grid
             modes = _checked_modes(pred, fg0, row["bandwidth"] or bw0, recovery=row["recovery"],
                                    metric=row["metric"] or self.metric, core_threshold=self.core_threshold,
