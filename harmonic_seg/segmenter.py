@@ -63,6 +63,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         with ``steps_per_epoch=None``, to at least 20 in the budget).
         ``epochs`` is then not used; ``patience`` still stops early.
         ``n_epochs_`` and ``time_budget_`` record the plan and the times.
+        The measurement itself is not reserved: on a budget so small that
+        tuning one held-out image takes much of it, the fit can run over by
+        up to that time (``time_budget_["tuning_probe_seconds"]``).
     steps_per_epoch : int or None, default=None
         Minibatches per epoch; None covers the training images once.
     batch_size : int, default=4

@@ -48,8 +48,9 @@ def test_max_time_keeps_a_measured_reserve_for_the_tuning(data, monkeypatch):
     wall = time.perf_counter() - t0
     plan = seg.time_budget_
     # the tuning's cost is measured a quarter of the way through training, with the network of that moment,
-    # on one held-out image: on this tiny problem it is a third of the budget, so its estimate is rough
-    assert wall <= 1.25 * 5.0 + 0.5, (wall, plan)
+    # on one held-out image: on this tiny problem it takes a third to a half of the budget, and the time of
+    # that measurement is the most the fit may run over (documented under max_time)
+    assert wall <= 5.0 + plan["tuning_probe_seconds"] + 0.5, (wall, plan)
     assert plan["tuning_probe_seconds"] > 0
     assert plan["tuning_reserve_seconds"] == pytest.approx(plan["tuning_probe_seconds"] * TUNING_SAFETY)
     assert plan["tuning_seconds"] > 0 and seg.tuning_results_ and seg.validation_indices_
