@@ -41,16 +41,17 @@ def test_max_time_bounds_the_whole_fit_and_the_schedule_ends_on_the_last_epoch(d
 def test_max_time_keeps_a_measured_reserve_for_the_tuning(data, monkeypatch):
     X, y = data
     monkeypatch.setattr("harmonic_seg._fitting.MAX_TUNING_SHARE", 1.0)  # here one image takes a third of the budget
-    seg = HarmonicSegmenter(max_time=5.0, validation_fraction=0.2, tune_postprocessing=True, learning_rate=1e-3,
+    seg = HarmonicSegmenter(max_time=10.0, validation_fraction=0.2, tune_postprocessing=True, learning_rate=1e-3,
                             random_state=0, **TINY)
     t0 = time.perf_counter()
     seg.fit(X, y)
     wall = time.perf_counter() - t0
     plan = seg.time_budget_
     # the tuning's cost is measured a quarter of the way through training, with the network of that moment,
-    # on one held-out image: on this tiny problem it takes a third to a half of the budget, and the time of
-    # that measurement is the most the fit may run over (documented under max_time)
-    assert wall <= 5.0 + plan["tuning_probe_seconds"] + 0.5, (wall, plan)
+    # on one held-out image: on this tiny problem it takes about 3 s on an idle 2-core machine (a third of the
+    # budget; twice that on a loaded one still ends before the training's end, so the schedule can finish),
+    # and the time of that measurement is the most the fit may run over (documented under max_time)
+    assert wall <= 10.0 + plan["tuning_probe_seconds"] + 0.5, (wall, plan)
     assert plan["tuning_probe_seconds"] > 0
     assert plan["tuning_reserve_seconds"] == pytest.approx(plan["tuning_probe_seconds"] * TUNING_SAFETY)
     assert plan["tuning_seconds"] > 0 and seg.tuning_results_ and seg.validation_indices_
