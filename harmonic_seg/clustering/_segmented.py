@@ -71,7 +71,7 @@ def _lowest_per_component(comp, n_comps, change, fraction):
 
 
 def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kernel="flat", metric="euclidean",
-                         max_iter=300, tol=1e-3):
+                         min_bin_freq=1, max_iter=300, tol=1e-3):
     """Mode of every point, searched within its component.
 
     Parameters
@@ -83,6 +83,9 @@ def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kerne
     bandwidth : float
     search : ndarray of shape (P,), bool, or None
         The points that seed and shift (the rest are only assigned); None: all.
+    min_bin_freq : int, default=1
+        Seeds only from the cells with at least this many searching points (and every component's
+        fullest cell).
 
     Returns
     -------
@@ -102,7 +105,7 @@ def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kerne
     s_pts, s_comp = pts[sel], comp[order][sel]
     s_n = np.bincount(s_comp, minlength=n_comps)
     s_start = np.concatenate([[0], np.cumsum(s_n)[:-1]]).astype(np.int64)
-    seeds, seed_comp = _bin_mean_seeds(s_pts, s_comp, bandwidth)
+    seeds, seed_comp = _bin_mean_seeds(s_pts, s_comp, bandwidth, int(min_bin_freq))
     by_comp = np.concatenate([[0], np.cumsum(np.bincount(seed_comp, minlength=n_comps))])
     mode_sorted = np.empty(order.size, dtype=np.int64)
     n_modes = 0
@@ -126,8 +129,12 @@ def segmented_mean_shift(points, comp, n_comps, bandwidth, *, search=None, kerne
     return mode, n_modes
 
 
-def _bin_mean_seeds(pts, comp, bin_size):
-    """Centroids of the grid cells of side ``bin_size`` of each component's points, by component."""
+def _bin_mean_seeds(pts, comp, bin_size, min_bin_freq=1):
+    """Centroids of the grid cells of side ``bin_size`` of each component's points, by component.
+
+    Only cells with at least ``min_bin_freq`` points seed (scikit-learn's ``min_bin_freq``), and every
+    component keeps its fullest cell (the first of those in raster order), so that it has a mode.
+    """
     cells = np.round(pts / np.float32(bin_size)).astype(np.int64)
     key = comp * _HASH[0] + (cells * _HASH[1: cells.shape[1] + 1]).sum(1)  # one int64 per (component, cell)
     _, first, inv, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
@@ -135,6 +142,11 @@ def _bin_mean_seeds(pts, comp, bin_size):
     sums = np.stack([np.bincount(inv, weights=col, minlength=counts.size) for col in pts.T], 1)
     seeds = (sums / counts[:, None]).astype(np.float32)
     seed_comp = comp[first]
+    if min_bin_freq > 1:
+        keep = counts >= min_bin_freq
+        fullest = np.lexsort((first, -counts, seed_comp))  # by component, fullest first, then first appearance
+        keep[fullest[np.r_[True, seed_comp[fullest][1:] != seed_comp[fullest][:-1]]]] = True
+        seeds, seed_comp, first = seeds[keep], seed_comp[keep], first[keep]
     by = np.lexsort((first, seed_comp))  # by component, then first appearance: a fixed order per component
     return seeds[by], seed_comp[by]
 

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from sklearn.metrics import adjusted_rand_score as ari  # noqa: E402
 
-from harmonic_seg.clustering._segmented import component_core, segmented_mean_shift  # noqa: E402
+from harmonic_seg.clustering._segmented import _bin_mean_seeds, component_core, segmented_mean_shift  # noqa: E402
 from harmonic_seg.clustering.meanshift import mean_shift  # noqa: E402
 
 from ._scenes import EPS  # noqa: E402
@@ -69,3 +69,23 @@ def test_component_core_is_decided_per_component():
     np.testing.assert_array_equal(core, [1, 0, 0, 0, 0, 1, 0, 1])
     core = component_core(comp, 2, None, np.full(8, np.nan), None, 0.5)
     assert core.all()  # no pixel with a neighbour: all seek
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+def test_min_bin_freq_seeds_as_scikit_learn_and_every_component_keeps_its_fullest_cell(kernel):
+    rng = np.random.default_rng(3)
+    a = _blobs(rng, [[0, 0, 0], [2, 0, 0]], 60)
+    lone = np.array([[5.0, 5.0, 5.0], [9.0, 9.0, 9.0]], np.float32)  # a component of two one-point cells
+    points = np.concatenate([a, lone])
+    comp = np.repeat([0, 1], [len(a), len(lone)])
+    mode, n_modes = segmented_mean_shift(points, comp, 2, EPS, kernel=kernel, min_bin_freq=3)
+    _, ref = mean_shift(a, EPS, kernel=kernel, seeds="bin_mean", min_bin_freq=3, max_points=None,
+                        coarse_to_fine=False)
+    assert ari(ref, mode[comp == 0]) == 1.0
+    # no cell of the lone component holds 3 points: its first fullest cell seeds, and both points join its mode
+    assert n_modes == len(set(ref)) + 1 and len(set(mode[comp == 1])) == 1
+    # cells under 3 points seed nothing, but for each component's fullest
+    seeds, seed_comp = _bin_mean_seeds(points, comp, EPS, 3)
+    all_seeds, _ = _bin_mean_seeds(points, comp, EPS, 1)
+    assert len(seeds) < len(all_seeds) and (seed_comp == 1).sum() == 1
+    np.testing.assert_array_equal(seeds[seed_comp == 1][0], lone[0])
