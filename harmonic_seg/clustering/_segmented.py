@@ -25,6 +25,8 @@ from ..nn._threads import small_op_threads
 
 #: De-duplicate seeds only while at least this many move (as the mean shift of one point set).
 _DEDUPE_MIN_MOVING = 16
+#: De-duplicate every this many steps: a check costs about as much as a step of a small component.
+_DEDUPE_EVERY = 2
 #: Largest (seeds x points [x dimensions]) block of one step: 4M float32 (16 MB).
 _BLOCK = 1 << 22
 #: Odd random int64 multipliers: a row of integers times them, summed with wrap-around, is one key per row.
@@ -155,7 +157,8 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
     """Shift the seeds of one component to convergence over its points ``x``; the live (centers, intensity).
 
     Seeds that meet on a cell of side ``tol * bandwidth`` while at least ``_DEDUPE_MIN_MOVING`` move
-    are reduced to one (the converged one, then the first), as the mean shift of one point set does.
+    are reduced to one (the converged one, then the first), as the mean shift of one point set does,
+    checked every :data:`_DEDUPE_EVERY` steps (seeds that met stay together until then).
     """
     centers = seeds.copy()
     intensity = np.zeros(seeds.shape[0], dtype=np.float64)
@@ -167,7 +170,7 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
     xt = torch.cat([xt, torch.ones((xt.shape[0], 1), dtype=xt.dtype)], 1)
     fast = kernel == "flat" and metric == "euclidean"
     xd, x2row = xt[:, : xt.shape[1] - 1].T, x2.unsqueeze(0)
-    for _ in range(max_iter + 1):
+    for step in range(max_iter + 1):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
@@ -185,7 +188,7 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
         intensity[idx] = count
         alive[idx[empty]] = False
         active[idx[done]] = False
-        if int(active.sum()) >= _DEDUPE_MIN_MOVING and stop > 0:
+        if step % _DEDUPE_EVERY == 0 and stop > 0 and int(active.sum()) >= _DEDUPE_MIN_MOVING:
             _dedupe(centers, alive, active, stop)
     keep = alive & (intensity > 0)
     return centers[keep], intensity[keep]
@@ -194,10 +197,10 @@ def _shift(seeds, x, bandwidth, kernel, metric, max_iter, tol):
 def _flat_window_means(c, x, xd, x2row, bandwidth):
     """:func:`_window_means` of the flat kernel and the Euclidean distance when the rows of ``c`` fit in
     one block: the same matrix products, with fewer calls (``xd`` is ``x``'s coordinates transposed,
-    ``x2row`` the points' squared norms as one row)."""
-    ct = torch.from_numpy(c)
-    c2 = (ct * ct).sum(1, keepdim=True)
-    w = torch.addmm(x2row, ct, xd, alpha=-2.0).le_(bandwidth * bandwidth - c2)  # 1.0 inside the window
+    ``x2row`` the points' squared norms as one row; the rows' own squared norms in numpy, which on a few
+    dozen rows costs a tenth of a torch call)."""
+    thresh = torch.from_numpy((np.float32(bandwidth * bandwidth) - np.einsum("ij,ij->i", c, c))[:, None])
+    w = torch.addmm(x2row, torch.from_numpy(c), xd, alpha=-2.0).le_(thresh)  # 1.0 inside the window
     acc = torch.mm(w, x).numpy()
     d = acc.shape[1] - 1
     weight = acc[:, d].astype(np.float64)
