@@ -326,11 +326,15 @@ def _relabel(out):
     return lut[out], ids
 
 
-def _instances(m, *, min_size, min_share=pp.MIN_SHARE, split_components=False, merge_small=False, scores=True):
+def _instances(m, *, min_size, min_share=pp.MIN_SHARE, split_components=False, merge_small=False, scores=True,
+               score_window=None):
     """Label map and scores from the modes ``m`` of :func:`_find_modes`: rules, minimum size, ids, scores.
 
     The labellings of the mode map are kept in ``m.cache``: the tuning finishes one mode search at many
     minimum sizes and shares. ``scores=False`` returns None for the scores (the tuning scores label maps).
+    ``score_window``: the (bandwidth, metric) the scores of "split" and "components" measure the nearness
+    to an instance's mean with (None: the mode search's), so that the same instances score the same
+    whichever window and recovery found them.
     """
     recovery, bandwidth, metric = m.recovery, m.bandwidth, m.metric
     h, w = m.shape
@@ -370,7 +374,8 @@ def _instances(m, *, min_size, min_share=pp.MIN_SHARE, split_components=False, m
     if recovery == "mean_shift":  # within the bandwidth of the pixel's own cluster mode
         within = m.within[keep]
     else:  # of its instance's mean embedding: an instance that joins distinct embeddings scores low
-        within = _near_instance_mean(m.points[keep], idx, k, bandwidth, metric)
+        bw, dist = (bandwidth, metric) if score_window is None else score_window
+        within = _near_instance_mean(m.points[keep], idx, k, bw, dist)
     scores = pp._membership_scores(idx, within, None if m.prob is None else m.prob[keep], k)
     logger.debug("cluster_embeddings (%s): %d foreground pixels, %d modes -> %d instances", recovery, m.fg_idx.size,
                  m.n_modes, k)
@@ -525,6 +530,18 @@ def cluster_embeddings(
     Empty foreground gives an all-zero map and empty scores; a foreground of
     fewer than ``min_size`` pixels, too.
     """
+    return _cluster_embeddings(
+        embedding, foreground, bandwidth, recovery=recovery, kernel=kernel, metric=metric, seeds=seeds,
+        min_size=min_size, min_share=min_share, split_components=split_components, merge_small=merge_small,
+        fg_prob=fg_prob, core_threshold=core_threshold, core_fraction=core_fraction, max_points=max_points,
+        coarse_to_fine=coarse_to_fine, device=device, random_state=random_state,
+    )
+
+
+def _cluster_embeddings(embedding, foreground, bandwidth, *, recovery, kernel, metric, seeds, min_size, min_share,
+                        split_components, merge_small, fg_prob, core_threshold, core_fraction, max_points,
+                        coarse_to_fine, device, random_state, score_window=None):
+    """:func:`cluster_embeddings`, with the window of the scores (:func:`_instances`)."""
     check_positive(min_size, "min_size", integer=True, allow_zero=True)
     pp._check_min_share(min_share)
     modes = _modes(
@@ -533,7 +550,7 @@ def cluster_embeddings(
         coarse_to_fine=coarse_to_fine, device=device, random_state=random_state,
     )
     return _instances(modes, min_size=min_size, min_share=min_share, split_components=split_components,
-                      merge_small=merge_small)
+                      merge_small=merge_small, score_window=score_window)
 
 
 def _checked_prediction(embedding, fg_prob, device=None):

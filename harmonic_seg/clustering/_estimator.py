@@ -41,8 +41,9 @@ _CONSTRAINTS = {
 
 
 def _segment(embedding, fg_prob, foreground, *, bandwidth, metric, min_size, core_fraction, core_threshold,
-             split_components, merge_small, recovery, min_share, fg_threshold, device=None):
-    """The clustering of :func:`segment_embeddings` and :meth:`EmbeddingClusterer.segment`, parameters valid."""
+             split_components, merge_small, recovery, min_share, fg_threshold, device=None, score_window=None):
+    """The clustering of :func:`segment_embeddings` and :meth:`EmbeddingClusterer.segment`, parameters valid
+    (``score_window``: the (bandwidth, metric) of the instance scores; None: ``bandwidth`` and ``metric``)."""
     from . import _embedding  # torch
 
     if foreground is None:
@@ -50,10 +51,11 @@ def _segment(embedding, fg_prob, foreground, *, bandwidth, metric, min_size, cor
             raise ValueError("fg_prob is None and no foreground is given: pass the foreground probability map "
                              "(H, W), or a foreground mask as foreground=.")
         foreground = np.asarray(fg_prob) > fg_threshold
-    return _embedding.cluster_embeddings(
-        embedding, foreground, bandwidth, recovery=recovery, metric=metric, min_size=min_size, min_share=min_share,
-        split_components=split_components, merge_small=merge_small, fg_prob=fg_prob, core_threshold=core_threshold,
-        core_fraction=core_fraction, device=device, random_state=0,
+    return _embedding._cluster_embeddings(
+        embedding, foreground, bandwidth, recovery=recovery, kernel="flat", metric=metric, seeds="bin_mean",
+        min_size=min_size, min_share=min_share, split_components=split_components, merge_small=merge_small,
+        fg_prob=fg_prob, core_threshold=core_threshold, core_fraction=core_fraction, max_points=20000,
+        coarse_to_fine=True, device=device, random_state=0, score_window=score_window,
     )
 
 
@@ -347,9 +349,19 @@ class EmbeddingClusterer(BaseEstimator):
         -------
         labels : ndarray of shape (H, W), int32
         scores : ndarray of shape (K,), float64
+            One confidence per instance, as :func:`segment_embeddings` gives
+            it, measured with the configured ``bandwidth`` and ``metric``
+            (not the tuned window): the same instances score the same
+            whichever window and recovery found them.
         """
         self._validate_params()
-        return _segment(embedding, fg_prob, foreground, **self._settings(), device=device)
+        return _segment(embedding, fg_prob, foreground, **self._settings(), device=device,
+                        score_window=self._score_window())
+
+    def _score_window(self):
+        """The (bandwidth, metric) of the instance scores: the configured ones, not the tuned window, so that
+        the same instances score the same whichever setting the tuning chose."""
+        return self._default_bandwidth(), self.metric
 
     def tune(
         self,
@@ -478,7 +490,8 @@ class EmbeddingClusterer(BaseEstimator):
                                    metric=row["metric"] or self.metric, core_threshold=self.core_threshold,
                                    core_fraction=row["core_fraction"])
             share = row.get("min_share") or self.min_share
-            return _instances(modes, min_size=row["min_size"], min_share=share, **keep)
+            return _instances(modes, min_size=row["min_size"], min_share=share, score_window=(bw0, self.metric),
+                              **keep)
 
         best = _grid.keep_floor_unless_better(best, results, segment, preds, labels)
         chosen = {k: best.get(k) for k in ("recovery", "metric", "bandwidth", "core_fraction", "min_size",

@@ -66,6 +66,24 @@ def test_segment_is_segment_embeddings_and_uses_the_fitted_values(scene):
         segment_embeddings(emb, None)
 
 
+def test_the_same_instances_score_the_same_whichever_window_and_recovery_found_them():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    emb = rng.normal(0, 0.2, (2, 24, 24)).astype(np.float32)  # a loose cluster: the window changes the score
+    prob = np.full((24, 24), 0.9, np.float32)
+    prob[:, 11:13] = 0.1  # two separate components, one mode each
+    emb[0, :, 12:] += 3.0
+    floor = EmbeddingClusterer(bandwidth=0.3, recovery="components", min_size=0).fit()
+    split = EmbeddingClusterer(bandwidth=0.3, min_size=0).fit()
+    split.bandwidth_, split.metric_ = 0.6, "l1"  # a window the tuning might choose
+    (a, sa), (b, sb) = floor.segment(emb, prob), split.segment(emb, prob)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(sa, sb)
+    # the function scores with the window it is given
+    _, wide = segment_embeddings(emb, prob, bandwidth=0.6, metric="l1", min_size=0)
+    assert (wide != sb).any()
+
+
 def test_tune_takes_its_grids_as_arguments():
     pytest.importorskip("torch")
     emb, prob = _two_blobs()
