@@ -194,8 +194,8 @@ def run_seed(seed, args, data):
     chosen = next(r for r in grid if all(r[k] == new[k] for k in ("recovery", "min_size"))
                   and (new["recovery"] == "components" or all(r[k] == new[k] for k in ("metric", "bandwidth",
                                                                                         "core_fraction", "min_share"))))
-    new_pred = cluster(seg, test_preds, new)
-    assert all(np.array_equal(a, b) for a, b in zip(new_pred[0], seg.predict(test_x)))  # predict's clustering
+    new_pred = seg.predict(test_x, return_scores=True)  # labels and scores as a user gets them
+    assert all(np.array_equal(a, b) for a, b in zip(new_pred[0], cluster(seg, test_preds, new)[0]))
     report["new"] = {**metrics(test_y, *new_pred), "setting": new,
                      "validation_score": round(chosen["score"], 4), "validation_pooled": round(chosen["pooled_score"], 4),
                      "validation_floor": round(plain["score"], 4)}
