@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._labels import relabel_sequential
-from ._validation import check_label_map
-from .guides import GuideFunctions, _separable_factors, check_origin, window_coordinates
+from .._labels import relabel_sequential
+from .._validation import check_label_map
+from .functions import GuideFunctions, _separable_factors, check_origin, window_coordinates
 
 __all__ = ["instance_embeddings", "embedding_map", "embedding_table", "lookup_embeddings"]
 

@@ -8,11 +8,11 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._labels import relabel_sequential
-from ._validation import ValidatedLabelMaps, check_label_maps
+from .._labels import relabel_sequential
+from .._validation import ValidatedLabelMaps, check_label_maps
 from .embeddings import embedding_map
-from .guide_fitting import fit_guides, reference_shape, separation_score
-from .guides import FREQUENCY_RANGES, coordinate_guides, random_guides
+from .fitting import fit_guides, reference_shape, separation_score
+from .functions import FREQUENCY_RANGES, coordinate_guides, random_guides
 
 __all__ = ["GuideFunctionFitter"]
 
@@ -46,7 +46,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         objects: every initial period is at least four median instance
         diameters along each axis; ``"auto-length"`` four median lengths
         (major axes), for long thin objects such as worms (see
-        :func:`~harmonic_seg.guide_fitting.auto_frequency_bound`). The paper
+        :func:`~harmonic_seg.guides.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.
     max_frequency : None, "init" or float, default=None

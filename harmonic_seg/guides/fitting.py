@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
-from ._labels import relabel_sequential
-from ._validation import check_label_map, check_label_maps, check_positive
+from .._labels import relabel_sequential
+from .._validation import check_label_map, check_label_maps, check_positive
 from .embeddings import _check_guides, _instance_embeddings
-from .guides import GuideFunctions
+from .functions import GuideFunctions
 
 __all__ = [
     "fit_guides",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._validation import check_shape_2d
+from .._validation import check_shape_2d
 
 __all__ = [
     "GuideFunctions",
