@@ -7,18 +7,18 @@ embeddings of the instances of each training image lie at least a margin apart
 (paper eq. 4); the embedding of a label map (every pixel gets the embedding of
 its instance) is then what the network of stage 2 regresses.
 
-* :mod:`harmonic_seg.guides.functions`: :class:`GuideFunctions` (a set of guide
+* ``harmonic_seg.guides.functions``: :class:`GuideFunctions` (a set of guide
   functions, in pixel or paper units), :func:`guide_maps`, random and
   coordinate guide sets (:func:`random_guides`, :func:`coordinate_guides`,
-  :data:`FREQUENCY_RANGES`);
-* :mod:`harmonic_seg.guides.fitting`: the search, :func:`fit_guides`, and how
+  :data:`~harmonic_seg.guides.functions.FREQUENCY_RANGES`);
+* ``harmonic_seg.guides.fitting``: the search, :func:`fit_guides`, and how
   well a guide set separates instances (:func:`separation_score`,
   :func:`pairwise_separation`);
-* :mod:`harmonic_seg.guides.embeddings`: the embeddings of a label map
+* ``harmonic_seg.guides.embeddings``: the embeddings of a label map
   (:func:`instance_embeddings`, :func:`embedding_map`, :func:`embedding_table`,
   :func:`lookup_embeddings`);
-* :mod:`harmonic_seg.guides.fitter`: :class:`GuideFunctionFitter`, stage 1 as a
-  scikit-learn transformer.
+* ``harmonic_seg.guides.fitter``: :class:`~harmonic_seg.GuideFunctionFitter`,
+  stage 1 as a scikit-learn transformer.
 
 Every public name is importable from this package
 (``from harmonic_seg.guides import GuideFunctions``). It needs numpy, scipy and

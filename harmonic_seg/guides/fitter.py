@@ -37,8 +37,8 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
     strategy : {"optimize", "random", "low", "high", "coord"}, default="optimize"
         ``"optimize"``: the paper's search (eq. 4). ``"random"``, ``"low"``,
         ``"high"``: fixed random sine guides from the frequency ranges of
-        :data:`harmonic_seg.guides.FREQUENCY_RANGES` (the ablations of the
-        paper's Tables 4-5). ``"coord"``: plain normalised coordinates
+        :data:`~harmonic_seg.guides.functions.FREQUENCY_RANGES` (the
+        ablations of the paper's Tables 4-5). ``"coord"``: plain normalised coordinates
         ``(y/H, x/W)``, the embedding being the instance's centroid.
     init_range : "auto", "auto-length" or tuple of float, default="auto"
         Range of the initial frequencies in the paper's units (radians per

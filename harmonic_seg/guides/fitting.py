@@ -47,7 +47,7 @@ __all__ = [
 #: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
 #: 0.80 with 4-5 D, same training budget;
 #: benchmarks/guide_frequency.py). ``init_range="auto-length"`` uses the median
-#: length instead (major axis, :func:`instance_lengths`): long thin objects
+#: length instead (major axis, :func:`~harmonic_seg.guides.instance_lengths`): long thin objects
 #: average a sine over their length (worms: 3.5 times their diameter) and learn
 #: better with it (BBBC010 COCO AP 0.42 vs 0.36); on round ones it is not shown to
 #: help (nuclei, whose length is 1.27 D: SBD 0.712 / 0.739 with two seeds against
@@ -361,7 +361,8 @@ def fit_guides(
         units (radians per image side of the reference shape); phases
         uniformly in [0, 2 pi). ``"auto"``: from 0 to the bound of
         :func:`auto_frequency_bound`, i.e. periods of at least
-        :data:`AUTO_PERIOD_FACTOR` median instance diameters along each axis;
+        :data:`~harmonic_seg.guides.fitting.AUTO_PERIOD_FACTOR` median
+        instance diameters along each axis;
         ``"auto-length"``: median instance lengths (for long thin objects);
         the paper's choice is ``(0.0, 50.0)``.
     max_frequency : None, "init" or float, default=None

@@ -261,7 +261,8 @@ def random_guides(n_guides, reference_shape, kind="random", random_state=None):
     reference_shape : tuple of int
         ``(H, W)`` that the paper-unit frequency range refers to.
     kind : {"random", "low", "high"} or tuple of float, default="random"
-        Frequency range in paper units (see :data:`FREQUENCY_RANGES`), or an
+        Frequency range in paper units (see
+        :data:`~harmonic_seg.guides.functions.FREQUENCY_RANGES`), or an
         explicit ``(low, high)`` range.
     random_state : int, RandomState instance or None, default=None
 
