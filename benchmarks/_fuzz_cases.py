@@ -236,7 +236,7 @@ def namespace(fixtures):
 
     import harmonic_seg
     import harmonic_seg.clustering as C
-    import harmonic_seg.embeddings as E
+    import harmonic_seg.guides.embeddings as E
     import harmonic_seg.guides as G
     import harmonic_seg.io as hio
     import harmonic_seg.metrics as M

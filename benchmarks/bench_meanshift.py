@@ -56,7 +56,7 @@ def _guides(labels, n_guides, seed):
     from harmonic_seg.guides import random_guides
 
     try:  # pragma: no cover - depends on the teammate's module
-        from harmonic_seg.guide_fitting import fit_guides
+        from harmonic_seg.guides import fit_guides
 
         result = fit_guides([labels], n_guides=n_guides, random_state=seed)
         return getattr(result, "guides", result), "fitted"
@@ -68,7 +68,7 @@ def synthetic_embedding(labels, *, n_guides=12, noise=0.05, blur=0.7, seed=0):
     """Noisy, boundary-blurred target embedding of a label map."""
     from scipy import ndimage as ndi
 
-    from harmonic_seg.embeddings import embedding_map
+    from harmonic_seg.guides import embedding_map
 
     guides, kind = _guides(labels, n_guides, seed)
     emb = embedding_map(labels, guides)

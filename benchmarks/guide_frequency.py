@@ -45,7 +45,7 @@ def run(init_range, epochs, seed):
     """Train and score one configuration; returns a dict of figures."""
     from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
     from harmonic_seg.demo import TEST_TILES, evaluate
-    from harmonic_seg.embeddings import embedding_map
+    from harmonic_seg.guides import embedding_map
     from harmonic_seg.io.sample import load_nuclei_sample
 
     data = load_nuclei_sample(tile=128)

@@ -38,7 +38,7 @@ from train_embedding import load
 
 from harmonic_seg import GuideFunctionFitter
 from harmonic_seg.clustering.tuning import median_instance_area
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.guides import embedding_map
 from harmonic_seg.clustering import cluster_embeddings
 from harmonic_seg.preprocessing import rescale_channels_first, rescale_labels, scaled_shape
 

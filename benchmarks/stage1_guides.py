@@ -16,7 +16,7 @@ import time
 from _common import machine, write_json
 
 from harmonic_seg import GuideFunctionFitter
-from harmonic_seg.guide_fitting import fit_guides, separation_score
+from harmonic_seg.guides import fit_guides, separation_score
 from harmonic_seg.io import load_bbbc010, load_ctc, load_cvppp
 
 

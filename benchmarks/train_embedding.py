@@ -26,7 +26,7 @@ import numpy as np
 from _common import machine, write_json
 
 from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.guides import embedding_map
 from harmonic_seg.io import load_bbbc010, load_ctc, load_cvppp
 from harmonic_seg.metrics import coco_average_precision, matching_dataset, mean_symmetric_best_dice
 

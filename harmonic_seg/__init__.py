@@ -16,11 +16,11 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "GuideFunctions": ".guides",
-    "GuideFunctionFitter": ".fitter",
-    "fit_guides": ".guide_fitting",
-    "separation_score": ".guide_fitting",
-    "embedding_map": ".embeddings",
-    "instance_embeddings": ".embeddings",
+    "GuideFunctionFitter": ".guides",
+    "fit_guides": ".guides",
+    "separation_score": ".guides",
+    "embedding_map": ".guides",
+    "instance_embeddings": ".guides",
     "HarmonicSegmenter": ".segmenter",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",

@@ -17,7 +17,7 @@ from ._fit_checks import check_extra_params, check_network_fit, min_image_side
 from ._train_params import TRAINING_PARAMETERS
 from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
-from .fitter import GuideFunctionFitter
+from .guides import GuideFunctionFitter
 from .preprocessing import rescale_training_set
 
 __all__ = ["fit_segmenter", "check_warm_start", "resolve_scale"]

@@ -334,7 +334,7 @@ def _n_guides(guides, where):
 
 def check_config(config, est_cls):
     """Check a parsed ``config.json``; raise :class:`FormatError` naming the field at fault."""
-    from .fitter import GuideFunctionFitter
+    from .guides import GuideFunctionFitter
 
     if not isinstance(config, dict):
         raise FormatError("", f"must hold a JSON object; got {type(config).__name__}")

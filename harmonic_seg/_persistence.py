@@ -316,8 +316,7 @@ def load(cls, path, *, device="cpu"):
     from ._model_format import check_config, expected_weights, read_weights, sha256
     from .clustering import EmbeddingClusterer
     from ._validation import check_device
-    from .fitter import GuideFunctionFitter
-    from .guides import GuideFunctions
+    from .guides import GuideFunctionFitter, GuideFunctions
 
     device = check_device(device, "device", resolve=True)  # before reading anything: a clear error, not torch's
 

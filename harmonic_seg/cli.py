@@ -37,7 +37,7 @@ def _label_maps(spec):
 
 def cmd_guides(args):
     """Fit guide functions on label maps and report how well they separate instances."""
-    from .fitter import GuideFunctionFitter
+    from .guides import GuideFunctionFitter
     from .io import load_nuclei_sample
 
     out = None if args.out is None else _check_out_file(args.out, args.overwrite)  # before any work
@@ -144,7 +144,7 @@ def _training_params(args):
 
 def cmd_fit(args):
     """Fit a HarmonicSegmenter on images and label maps paired by file name, save it (safe format)."""
-    from .fitter import GuideFunctionFitter
+    from .guides import GuideFunctionFitter
     from .io import load_folder
     from .segmenter import HarmonicSegmenter
 

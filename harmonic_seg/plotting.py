@@ -190,7 +190,7 @@ def embedding_to_rgb(embedding, foreground=None, random_state=0, *, method="pca"
     embedding : array-like of shape (N, H, W)
         Per-pixel embeddings, channels first (as returned by
         :meth:`HarmonicSegmenter.predict_embeddings` or
-        :func:`harmonic_seg.embeddings.embedding_map`).
+        :func:`harmonic_seg.guides.embedding_map`).
     foreground : array-like of shape (H, W) or None, default=None
         Pixels to colour (non-zero = foreground, so a label map works); the
         rest is black. None treats the pixels whose embedding is exactly zero

@@ -15,7 +15,7 @@ from ._fit_checks import MAX_SCALE, check_extra_params, prepare_images
 from ._train_params import TRAINING_PARAMETERS
 from ._validation import check_images, check_images_and_labels, check_masks
 from .clustering._estimator import EmbeddingClusterer
-from .fitter import GuideFunctionFitter
+from .guides import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
 from .preprocessing import rescale_channels_first, scaled_shape
 

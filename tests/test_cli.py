@@ -41,7 +41,7 @@ def test_guides_on_folder_json_and_no_overwrite(tmp_path, capsys):
 )
 def test_guides_refuses_an_out_file_it_cannot_write_before_fitting(tmp_path, capsys, monkeypatch, out, overwrite,
                                                                    match):
-    from harmonic_seg.fitter import GuideFunctionFitter
+    from harmonic_seg.guides import GuideFunctionFitter
 
     (tmp_path / "folder").mkdir()
     (tmp_path / "keep.txt").write_text("data")

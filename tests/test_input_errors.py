@@ -7,7 +7,7 @@ IndexError, a KeyError, a ZeroDivisionError, a struct.error, "could not convert 
 import numpy as np
 import pytest
 
-from harmonic_seg.embeddings import embedding_map, instance_embeddings, lookup_embeddings
+from harmonic_seg.guides import embedding_map, instance_embeddings, lookup_embeddings
 from harmonic_seg.guides import GuideFunctions, guide_maps, random_guides
 
 

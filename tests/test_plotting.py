@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.guides import embedding_map
 from harmonic_seg.guides import coordinate_guides, random_guides
 from harmonic_seg.plotting import (
     embedding_to_rgb,

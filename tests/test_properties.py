@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import adjusted_rand_score
 
-from harmonic_seg.embeddings import embedding_map, instance_embeddings
+from harmonic_seg.guides import embedding_map, instance_embeddings
 from harmonic_seg.guides import random_guides
 from harmonic_seg.metrics import (
     best_dice,

@@ -95,7 +95,7 @@ def test_images_are_cast_to_float32_once_with_the_same_values(dtype, channels):
 
 
 def test_a_too_large_embedding_table_is_refused_once_when_the_sampler_is_built(monkeypatch):
-    import harmonic_seg.embeddings as embeddings
+    import harmonic_seg.guides.embeddings as embeddings
 
     guides = random_guides(4, (8, 8), random_state=0)
     data = training_set([np.zeros((1, 8, 8))], [np.arange(64).reshape(8, 8)])  # ids 1..63

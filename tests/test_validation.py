@@ -97,13 +97,13 @@ def test_ragged_nested_lists_are_refused_naming_the_argument(ragged):
 
 
 def test_public_functions_refuse_ragged_lists_by_argument_name():
-    from harmonic_seg import embeddings, metrics, postprocess
-    from harmonic_seg.guides import random_guides
+    from harmonic_seg import metrics, postprocess
+    from harmonic_seg.guides import instance_embeddings, random_guides
 
     lab = np.zeros((8, 8), int)
     lab[2:5, 2:5] = 1
     with pytest.raises(ValueError, match="could not be read as an array"):
-        embeddings.instance_embeddings([[1, 2], [3]], random_guides(2, (8, 8), random_state=0))
+        instance_embeddings([[1, 2], [3]], random_guides(2, (8, 8), random_state=0))
     with pytest.raises(ValueError, match="could not be read as an array"):
         metrics.symmetric_best_dice(lab, [[1, 2], [3]])
     with pytest.raises(ValueError, match="could not be read as an array"):

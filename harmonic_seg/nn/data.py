@@ -2,7 +2,7 @@
 
 For every sample an image is drawn, scaled and flipped *as a whole* (this
 defines a new image frame), the instances' embeddings are computed on the full
-augmented label map with :func:`harmonic_seg.embeddings.embedding_table` (an
+augmented label map with :func:`harmonic_seg.guides.embedding_table` (an
 instance's embedding is the mean of the guides over the whole instance, not
 over its part inside the crop), and then a random crop is taken, whose target
 map is looked up from those embeddings (only the crop's pixels are filled). The crop's
@@ -16,7 +16,7 @@ import numpy as np
 
 from .._labels import relabel_sequential
 from .._validation import check_label_map
-from ..embeddings import _embedding_table, _lookup, check_table_size, lookup_embeddings
+from ..guides.embeddings import _embedding_table, _lookup, check_table_size, lookup_embeddings
 from .augment import random_crop_window, random_rotation, random_scale_flip
 
 __all__ = ["CropSampler", "crop_sample"]
@@ -32,7 +32,7 @@ def crop_sample(image, labels, ignore, target, corner, crop_size):
     ignore : ndarray of shape (H, W), bool
     target : ndarray of shape (N, H, W) or (K, N)
         The target embedding map, or the table of the instances' embeddings
-        (:func:`~harmonic_seg.embeddings.embedding_table`, row ``k`` for label
+        (:func:`~harmonic_seg.guides.embedding_table`, row ``k`` for label
         ``k``), from which the crop's target is looked up.
     corner : tuple of int
         Top-left ``(y0, x0)`` of the crop.

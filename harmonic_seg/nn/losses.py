@@ -28,7 +28,7 @@ def harmonic_loss(
     pred_emb : torch.Tensor of shape (B, N, H, W)
         Predicted embeddings.
     target_emb : torch.Tensor of shape (B, N, H, W)
-        Target (guided) embeddings, e.g. from :func:`harmonic_seg.embeddings.embedding_map`.
+        Target (guided) embeddings, e.g. from :func:`harmonic_seg.guides.embedding_map`.
     fg_logit : torch.Tensor of shape (B, 1, H, W) or (B, H, W)
         Foreground logits.
     labels_or_fgmask : torch.Tensor of shape (B, H, W)

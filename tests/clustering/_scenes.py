@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.guides import embedding_map
 from harmonic_seg.guides import random_guides
 
 EPS = 0.5

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
-from harmonic_seg.embeddings import embedding_table
+from harmonic_seg.guides import embedding_table
 from harmonic_seg.synthetic import make_instances
 
 

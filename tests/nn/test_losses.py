@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg.embeddings import embedding_map
+from harmonic_seg.guides import embedding_map
 from harmonic_seg.guides import random_guides
 from harmonic_seg.nn.losses import discriminative_loss, harmonic_loss, touching_pixels
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg.embeddings import embedding_map, embedding_table
+from harmonic_seg.guides import embedding_map, embedding_table
 from harmonic_seg.guides import random_guides
 from harmonic_seg.nn.augment import random_rotation, random_scale_flip, resize_bilinear, resize_nearest
 from harmonic_seg.nn.data import CropSampler, crop_sample

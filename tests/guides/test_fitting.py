@@ -1,10 +1,7 @@
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from harmonic_seg.guide_fitting import (
+from harmonic_seg.guides import (
     AUTO_PERIOD_FACTOR,
     auto_frequency_bound,
     instance_lengths,
@@ -158,15 +155,3 @@ def test_max_frequency_caps_the_initial_range():
 def test_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fit_guides(**kwargs)
-
-
-def test_numpy_parts_import_without_torch():
-    code = (
-        "import sys, harmonic_seg, harmonic_seg.guides, harmonic_seg.embeddings, "
-        "harmonic_seg.guide_fitting, harmonic_seg.fitter, harmonic_seg.preprocessing\n"
-        "for m in ['harmonic_seg.metrics', 'harmonic_seg.io', 'harmonic_seg.synthetic']:\n"
-        "    try:\n        __import__(m)\n    except ImportError:\n        pass\n"
-        "harmonic_seg.GuideFunctionFitter\n"
-        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)

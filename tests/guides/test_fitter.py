@@ -8,9 +8,9 @@ from sklearn.exceptions import NotFittedError
 from harmonic_seg import GuideFunctionFitter
 from harmonic_seg.guides import GuideFunctions
 
-from ._sklearn_checks import DATA_FREE_CHECKS
+from .._sklearn_checks import DATA_FREE_CHECKS
 
-from .test_guide_fitting import grid_labels
+from .test_fitting import grid_labels
 
 
 @pytest.mark.parametrize("check", DATA_FREE_CHECKS, ids=lambda c: c.__name__)

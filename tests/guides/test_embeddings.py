@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harmonic_seg.embeddings import embedding_map, embedding_table, instance_embeddings, lookup_embeddings
+from harmonic_seg.guides import embedding_map, embedding_table, instance_embeddings, lookup_embeddings
 from harmonic_seg.guides import random_guides
 
 
@@ -185,7 +185,7 @@ def test_crop_sampler_renumbers_sparse_ids():
 
 
 def test_embedding_table_of_huge_ids_is_refused_before_allocating():
-    from harmonic_seg.embeddings import embedding_table
+    from harmonic_seg.guides import embedding_table
     from harmonic_seg.guides import random_guides
 
     labels = np.zeros((16, 16), np.int64)

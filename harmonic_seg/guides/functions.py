@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._validation import check_shape_2d
+from .._validation import check_shape_2d
 
 __all__ = [
     "GuideFunctions",
@@ -261,7 +261,8 @@ def random_guides(n_guides, reference_shape, kind="random", random_state=None):
     reference_shape : tuple of int
         ``(H, W)`` that the paper-unit frequency range refers to.
     kind : {"random", "low", "high"} or tuple of float, default="random"
-        Frequency range in paper units (see :data:`FREQUENCY_RANGES`), or an
+        Frequency range in paper units (see
+        :data:`~harmonic_seg.guides.functions.FREQUENCY_RANGES`), or an
         explicit ``(low, high)`` range.
     random_state : int, RandomState instance or None, default=None
 
