@@ -25,18 +25,12 @@ from .. import postprocess as pp
 from .._validation import _describe, check_positive
 from ._options import RECOVERIES
 from ._meanshift_ops import _assign
-from ._segmented import component_core, segmented_mean_shift
+from ._segmented import modes_per_component
 from .meanshift import _DTYPE, KERNELS, METRICS, _check_choice, _mean_shift, _resolve_device
 
 __all__ = ["cluster_embeddings", "RECOVERIES"]
 
 logger = logging.getLogger(__name__)
-
-#: Searched component by component, only the seeding cells with at least this many pixels seed (every
-#: component keeps its fullest cell): a cell of one or two pixels is almost always a pixel on the way
-#: between two modes, whose seed shifts to a mode another seed finds. On a 1024 x 1024 image of about
-#: 600 instances this takes a third off the mode search, at the same accuracy against the truth.
-SEED_MIN_PIXELS = 3
 
 
 def _check_embedding(embedding, device):
@@ -204,44 +198,6 @@ def _core(p, change, core_threshold, core_fraction):
     return core
 
 
-def _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_fraction, bandwidth, ms):
-    """Mode of every foreground pixel, searched in each connected component on its own.
-
-    Used when the foreground has more pixels than one mode search takes (``max_points``): a sample of a
-    fixed size drawn from the whole image would leave the components of a large image with fewer and
-    fewer pixels, and a component none of whose pixels is drawn would have no mode of its own. Searched
-    one by one, every component has its own core (probability and share of lowest change) and its own
-    pixels, so its modes depend on its pixels alone: the same in a block of an image as in the whole
-    image. Components with at most ``max_points`` searching pixels are searched all at once
-    (:func:`~harmonic_seg.clustering._segmented.segmented_mean_shift`, every pixel, seeds from the cells
-    of at least :data:`SEED_MIN_PIXELS` pixels); a larger one by
-    the mean shift of one point set (its own sample of ``max_points`` pixels, coarse to fine).
-    """
-    core = component_core(comp, n_comps, p, None if change is None else change.numpy(), core_threshold,
-                          core_fraction)
-    searching = np.bincount(comp, weights=None if core is None else core, minlength=n_comps)
-    # the joint search seeds at the cells' centroids; other seeds: one mean shift per component
-    large = searching > ms["max_points"] if ms["seeds"] == "bin_mean" else np.ones(n_comps, dtype=bool)
-    small = ~large[comp]
-    mode = np.empty(comp.size, dtype=np.int64)
-    n_modes = 0
-    if small.any():
-        sub = np.cumsum(~large) - 1  # the small components numbered 0..k-1
-        mode[small], n_modes = segmented_mean_shift(
-            points[small], sub[comp[small]], int((~large).sum()), bandwidth,
-            search=None if core is None else core[small], kernel=ms["kernel"], metric=ms["metric"],
-            min_bin_freq=SEED_MIN_PIXELS)
-    for c in np.flatnonzero(large):
-        sel = np.flatnonzero(comp == c)
-        pts = torch.from_numpy(points[sel]).to(ms["device"])
-        search = pts if core is None else pts[torch.from_numpy(core[sel]).to(ms["device"])]
-        res = _mean_shift(search, bandwidth, **ms)
-        assigned = res.labels if search is pts else _assign(pts, res.centers, ms["metric"])[0]
-        mode[sel] = assigned.cpu().numpy() + n_modes
-        n_modes += int(res.centers.shape[0])
-    return mode, n_modes
-
-
 def _find_modes(
     emb, fg, prob, bandwidth, *, recovery, kernel, metric, seeds, core_threshold, core_fraction, max_points,
     coarse_to_fine, random_state,
@@ -289,7 +245,7 @@ def _find_modes(
     if n_comps > 1 and max_points is not None and n_search > max_points:
         ms = dict(kernel=kernel, metric=metric, seeds=seeds, max_points=max_points, coarse_to_fine=coarse_to_fine,
                   device=dev, random_state=random_state, name="embedding")
-        mode, n_modes = _modes_per_component(points, comp, n_comps, p, change, core_threshold, core_fraction,
+        mode, n_modes = modes_per_component(points, comp, n_comps, p, change, core_threshold, core_fraction,
                                              bandwidth, ms)
         return _Modes((h, w), fg_idx, mode, n_modes, None, p, emb_np, points, recovery, bandwidth, metric)
     moved = _ComponentOffsets(points, n_comps, bandwidth, metric) if n_comps > 1 else None
