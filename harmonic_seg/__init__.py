@@ -22,6 +22,9 @@ _LAZY = {
     "embedding_map": ".embeddings",
     "instance_embeddings": ".embeddings",
     "HarmonicSegmenter": ".segmenter",
+    "Augmentation": ".options",
+    "Tiling": ".options",
+    "Loss": ".options",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",
 }

@@ -17,6 +17,7 @@ from ._fit_checks import check_extra_params, check_network_fit, min_image_side
 from ._train_params import TRAINING_PARAMETERS
 from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
+from .options import training_values
 from .fitter import GuideFunctionFitter
 from .preprocessing import rescale_training_set
 
@@ -71,7 +72,6 @@ def fit_segmenter(est, X, y, ignore=None):
     """Fit ``est`` (a :class:`~harmonic_seg.HarmonicSegmenter`): see its ``fit``."""
     budget = TimeBudget(est.max_time)
     check_extra_params(est)
-    est._check_clustering_params()
     images, labels = check_images_and_labels(X, y)
     ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
     warm = bool(est.warm_start) and hasattr(est, "module_")
@@ -80,7 +80,7 @@ def fit_segmenter(est, X, y, ignore=None):
     scale = est.scale_ if warm else resolve_scale(est, images, labels)
     check_network_fit(est, images, scale=scale)
 
-    from .nn import HarmonicUNet, TrainConfig, Trainer
+    from .nn import EarlyStopping, HarmonicUNet, TrainConfig, Trainer
     from .nn._plan import validation_split
     from .nn._seeding import fit_seeds, run_seeds, torch_rng_scope
     from .nn._train_utils import resolve_device
@@ -101,8 +101,9 @@ def fit_segmenter(est, X, y, ignore=None):
     guides = est.guides_.guides_
     budget.mark("stage1_seconds")
     # the parameters declared once for both (checked by the segmenter's _validate_params, not again)
+    # and those of the nested options (loss, augmentation), unpacked here once
     config = TrainConfig._from_checked(**{name: getattr(est, name) for name in TRAINING_PARAMETERS},
-                                       random_state=seed_net)
+                                       **training_values(est), random_state=seed_net)
     previous = list(est.history_) if warm else []
     with est._threads():
         if warm:
@@ -116,6 +117,8 @@ def fit_segmenter(est, X, y, ignore=None):
                     reference_shape=est.guides_.reference_shape_,
                 )
         callbacks, probe = list(est.callbacks or []), None
+        # early stopping decides last, after every other callback (as the trainer orders its own)
+        callbacks.sort(key=lambda cb: isinstance(cb, EarlyStopping))
         if budget.active:
             # the trainer's split (its seeds come from run_seeds too), whose held-out images the tuning will use
             val, _ = validation_split(len(images), est.validation_fraction, run_seeds(seed_net)[0])
@@ -124,7 +127,7 @@ def fit_segmenter(est, X, y, ignore=None):
                 est.module_ = module  # the probe tunes with the network being trained
                 probe = TuningProbe(est, [chw[i] for i in val], [labels[i] for i in val], reserve,
                                     cap=MAX_TUNING_SHARE * budget.max_time)
-                callbacks.append(probe)
+                callbacks.insert(len([cb for cb in callbacks if not isinstance(cb, EarlyStopping)]), probe)
             config = _replace(config, max_time=budget.training_seconds(reserve))
         budget.mark("training_start_seconds")
         trainer = Trainer(module, guides, config, callbacks=callbacks)._fit_training_set(data)

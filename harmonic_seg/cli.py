@@ -192,7 +192,7 @@ def cmd_predict(args):
         raise CLIError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --overwrite to replace them")
     seg = HarmonicSegmenter.load(args.model, device=args.device)
     if args.tile_size is not None:
-        seg.set_params(tile_size=args.tile_size)
+        seg.set_params(tiling__size=args.tile_size)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 

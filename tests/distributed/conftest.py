@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.embeddings import embedding_table
 from harmonic_seg.synthetic import make_instances
 
@@ -43,8 +44,8 @@ class OracleNet(torch.nn.Module):
 def oracle_segmenter(labels, *, n_guides=8, margin=0.5, split_components=True, min_size=5, random_state=0):
     """A "fitted" HarmonicSegmenter with the oracle network for the label map ``labels`` (the image is ``labels``)."""
     guides = GuideFunctionFitter(n_guides=n_guides, margin=margin, max_iter=60, random_state=random_state).fit([labels])
-    seg = HarmonicSegmenter(percentiles=None, split_components=split_components, min_size=min_size, device="cpu",
-                            num_threads=1)
+    seg = HarmonicSegmenter(percentiles=None, device="cpu", num_threads=1,
+                            clustering=EmbeddingClusterer(split_components=split_components, min_size=min_size))
     table = embedding_table(labels, guides.guides_)
     seg.module_ = OracleNet(table).eval()
     seg.guides_ = guides
