@@ -243,7 +243,16 @@ def namespace(fixtures):
     import harmonic_seg.nn as nn
     import harmonic_seg.postprocess as pp
     import harmonic_seg.preprocessing as pre
-    from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+    from harmonic_seg import (  # noqa: F401  (names the generated cases use)
+        Augmentation,
+        ChannelSelector,
+        GuideFunctionFitter,
+        HarmonicSegmenter,
+        Loss,
+        PercentileNormalizer,
+        Tiling,
+    )
+    from harmonic_seg.clustering import EmbeddingClusterer  # noqa: F401
 
     model_dir = str(Path(fixtures, "model").resolve())
 

@@ -11,8 +11,8 @@ What it shows
   fold fits guide functions and trains a network on two thirds of the 12
   training tiles of the nuclei sample and scores the mean symmetric best Dice
   of its predictions on the other third (``SCORERS["ap50"]`` /
-  ``SCORERS["ap75"]`` score the DSB2018 AP instead). With ``bandwidth=None``
-  the mean-shift bandwidth follows the margin, so the margin also moves the
+  ``SCORERS["ap75"]`` score the DSB2018 AP instead). With the clustering's
+  ``bandwidth=None`` the mean-shift bandwidth follows the margin, so the margin also moves the
   clustering.
 * A summary of ``cv_results_`` (mean and spread of the fold scores, fit times,
   ranks), the best parameters, and the refitted best pipeline scored on the 4
