@@ -134,7 +134,8 @@ def clustering_settings(seg):
     keys = ("bandwidth_", "min_size_", "metric_", "core_fraction_", "fg_threshold_", "recovery_")
     out = {k: getattr(seg, k, None) for k in keys}
     out.update(split_components=seg.clustering_.split_components, receptive_field=seg.module_.receptive_field,
-               depth=seg.depth, base_width=seg.base_width, loss=seg.loss, scale=getattr(seg, "scale_", seg.scale),
+               depth=seg.module_.depth, base_width=seg.base_width_, loss=seg.loss, scale=getattr(seg, "scale_",
+                                                                                                 seg.scale),
                amp=seg.amp, precision="float32" if seg.amp is False else f"amp={seg.amp!r}",
                tile_size=(seg.tiling or Tiling()).size, mode_search_max_points=max_points())
     return out

@@ -176,19 +176,22 @@ NESTED_PARAMS = {
     "EmbeddingClusterer": {"bandwidth": SCALARS, "min_size": SIZES, "metric": STRINGS, "fg_threshold": FRACTIONS,
                            "core_threshold": FRACTIONS, "core_fraction": FRACTIONS, "split_components": BOOLS,
                            "merge_small": BOOLS},
+    "Network": {"variant": ["'sin'", "'coord'", "'none'", "'cos'", "None"],
+                "depth": ["-1", "0", "1", "9", "1.5", "None", "True"], "base_width": ["0", "1", "-2", "2.5", "None"],
+                "norm": ["'batch'", "'group'", "'instance'", "None", "'layer'"]},
     "Tiling": {"size": ["None", "16", "15", "0", "-16", "17", "1.5", "1e300", "'64'"],
                "overlap": ["None", "0", "-1", "8", "100", "1.5", "np.nan"]},
 }
 
 
-def _nested(cls):
-    """Pool of ``cls(name=value)`` expressions, one parameter each."""
-    return [f"{cls}({k}={v})" for k, pool in NESTED_PARAMS[cls].items() for v in pool]
+def _nested(cls, **base):
+    """Pool of ``cls(name=value)`` expressions, one parameter each (beside ``base``'s)."""
+    return [f"{cls}({', '.join(f'{n}={x}' for n, x in {**base, k: v}.items())})"
+            for k, pool in NESTED_PARAMS[cls].items() for v in pool]
 
 
 SEG_PARAMS = {
-    "variant": ["'sin'", "'coord'", "'none'", "'cos'", "None"], "depth": ["-1", "0", "1", "9", "1.5", "None", "True"],
-    "base_width": ["0", "1", "-2", "2.5", "None"], "norm": ["'batch'", "'group'", "'instance'", "None", "'layer'"],
+    "network": ["Network(depth=1, base_width=2)", "{'depth': 1}", *_nested("Network", depth="1", base_width="2")],
     "epochs": ["-1", "0", "1", "2", "1.5", "np.nan", "None", "True", "'1'"], "steps_per_epoch": SIZES,
     "batch_size": SIZES, "crop_size": ["0", "7", "8", "16", "33", "1000", "-16", "16.0", "None"],
     "learning_rate": SCALARS, "lr_schedule": ["'cosine'", "'constant'", "'plateau'", "'step'", "None"],

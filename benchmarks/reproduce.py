@@ -40,7 +40,7 @@ from _common import machine, write_json
 from skimage.measure import label as connected_components
 from train_embedding import calibrate, load
 
-from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss
+from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Network
 from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.guides import FREQUENCY_RANGES
 from harmonic_seg.metrics import (
@@ -188,7 +188,8 @@ FLAGS = {"rotate": "rot", "merge_small": "merge", "amp": "amp"}
 #: name -> (the segmenter's parameter, the estimator's parameter).
 NESTED = {"boundary_weight": ("loss", "boundary_weight"), "fg_weight": ("loss", "fg_weight"),
           "rotate": ("augmentation", "rotate"), "merge_small": ("clustering", "merge_small"),
-          "split_components": ("clustering", "split_components")}
+          "split_components": ("clustering", "split_components"),
+          **{name: ("network", name) for name in ("depth", "base_width", "norm", "variant")}}
 
 
 def segmenter_params(flat):
@@ -206,6 +207,8 @@ def segmenter_params(flat):
         params["augmentation"] = Augmentation(**nested["augmentation"])
     if "clustering" in nested:
         params["clustering"] = EmbeddingClusterer(**nested["clustering"])
+    if "network" in nested:
+        params["network"] = Network(**nested["network"])
     return params
 
 
@@ -323,8 +326,9 @@ def main(argv=None):
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
         boundary_weight=params.get("boundary_weight", 0.0), fg_weight=params.get("fg_weight", 1.0),
-        base_width=seg.base_width, rotate=params.get("rotate", False), learning_rate=seg.learning_rate,
-        merge_small=params.get("merge_small", False), amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        base_width=params.get("base_width", "auto"), rotate=params.get("rotate", False),
+        learning_rate=seg.learning_rate, merge_small=params.get("merge_small", False), amp=seg.amp, epochs=epochs,
+        minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs is not None else args.budget,
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,

@@ -102,7 +102,7 @@ def main(argv=None):
         tuned_threshold, seg.fg_threshold_ = seg.fg_threshold_, float(seg.clustering_.fg_threshold)
         at_configured = evaluate(seg, args.dataset, test, embedded)[0]  # the same embeddings
         seg.fg_threshold_ = tuned_threshold
-    variant = f"{seg.variant}_{args.model.resolve().name}"
+    variant = f"{seg.module_.config.get('variant', 'sin')}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
     result = dict(
         dataset=args.dataset, model=str(args.model), scoring=args.scoring, merge_small=seg.clustering_.merge_small,

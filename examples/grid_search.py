@@ -56,14 +56,14 @@ def main(argv=None):
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network, PercentileNormalizer
     from harmonic_seg.metrics import SCORERS
 
     if args.quick:
         budget = quick_budget()  # a tiny network, one torch thread
         search_iter = 10
     else:
-        budget = dict(depth=2, base_width=8, epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
+        budget = dict(network=Network(depth=2, base_width=8), epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
         search_iter = 200  # cap the stage-1 search: some (margin, N) pairs cannot be fully separated
 
     split = nuclei_split()  # 12 training and 4 test tiles of 128x128

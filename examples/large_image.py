@@ -79,7 +79,7 @@ def main(argv=None):
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Tiling
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network, Tiling
     from harmonic_seg.demo import evaluate
     from harmonic_seg.io import load_nuclei_sample, write_label_map
     from harmonic_seg.nn.inference import tile_starts
@@ -88,7 +88,7 @@ def main(argv=None):
         budget = quick_budget()  # a tiny network, one torch thread
         guides, repeat, tile_size = GuideFunctionFitter(max_iter=30), 1, 256
     else:
-        budget = dict(depth=3, base_width=8, epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
+        budget = dict(network=Network(depth=3, base_width=8), epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
         guides, repeat, tile_size = None, 2, 512
     if args.repeat is not None:
         repeat = args.repeat
@@ -106,7 +106,7 @@ def main(argv=None):
     )
     t0 = time.perf_counter()
     seg.fit(split.X_train, split.y_train)
-    print(f"fitted a depth-{seg.depth} network on {len(split.train)} tiles of 128x128 in "
+    print(f"fitted a depth-{seg.module_.depth} network on {len(split.train)} tiles of 128x128 in "
           f"{time.perf_counter() - t0:.1f} s (receptive field {seg.module_.receptive_field} px)")
 
     # --- a large image -----------------------------------------------------------

@@ -25,6 +25,7 @@ _LAZY = {
     "Augmentation": ".options",
     "Tiling": ".options",
     "Loss": ".options",
+    "Network": ".options",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",
 }

@@ -108,7 +108,9 @@ def check_network_fit(est, images, name="X", *, scale=None):
         None: ``est.scale``.
     """
     scale = est.scale if scale is None else scale
-    depth = int(est.depth)
+    from .options import resolved
+
+    depth = int(resolved(est, "network").depth)
     need = min_image_side(depth)
     shapes = [im.shape[:2] for im in images]
     reduced = [scaled_shape(sh, scale) for sh in shapes]

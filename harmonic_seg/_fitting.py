@@ -17,7 +17,7 @@ from ._fit_checks import check_extra_params, check_network_fit, min_image_side
 from ._train_params import TRAINING_PARAMETERS
 from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
-from .options import training_values
+from .options import resolved, training_values
 from .fitter import GuideFunctionFitter
 from .preprocessing import rescale_training_set
 
@@ -25,7 +25,7 @@ __all__ = ["fit_segmenter", "check_warm_start", "resolve_scale"]
 
 logger = logging.getLogger(__name__)
 
-#: Constructor parameters that shape the network: a warm start keeps the fitted one.
+#: Parameters of ``network`` that shape the network: a warm start keeps the fitted one.
 _ARCHITECTURE = ("depth", "variant", "norm", "base_width")
 
 
@@ -34,7 +34,7 @@ def resolve_scale(est, images, labels):
     (:func:`harmonic_seg._auto.auto_scale`), never so small that an image gets too small for the network."""
     if not isinstance(est.scale, str):
         return float(est.scale)
-    need = min_image_side(est.depth)
+    need = min_image_side(resolved(est, "network").depth)
     min_scale = max(need / min(im.shape[:2]) for im in images)
     scale, median = auto_scale(labels, min_scale=min_scale)
     logger.info("scale='auto': median object size %.1f px -> scale %.3g", median, scale)
@@ -56,15 +56,17 @@ def check_warm_start(est, images):
             f"scale={est.scale!r}. Set scale={est.scale_:g} or scale='auto', or warm_start=False to train anew."
         )
     config = est.module_.config
+    network = resolved(est, "network")
     for name in _ARCHITECTURE:
         fitted = config.get(name)
-        value = getattr(est, name)
+        value = getattr(network, name)
         if name == "base_width" and isinstance(value, str):
             continue  # "auto": the fitted width
         if fitted is not None and value != fitted:
             raise ValueError(
-                f"warm_start=True continues training the fitted network, built with {name}={fitted!r}; got "
-                f"{name}={value!r}. Set {name}={fitted!r}, or warm_start=False to train a new network."
+                f"warm_start=True continues training the fitted network, built with network.{name}={fitted!r}; "
+                f"got network.{name}={value!r}. Set network__{name}={fitted!r}, or warm_start=False to train a new "
+                "network."
             )
 
 
@@ -109,11 +111,12 @@ def fit_segmenter(est, X, y, ignore=None):
         if warm:
             module = est.module_
         else:
-            est.base_width_ = resolve_base_width(est.base_width, resolve_device(est.device))
+            network = resolved(est, "network")  # built here from its parameters
+            est.base_width_ = resolve_base_width(network.base_width, resolve_device(est.device))
             with torch_rng_scope(seed_net):  # the initial weights; torch's global generator is left as it was
                 module = HarmonicUNet(
-                    est.n_channels_in_, guides.n_guides, guides=guides if est.variant == "sin" else None,
-                    variant=est.variant, depth=est.depth, base_width=est.base_width_, norm=est.norm,
+                    est.n_channels_in_, guides.n_guides, guides=guides if network.variant == "sin" else None,
+                    variant=network.variant, depth=network.depth, base_width=est.base_width_, norm=network.norm,
                     reference_shape=est.guides_.reference_shape_,
                 )
         callbacks, probe = list(est.callbacks or []), None

@@ -1,9 +1,10 @@
 """Constructor parameters of earlier versions of :class:`~harmonic_seg.HarmonicSegmenter` that are now those of
 its nested estimators: how a model saved (format version 1) or pickled by such a version gets them.
 
-``HarmonicSegmenter(bandwidth=0.3, tile_size=512, patience=5)`` of an earlier
-version is ``HarmonicSegmenter(clustering=EmbeddingClusterer(bandwidth=0.3),
-tiling=Tiling(size=512), callbacks=[EarlyStopping(patience=5)])`` today
+``HarmonicSegmenter(depth=3, bandwidth=0.3, tile_size=512, patience=5)`` of an
+earlier version is ``HarmonicSegmenter(network=Network(depth=3),
+clustering=EmbeddingClusterer(bandwidth=0.3), tiling=Tiling(size=512),
+callbacks=[EarlyStopping(patience=5)])`` today
 (:func:`nest_flat`). Numpy and scikit-learn only, except for ``patience``
 (its callback is torch's).
 """
@@ -24,6 +25,7 @@ FLAT = {
     "fg_weight": ("loss", "fg_weight"),
     "boundary_weight": ("loss", "boundary_weight"),
     "patience": ("callbacks", "patience"),
+    **{name: ("network", name) for name in ("depth", "base_width", "norm", "variant")},
 }
 
 
@@ -41,9 +43,10 @@ def split_flat(values):
 
 def _classes():
     from .clustering import EmbeddingClusterer
-    from .options import Augmentation, Loss, Tiling
+    from .options import Augmentation, Loss, Network, Tiling
 
-    return {"clustering": EmbeddingClusterer, "augmentation": Augmentation, "tiling": Tiling, "loss": Loss}
+    return {"network": Network, "clustering": EmbeddingClusterer, "augmentation": Augmentation, "tiling": Tiling,
+            "loss": Loss}
 
 
 def nest_flat(params, nested):

@@ -22,9 +22,10 @@ import zlib
 import numpy as np
 
 FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
-#: Format versions this library reads (and the one it writes, the last). Version 2: the clustering,
-#: augmentation, tiling and loss parameters in sections of their own (``<name>_params``), no longer in
-#: ``params`` (version 1's flat ones, ``bandwidth``, ``tile_size``, ..., are mapped to them on loading).
+#: Format versions this library reads (and the one it writes, the last). Version 2: the network,
+#: clustering, augmentation, tiling and loss parameters in sections of their own (``<name>_params``), no
+#: longer in ``params`` (version 1's flat ones, ``depth``, ``bandwidth``, ``tile_size``, ..., are mapped to
+#: them on loading).
 FORMAT_VERSIONS = (1, 2)
 #: Largest channel count of any network level, of the input and of the embedding.
 MAX_CHANNELS = 8192
@@ -270,6 +271,7 @@ CONFIG_SCHEMA = _section({
     "library_version": Field("str"),
     "params": _PARAMS,
     "guides_params": Field("mapping", item=_PARAMS.item, nullable=True),
+    "network_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "clustering_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "augmentation_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "tiling_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
@@ -292,14 +294,15 @@ CONFIG_SCHEMA = _section({
 
 
 #: Constructor parameters saved in sections of their own (``loss`` only when not a name), never in ``params``.
-_NESTED = ("guides", "clustering", "augmentation", "tiling")
+_NESTED = ("guides", "network", "clustering", "augmentation", "tiling")
 
 
 def _nested_classes():
     from .clustering import EmbeddingClusterer
-    from .options import Augmentation, Loss, Tiling
+    from .options import Augmentation, Loss, Network, Tiling
 
-    return {"clustering": EmbeddingClusterer, "augmentation": Augmentation, "tiling": Tiling, "loss": Loss}
+    return {"network": Network, "clustering": EmbeddingClusterer, "augmentation": Augmentation, "tiling": Tiling,
+            "loss": Loss}
 
 
 def check_params(values, cls, where):

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = FORMAT_VERSIONS[-1]
 #: The nested estimators saved in a section ``<name>_params`` each (``loss`` when not a name); None: absent.
-NESTED_SECTIONS = ("clustering", "augmentation", "tiling")
+NESTED_SECTIONS = ("network", "clustering", "augmentation", "tiling")
 _DAMAGED = "; the file is damaged or was not written by HarmonicSegmenter.save(). Save the fitted model again."
 
 
@@ -86,7 +86,8 @@ def setstate(est, state):
     config = state.pop("_module_config", None)
     weights = state.pop("_module_state", None)
     device = state.pop("_module_device", "cpu")
-    # pickled before the clustering, augmentation, tiling and loss were nested estimators: their flat values
+    # pickled before the network, clustering, augmentation, tiling and loss were nested estimators: their flat
+    # values go into them
     from ._legacy_params import nest_flat, split_flat
 
     state, flat = split_flat(state)
@@ -328,7 +329,7 @@ def load(cls, path, *, device="cpu"):
     from ._legacy_params import nest_flat, split_flat
     from ._validation import check_device
     from .clustering import EmbeddingClusterer
-    from .options import Augmentation, Loss, Tiling
+    from .options import Augmentation, Loss, Network, Tiling
     from .fitter import GuideFunctionFitter
     from .guides import GuideFunctions
 
@@ -369,7 +370,9 @@ def load(cls, path, *, device="cpu"):
     random_states = {k: _random_state_from_json(v) for k, v in config.get("random_states", {}).items()}
 
     def constructor_args(saved, section):
-        args = dict(LEGACY_DEFAULTS, **saved) if section == "params" else dict(saved)
+        # format 1 only: later formats save every parameter (and base_width is no longer one of params)
+        legacy = section == "params" and config["format_version"] == 1
+        args = dict(LEGACY_DEFAULTS, **saved) if legacy else dict(saved)
         for key in ("scale_range", "percentiles"):
             if args.get(key) is not None:
                 args[key] = tuple(args[key])
@@ -381,7 +384,7 @@ def load(cls, path, *, device="cpu"):
 
     gp = config["guides_params"]
     params, flat = split_flat(constructor_args(config["params"], "params"))  # flat: format version 1
-    for name, nested_cls in (("clustering", EmbeddingClusterer), ("augmentation", Augmentation),
+    for name, nested_cls in (("network", Network), ("clustering", EmbeddingClusterer), ("augmentation", Augmentation),
                              ("tiling", Tiling), ("loss", Loss)):
         saved = config.get(f"{name}_params")
         if saved is not None:

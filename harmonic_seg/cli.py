@@ -146,6 +146,7 @@ def cmd_fit(args):
     """Fit a HarmonicSegmenter on images and label maps paired by file name, save it (safe format)."""
     from .fitter import GuideFunctionFitter
     from .io import load_folder
+    from .options import Network
     from .segmenter import HarmonicSegmenter
 
     out = _model_out(args.out, args.overwrite)
@@ -155,7 +156,7 @@ def cmd_fit(args):
     else:
         seg = HarmonicSegmenter(
             guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
-            depth=args.depth, base_width=args.width, scale=args.scale, **_training_params(args),
+            network=Network(depth=args.depth, base_width=args.width), scale=args.scale, **_training_params(args),
         )
     data = load_folder(args.images, args.labels)
     seg.fit(data.images, data.labels)

@@ -15,11 +15,11 @@ from __future__ import annotations
 from numbers import Integral
 
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._train_params import AUGMENTATION_PARAMETERS, LOSS_PARAMETERS, check_values
 
-__all__ = ["Augmentation", "Loss", "Tiling"]
+__all__ = ["Augmentation", "Loss", "Network", "Tiling"]
 
 
 class _Options(BaseEstimator):
@@ -124,8 +124,47 @@ class Loss(_Options):
         self.boundary_weight = boundary_weight
 
 
+class Network(_Options):
+    """The U-Net that :class:`~harmonic_seg.HarmonicSegmenter` builds and trains in ``fit``.
+
+    Parameters
+    ----------
+    depth : int, default=4
+        Pooling steps of the U-Net (0 to 8).
+    base_width : int or "auto", default="auto"
+        Channels of its first level (doubled at every level); "auto": 16
+        where the network trains on a CPU, 32 on a GPU (the segmenter's
+        ``base_width_``).
+    norm : {"batch", "group", "instance"} or None, default="batch"
+        Normalisation layers of the U-Net.
+    variant : {"sin", "coord", "none"}, default="sin"
+        Decoder convolutions see the guide maps (SinConv), plain coordinates
+        (CoordConv) or nothing (the paper's ablations).
+
+    Examples
+    --------
+    >>> from harmonic_seg import HarmonicSegmenter, Network
+    >>> seg = HarmonicSegmenter(network=Network(depth=3, base_width=8))
+    >>> seg.get_params()["network__depth"]
+    3
+    """
+
+    _parameter_constraints = {
+        "depth": [Interval(Integral, 0, 8, closed="both")],
+        "base_width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "norm": [StrOptions({"batch", "group", "instance"}), None],
+        "variant": [StrOptions({"sin", "coord", "none"})],
+    }
+
+    def __init__(self, *, depth=4, base_width="auto", norm="batch", variant="sin"):
+        self.depth = depth
+        self.base_width = base_width
+        self.norm = norm
+        self.variant = variant
+
+
 #: The segmenter's nested options: parameter -> class (None means its default instance).
-NESTED = {"augmentation": Augmentation, "tiling": Tiling, "loss": Loss}
+NESTED = {"network": Network, "augmentation": Augmentation, "tiling": Tiling, "loss": Loss}
 
 
 def resolved(est, name):

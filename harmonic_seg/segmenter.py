@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -18,7 +18,7 @@ from ._validation import check_images, check_images_and_labels, check_masks
 from .clustering._estimator import EmbeddingClusterer
 from .fitter import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
-from .options import Augmentation, Loss, Tiling, check_nested, resolved
+from .options import Augmentation, Loss, Network, Tiling, check_nested, resolved
 from .preprocessing import rescale_channels_first, scaled_shape
 
 __all__ = ["HarmonicSegmenter"]
@@ -44,15 +44,15 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Stage-1 estimator (cloned in ``fit``). None means
         ``GuideFunctionFitter(random_state=random_state)``. Its parameters are
         reachable as ``guides__margin``, ``guides__n_guides``, ...
-    variant : {"sin", "coord", "none"}, default="sin"
-        Decoder convolutions see the guide maps (SinConv), plain coordinates
-        (CoordConv) or nothing (the paper's ablations).
-    depth : int, default=4
-        Pooling steps of the U-Net.
-    base_width : int or "auto", default="auto"
-        Channels of its first level (doubled at every level); "auto": 16
-        where the network trains on a CPU, 32 on a GPU (``base_width_``).
-    norm : {"batch", "group", "instance"} or None, default="batch"
+    network : Network or None, default=None
+        The U-Net that ``fit`` builds and trains (:class:`~harmonic_seg.Network`):
+        its ``depth`` (pooling steps, default 4), ``base_width`` (channels of
+        its first level, doubled at every level; "auto": 16 where the network
+        trains on a CPU, 32 on a GPU, ``base_width_``), ``norm`` ("batch") and
+        ``variant`` (decoder convolutions that see the guide maps, SinConv,
+        "sin"; plain coordinates, "coord"; or nothing, "none": the paper's
+        ablations). None means ``Network()``. Its parameters are reachable as
+        ``network__depth``, ...
     epochs : int, default=50
         Training epochs; ignored when ``max_time`` is set.
     max_time : float or None, default=None
@@ -74,7 +74,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     batch_size : int, default=4
     crop_size : int, default=192
         Side of the random training crops (the paper uses 448); at least
-        ``2 * 2**depth`` (the deepest level keeps 2 x 2 pixels). A crop
+        ``2 * 2**depth`` (``network.depth``; the deepest level keeps 2 x 2 pixels). A crop
         longer than every training image's sides (after ``scale``) is
         clipped to the longest side: it would only add padding.
     learning_rate : float, default=2e-3
@@ -209,10 +209,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from harmonic_seg import HarmonicSegmenter
+    >>> from harmonic_seg import HarmonicSegmenter, Network
     >>> from harmonic_seg.synthetic import make_instances
     >>> data = make_instances(n_images=3, shape=(64, 64), random_state=0)
-    >>> seg = HarmonicSegmenter(depth=2, base_width=8, epochs=1, crop_size=64,
+    >>> seg = HarmonicSegmenter(network=Network(depth=2, base_width=8), epochs=1, crop_size=64,
     ...                         validation_fraction=0, random_state=0)
     >>> seg.fit(data.images, data.labels).predict(data.images[:1])[0].shape
     (64, 64)
@@ -220,10 +220,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     _parameter_constraints = {
         "guides": [GuideFunctionFitter, None],
-        "variant": [StrOptions({"sin", "coord", "none"})],
-        "depth": [Interval(Integral, 0, 8, closed="both")],
-        "base_width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "norm": [StrOptions({"batch", "group", "instance"}), None],
+        "network": [Network, None],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "loss": [StrOptions(set(LOSSES)), Loss],
         "augmentation": [Augmentation, None],
@@ -243,10 +240,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self,
         *,
         guides=None,
-        variant="sin",
-        depth=4,
-        base_width="auto",
-        norm="batch",
+        network=None,
         epochs=50,
         max_time=None,
         steps_per_epoch=None,
@@ -271,10 +265,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         verbose=0,
     ):
         self.guides = guides
-        self.variant = variant
-        self.depth = depth
-        self.base_width = base_width
-        self.norm = norm
+        self.network = network
         self.epochs = epochs
         self.max_time = max_time
         self.steps_per_epoch = steps_per_epoch
@@ -309,8 +300,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     def set_params(self, **params):
         """Set parameters; nested keys (``clustering__bandwidth``, ...) also work while their estimator is None.
 
-        With ``guides=None``, ``clustering=None``, ``augmentation=None`` or
-        ``tiling=None`` (the defaults), a ``clustering__bandwidth=...`` style
+        With ``guides=None``, ``network=None``, ``clustering=None``,
+        ``augmentation=None`` or ``tiling=None`` (the defaults), a ``clustering__bandwidth=...`` style
         key first replaces None by the default estimator
         (``EmbeddingClusterer()``, ...), which behaves exactly like None, and a
         ``loss__fg_weight=...`` key replaces a loss name by ``Loss(name=...)``,
@@ -329,10 +320,11 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
             raise ValueError(f"Invalid parameter {moved[0]!r} for {type(self).__name__}: it is now a parameter of "
                              f"the nested {where!r}; use {new} instead.")
         self._check_fitted_set_params(params)
-        for name, default in (("guides", GuideFunctionFitter), ("clustering", EmbeddingClusterer),
-                              ("augmentation", Augmentation), ("tiling", Tiling), ("loss", Loss)):
+        for name, default in (("guides", GuideFunctionFitter), ("network", Network),
+                              ("clustering", EmbeddingClusterer), ("augmentation", Augmentation), ("tiling", Tiling),
+                              ("loss", Loss)):
             value = getattr(self, name)
-            if (value is None or isinstance(value, str)) and name not in params and any(
+            if (value is None or (name == "loss" and isinstance(value, str))) and name not in params and any(
                     k.startswith(name + "__") for k in params):
                 setattr(self, name, default() if value is None else default(name=value))
         return super().set_params(**params)

@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 
-from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Tiling
+from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Network, Tiling
 from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.clustering.tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
 from harmonic_seg.metrics import SCORERS
@@ -18,7 +18,8 @@ from harmonic_seg.synthetic import make_instances
 
 from ._sklearn_checks import DATA_FREE_CHECKS
 
-TINY = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
+TINY = dict(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32,
+            num_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     loaded = HarmonicSegmenter.load(tmp_path / "model")
     assert all(np.array_equal(a, b) for a, b in zip(ref, loaded.predict(X[:2])))
-    assert loaded.get_params()["depth"] == 2 and loaded.guides_.guides_ == fitted.guides_.guides_
+    assert loaded.get_params()["network__depth"] == 2 and loaded.guides_.guides_ == fitted.guides_.guides_
     with pytest.raises(FileExistsError, match="overwrite=True"):
         fitted.save(tmp_path / "model")
     fitted.save(tmp_path / "model", overwrite=True)
@@ -271,7 +272,7 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(variant="sine"), "variant"),
+        (dict(network=Network(variant="sine")), "network.variant must be one of"),
         (dict(epochs=-1), "epochs"),
         (dict(percentiles=(99, 1)), "percentiles"),
         (dict(device="tpu"), "device"),
@@ -477,7 +478,7 @@ def no_work(monkeypatch):
         (lambda X, y: (X, y), dict(scale=0.01),
          r"scale=0.01 reduces X\[0\] of shape \(48, 48\) to 1 x 1 pixels.*8 x 8.*use scale >= 0.167"),
         # crop_size <= 2**depth with batch_size=1 failed in torch's BatchNorm after stage 1
-        (lambda X, y: (X, y), dict(depth=3, crop_size=8, batch_size=1),
+        (lambda X, y: (X, y), dict(network=Network(depth=3, base_width=4), crop_size=8, batch_size=1),
          r"crop_size=8 is too small for depth=3.*at least 16"),
         # 1e300 became inf in float32 and was reported as NaN
         (lambda X, y: ([X[0].astype(np.float64) * 1e300], y[:1]), dict(percentiles=None),

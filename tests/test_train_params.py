@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss  # noqa: E402
+from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Network  # noqa: E402
 from harmonic_seg._train_params import (  # noqa: E402
     AUGMENTATION_PARAMETERS,
     LOSS_PARAMETERS,
@@ -49,7 +49,7 @@ def test_fit_passes_the_segmenter_values_to_the_trainer(monkeypatch):
     nested = dict(fg_weight=0.5, boundary_weight=0.25, loss="harmonic", scale_range=[0.9, 1.1], flips=False,
                   rotate=True)
     assert set(nested) == set(LOSS_PARAMETERS) | set(AUGMENTATION_PARAMETERS)
-    HarmonicSegmenter(depth=2, base_width=4, scale=1.0, tune_postprocessing=False, random_state=0,
+    HarmonicSegmenter(network=Network(depth=2, base_width=4), scale=1.0, tune_postprocessing=False, random_state=0,
                       loss=Loss(name="harmonic", fg_weight=0.5, boundary_weight=0.25),
                       augmentation=Augmentation(scale_range=[0.9, 1.1], flips=False, rotate=True),
                       **values).fit(d.images, d.labels)

@@ -100,11 +100,12 @@ def test_tune_takes_its_grids_as_arguments():
 @pytest.fixture(scope="module")
 def fitted():
     pytest.importorskip("torch")
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=3, shape=(40, 40), n_instances=(2, 4), random_state=0)
-    seg = HarmonicSegmenter(depth=1, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=1, base_width=4), epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0, scale=1.0, tune_postprocessing=False, random_state=0)
     return seg.fit(d.images, d.labels), d
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
 from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.embeddings import embedding_table
 from harmonic_seg.synthetic import make_instances
@@ -83,7 +83,8 @@ def _one_thread():
 def tiny_model():
     """A real HarmonicSegmenter fitted in about a second (its predictions are poor; the mechanics are tested)."""
     data = make_instances(n_images=2, shape=(64, 64), random_state=0)
-    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10), depth=1, base_width=4, epochs=1,
+    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10),
+                            network=Network(depth=1, base_width=4), epochs=1,
                             steps_per_epoch=1, crop_size=32, batch_size=2, validation_fraction=0, device="cpu",
                             num_threads=1, random_state=0)
     return seg.fit(data.images, data.labels)
