@@ -246,7 +246,7 @@ def namespace(fixtures):
     import harmonic_seg.nn as nn
     import harmonic_seg.postprocess as pp
     import harmonic_seg.preprocessing as pre
-    from harmonic_seg import (  # noqa: F401  (names the generated cases use)
+    from harmonic_seg import (
         Augmentation,
         ChannelSelector,
         GuideFunctionFitter,
@@ -256,7 +256,7 @@ def namespace(fixtures):
         PercentileNormalizer,
         Tiling,
     )
-    from harmonic_seg.clustering import EmbeddingClusterer  # noqa: F401
+    from harmonic_seg.clustering import EmbeddingClusterer
 
     model_dir = str(Path(fixtures, "model").resolve())
 
@@ -285,6 +285,7 @@ def namespace(fixtures):
         PercentileNormalizer=PercentileNormalizer, ChannelSelector=ChannelSelector, lab=lab, img=img, labs=labs,
         imgs=imgs, poke=poke, damage=damage, write_bytes=write_bytes, expect_outputs=expect_outputs,
         SIDE=SIDE, MODEL=model_dir, model=model, tiny=tiny, fitter=fitter, guides=guides,
+        Network=Network, Augmentation=Augmentation, Tiling=Tiling, Loss=Loss, EmbeddingClusterer=EmbeddingClusterer,
     )
 
 

@@ -211,8 +211,8 @@ def adopt_flat_fitted(est, legacy):
     """Build ``clustering_`` of a segmenter pickled or saved before the clustering was an estimator.
 
     ``legacy`` holds the fitted values found (``bandwidth_``, ``min_size_``, ... as recorded then);
-    those not recorded take what such a model did: ``core_fraction``, ``fg_threshold`` (the
-    parameters), ``recovery_="mean_shift"`` with ``min_share_=0.1``, no tuning results.
+    those not recorded take what such a model did: ``core_fraction``, ``fg_threshold`` (the configured
+    clusterer's parameters), ``recovery_="mean_shift"`` with ``min_share_=0.1``, no tuning results.
     """
     clusterer = est._clusterer()
     clusterer.fit()
