@@ -129,12 +129,15 @@ def load_model(path, threads=1):
 
 def clustering_settings(seg):
     """The model's settings that the results depend on."""
+    from harmonic_seg import Tiling
+
     keys = ("bandwidth_", "min_size_", "metric_", "core_fraction_", "fg_threshold_", "recovery_")
     out = {k: getattr(seg, k, None) for k in keys}
-    out.update(split_components=seg.split_components, receptive_field=seg.module_.receptive_field,
-               depth=seg.depth, base_width=seg.base_width, loss=seg.loss, scale=getattr(seg, "scale_", seg.scale),
+    out.update(split_components=seg.clustering_.split_components, receptive_field=seg.module_.receptive_field,
+               depth=seg.module_.depth, base_width=seg.base_width_, loss=seg.loss, scale=getattr(seg, "scale_",
+                                                                                                 seg.scale),
                amp=seg.amp, precision="float32" if seg.amp is False else f"amp={seg.amp!r}",
-               tile_size=seg.tile_size, mode_search_max_points=max_points())
+               tile_size=(seg.tiling or Tiling()).size, mode_search_max_points=max_points())
     return out
 
 

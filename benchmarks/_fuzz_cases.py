@@ -130,8 +130,8 @@ DAMAGES = {
     "no_format": (None, "format", _DELETE),
     "format_version_99": (None, "format_version", 99),
     "format_version_str": (None, "format_version", "1"),
-    "params_depth_str": ("params", "depth", "four"),
-    "params_depth_neg": ("params", "depth", -3),
+    "params_depth_str": ("network_params", "depth", "four"),
+    "params_depth_neg": ("network_params", "depth", -3),
     "params_unknown": ("params", "colour", "blue"),
     "params_scale_nan": ("params", "scale", float("nan")),
     "params_tile_size_0": ("params", "tile_size", 0),
@@ -154,18 +154,21 @@ DAMAGE_KINDS = [
 
 
 # --------------------------------------------------------------------------------------------- fixtures
-TINY = dict(depth=1, base_width=2, epochs=1, crop_size=16, validation_fraction=0.0, device="cpu", random_state=0)
+TINY = dict(epochs=1, crop_size=16, validation_fraction=0.0, device="cpu", random_state=0)
+#: The network of :data:`TINY` (a case's ``network=...`` replaces it).
+TINY_NETWORK = dict(depth=1, base_width=2)
 
 
 def build_fixtures(folder):
     """A tiny fitted model saved in ``folder/model`` (seconds on one CPU thread)."""
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
 
     folder = Path(folder)
     if (folder / "model" / "weights.npz").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10, random_state=0), **TINY)
+    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10, random_state=0),
+                            network=Network(**TINY_NETWORK), **TINY)
     seg.fit(imgs(3, 32, 32), labs(3, 32, 32))
     seg.save(folder / "model.partial")
     os.replace(folder / "model.partial", folder / "model")
@@ -243,7 +246,17 @@ def namespace(fixtures):
     import harmonic_seg.nn as nn
     import harmonic_seg.postprocess as pp
     import harmonic_seg.preprocessing as pre
-    from harmonic_seg import ChannelSelector, GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+    from harmonic_seg import (
+        Augmentation,
+        ChannelSelector,
+        GuideFunctionFitter,
+        HarmonicSegmenter,
+        Loss,
+        Network,
+        PercentileNormalizer,
+        Tiling,
+    )
+    from harmonic_seg.clustering import EmbeddingClusterer
 
     model_dir = str(Path(fixtures, "model").resolve())
 
@@ -255,7 +268,8 @@ def namespace(fixtures):
 
     def tiny(**params):
         """A HarmonicSegmenter with tiny settings, ``params`` overriding them."""
-        kw = dict(TINY, guides=GuideFunctionFitter(n_guides=4, max_iter=5, random_state=0))
+        kw = dict(TINY, guides=GuideFunctionFitter(n_guides=4, max_iter=5, random_state=0),
+                  network=Network(**TINY_NETWORK))
         kw.update(params)
         return HarmonicSegmenter(**kw)
 
@@ -271,6 +285,7 @@ def namespace(fixtures):
         PercentileNormalizer=PercentileNormalizer, ChannelSelector=ChannelSelector, lab=lab, img=img, labs=labs,
         imgs=imgs, poke=poke, damage=damage, write_bytes=write_bytes, expect_outputs=expect_outputs,
         SIDE=SIDE, MODEL=model_dir, model=model, tiny=tiny, fitter=fitter, guides=guides,
+        Network=Network, Augmentation=Augmentation, Tiling=Tiling, Loss=Loss, EmbeddingClusterer=EmbeddingClusterer,
     )
 
 

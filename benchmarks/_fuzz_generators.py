@@ -167,24 +167,42 @@ def gen_fitter(r):
     return f"fitter().{method}({_label_list(r)})", []
 
 
+#: Values of the parameters of the nested estimators of HarmonicSegmenter: class -> {parameter: pool}.
+NESTED_PARAMS = {
+    "Loss": {"name": ["'harmonic'", "'discriminative'", "'l2'", "None"], "fg_weight": SCALARS,
+             "boundary_weight": SCALARS},
+    "Augmentation": {"scale_range": ["(0.75, 1.33)", "(1, 1)", "(2, 1)", "(0, 1)", "(-1, 1)", "(np.nan, 1)", "(1,)",
+                                     "None", "'x'", "(0.5, np.inf)", "[0.9, 1.1]"], "flips": BOOLS, "rotate": BOOLS},
+    "EmbeddingClusterer": {"bandwidth": SCALARS, "min_size": SIZES, "metric": STRINGS, "fg_threshold": FRACTIONS,
+                           "core_threshold": FRACTIONS, "core_fraction": FRACTIONS, "split_components": BOOLS,
+                           "merge_small": BOOLS},
+    "Network": {"variant": ["'sin'", "'coord'", "'none'", "'cos'", "None"],
+                "depth": ["-1", "0", "1", "9", "1.5", "None", "True"], "base_width": ["0", "1", "-2", "2.5", "None"],
+                "norm": ["'batch'", "'group'", "'instance'", "None", "'layer'"]},
+    "Tiling": {"size": ["None", "16", "15", "0", "-16", "17", "1.5", "1e300", "'64'"],
+               "overlap": ["None", "0", "-1", "8", "100", "1.5", "np.nan"]},
+}
+
+
+def _nested(cls, **base):
+    """Pool of ``cls(name=value)`` expressions, one parameter each (beside ``base``'s)."""
+    return [f"{cls}({', '.join(f'{n}={x}' for n, x in {**base, k: v}.items())})"
+            for k, pool in NESTED_PARAMS[cls].items() for v in pool]
+
+
 SEG_PARAMS = {
-    "variant": ["'sin'", "'coord'", "'none'", "'cos'", "None"], "depth": ["-1", "0", "1", "9", "1.5", "None", "True"],
-    "base_width": ["0", "1", "-2", "2.5", "None"], "norm": ["'batch'", "'group'", "'instance'", "None", "'layer'"],
+    "network": ["Network(depth=1, base_width=2)", "{'depth': 1}", *_nested("Network", depth="1", base_width="2")],
     "epochs": ["-1", "0", "1", "2", "1.5", "np.nan", "None", "True", "'1'"], "steps_per_epoch": SIZES,
     "batch_size": SIZES, "crop_size": ["0", "7", "8", "16", "33", "1000", "-16", "16.0", "None"],
     "learning_rate": SCALARS, "lr_schedule": ["'cosine'", "'constant'", "'plateau'", "'step'", "None"],
-    "validation_fraction": FRACTIONS, "patience": SIZES, "fg_weight": SCALARS, "boundary_weight": SCALARS,
-    "loss": ["'harmonic'", "'discriminative'", "'l2'", "None"],
-    "scale_range": ["(0.75, 1.33)", "(1, 1)", "(2, 1)", "(0, 1)", "(-1, 1)", "(np.nan, 1)", "(1,)", "None", "'x'",
-                    "(0.5, np.inf)", "[0.9, 1.1]"],
+    "validation_fraction": FRACTIONS,
+    "loss": ["'harmonic'", "'discriminative'", "'l2'", "None", *_nested("Loss")],
+    "augmentation": ["None", "{'flips': False}", *_nested("Augmentation")],
     "scale": ["1.0", "0.5", "2", "0", "-1", "1e-9", "1e300", "np.nan", "np.inf", "None", "'1'", "True"],
-    "flips": BOOLS, "rotate": BOOLS,
     "percentiles": ["(1, 99.8)", "(0, 100)", "(50, 50)", "(99, 1)", "(-1, 101)", "(np.nan, 99)", "None", "(1,)",
                     "'x'"],
-    "bandwidth": SCALARS, "min_size": SIZES, "metric": STRINGS, "fg_threshold": FRACTIONS,
-    "core_threshold": FRACTIONS, "core_fraction": FRACTIONS, "tune_postprocessing": BOOLS,
-    "tile_size": ["None", "16", "15", "0", "-16", "17", "1.5", "1e300", "'64'"],
-    "tile_overlap": ["None", "0", "-1", "8", "100", "1.5", "np.nan"], "device": DEVICES,
+    "clustering": ["None", *_nested("EmbeddingClusterer")], "tune_postprocessing": BOOLS,
+    "tiling": ["None", "1024", *_nested("Tiling")], "device": DEVICES,
     "amp": BOOLS, "num_threads": SIZES, "callbacks": ["None", "[]", "[1]", "'cb'", "[None]"],
     "random_state": ["0", "None", "-1", "2**40", "'x'", "np.random.RandomState(1)"], "verbose": ["0", "1", "-1", "'x'"],
     "guides": ["None", "GuideFunctionFitter(max_iter=3)", "'optimize'", "fitter()", "1"],
@@ -206,11 +224,9 @@ def gen_fit(r):
     return f"tiny({params}).fit({x}, {y}{extra})", []
 
 
-PREDICT_SET = {k: SEG_PARAMS[k] for k in ("tile_size", "tile_overlap", "bandwidth", "min_size", "fg_threshold",
-                                           "core_threshold", "core_fraction", "metric", "split_components",
-                                           "merge_small", "num_threads", "amp", "percentiles", "scale")
-               if k in SEG_PARAMS}
-PREDICT_SET.update(split_components=BOOLS, merge_small=BOOLS)
+PREDICT_SET = {k: SEG_PARAMS[k] for k in ("num_threads", "amp", "percentiles", "scale")}
+PREDICT_SET.update({f"tiling__{k}": v for k, v in NESTED_PARAMS["Tiling"].items()})
+PREDICT_SET.update({f"clustering__{k}": v for k, v in NESTED_PARAMS["EmbeddingClusterer"].items()})
 
 
 def gen_predict(r):

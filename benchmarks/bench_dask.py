@@ -85,17 +85,19 @@ from _dask_common import DEFAULT_DATA, HERE, RESULTS, clustering_settings, load_
 
 
 def cmd_train(args):
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
+    from harmonic_seg.clustering import EmbeddingClusterer
 
     image, labels = load_nuclei(args.data)
     tiles = [(image[y:y + 128, x:x + 128], labels[y:y + 128, x:x + 128]) for y in range(0, 512, 128)
              for x in range(0, 512, 128)]
     # the settings the results were measured with, pinned against later defaults: the harmonic loss, scale 1
     # (blockwise prediction needs it), float32 (blockwise and whole-image embeddings equal to the last bit)
-    seg = HarmonicSegmenter(depth=3, base_width=8, crop_size=128, batch_size=8, steps_per_epoch=10, epochs=30,
+    seg = HarmonicSegmenter(network=Network(depth=3, base_width=8), crop_size=128, batch_size=8, steps_per_epoch=10,
+                            epochs=30,
                             learning_rate=3e-3, validation_fraction=0.17, tune_postprocessing=True,
-                            split_components=True, loss="harmonic", scale=1.0, amp=False, num_threads=1,
-                            random_state=0)
+                            clustering=EmbeddingClusterer(split_components=True), loss="harmonic", scale=1.0,
+                            amp=False, num_threads=1, random_state=0)
     t0 = time.perf_counter()
     seg.fit([t[0] for t in tiles], [t[1] for t in tiles])
     seconds = time.perf_counter() - t0

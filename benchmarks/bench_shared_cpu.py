@@ -86,12 +86,13 @@ def make_points(path, n_points, noise, seed=0):
 
 def fit_model(path):
     """A small network fitted on the four 256 x 256 tiles of the nuclei sample, saved to ``path``."""
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.io import load_nuclei_sample
 
     data = load_nuclei_sample(tile=256)
     t0 = time.perf_counter()
-    seg = HarmonicSegmenter(depth=3, base_width=8, epochs=5, steps_per_epoch=20, crop_size=128, batch_size=4,
+    seg = HarmonicSegmenter(network=Network(depth=3, base_width=8), epochs=5, steps_per_epoch=20, crop_size=128,
+                            batch_size=4,
                             validation_fraction=0, device="cpu", num_threads=1, random_state=0)
     seg.fit(data.images, data.labels)
     seg.save(path, overwrite=True)

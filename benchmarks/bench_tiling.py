@@ -135,7 +135,7 @@ def child(args):
     import torch
 
     torch.set_num_threads(args.threads)
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Tiling
 
     seg = HarmonicSegmenter.load(args.model, device=args.device)
     with np.load(args.input) as z:
@@ -154,13 +154,13 @@ def child(args):
     }
     if args.child != "baseline":
         if args.child == "untiled":
-            params = dict(tile_size=None, tile_overlap=None)
+            params = dict(size=None, overlap=None)
         elif args.child == "tiled":
-            params = dict(tile_size=args.tile_size, tile_overlap=None)
+            params = dict(size=args.tile_size, overlap=None)
         else:
-            params = dict(tile_size=args.tile_size, tile_overlap=args.small_overlap)
-        seg.set_params(**params, num_threads=args.threads)
-        overlap = params["tile_overlap"] if params["tile_overlap"] is not None else 2 * (rf // 2)
+            params = dict(size=args.tile_size, overlap=args.small_overlap)
+        seg.set_params(tiling=Tiling(**params), num_threads=args.threads)
+        overlap = params["overlap"] if params["overlap"] is not None else 2 * (rf // 2)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         # ru_maxrss also holds the transient peak of importing torch and loading the model; to see the
@@ -174,8 +174,8 @@ def child(args):
         (labels,) = seg.predict_from_embeddings([(embedding, fg_prob)], [foreground])
         t2 = time.perf_counter()
         info.update(
-            tile_size=params["tile_size"],
-            overlap=None if params["tile_size"] is None else int(overlap),
+            tile_size=params["size"],
+            overlap=None if params["size"] is None else int(overlap),
             embed_s=t1 - t0,
             cluster_s=t2 - t1,
             n_instances=int(np.unique(labels[labels > 0]).size),

@@ -28,6 +28,7 @@ python benchmarks/bench_train_throughput.py --quick --out /tmp/train_throughput.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -62,13 +63,18 @@ def measure(args):
         params["amp"] = {"none": None, "true": True, "false": False, "auto": "auto"}[args.amp]
     if args.loss != "default":
         params["loss"] = args.loss
+    if "network" in inspect.signature(HarmonicSegmenter).parameters:  # versions with a nested Network
+        from harmonic_seg import Network
+
+        params["network"] = Network(depth=params.pop("depth"), base_width=params.pop("base_width"))
     seg = HarmonicSegmenter(**params)
     t0 = time.perf_counter()
     seg.fit(X, y)
     wall = time.perf_counter() - t0
     durations = [float(rec["dur"]) for rec in seg.history_]
-    resolved = {k: v for k, v in seg.get_params(deep=False).items()
-                if k in ("amp", "loss", "learning_rate", "norm", "variant", "num_threads", "device", "scale")}
+    resolved = {k.removeprefix("network__"): v for k, v in seg.get_params(deep=True).items()
+                if k.removeprefix("network__") in ("amp", "loss", "learning_rate", "norm", "variant", "num_threads",
+                                                   "device", "scale")}
     return {"harmonic_seg": harmonic_seg.__version__, "resolved_params": resolved,
             "epoch_seconds": durations, "steps_per_second": [args.steps / d for d in durations],
             "fit_seconds": wall}

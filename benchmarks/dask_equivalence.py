@@ -147,6 +147,7 @@ def cmd_embedding(args):
     ``predict_blockwise`` are; the whole image's normalisation of the blocks is checked by the tests."""
     import torch
 
+    from harmonic_seg import Tiling
     from harmonic_seg.nn import predict_embeddings
     from harmonic_seg.preprocessing import percentile_normalize, to_channels_first
 
@@ -160,11 +161,12 @@ def cmd_embedding(args):
     pixels = image.astype(np.float32) if seg.percentiles is None else percentile_normalize(image, *seg.percentiles)
     chw = to_channels_first(pixels)
     rf = seg.module_.receptive_field
-    tile_overlap = seg.tile_overlap if seg.tile_overlap is not None else 2 * (rf // 2)
+    tiling = seg.tiling or Tiling()
+    tile_overlap = tiling.overlap if tiling.overlap is not None else 2 * (rf // 2)
     boxes = block_boxes(args.size, args.chunk, rf, rf // 2, seg.module_.size_multiple)
     worst = {"embedding": 0.0, "fg_prob": 0.0}
     for (cy0, cy1, cx0, cx1), (y0, y1, x0, x1) in boxes:
-        emb, prob = predict_embeddings(seg.module_, chw[:, y0:y1, x0:x1], tile_size=seg.tile_size,
+        emb, prob = predict_embeddings(seg.module_, chw[:, y0:y1, x0:x1], tile_size=tiling.size,
                                        overlap=tile_overlap, amp=seg.amp, origin=(y0, x0))
         local = slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0)
         whole = slice(cy0, cy1), slice(cx0, cx1)

@@ -61,7 +61,7 @@ def main(argv=None):
     emb_val, emb_test = seg.predict_embeddings(x_val), seg.predict_embeddings(test.images)
     rows = []
     for t in THRESHOLDS:
-        seg.set_params(fg_threshold=t)
+        seg.set_params(clustering__fg_threshold=t)
         seg.optimize_postprocessing(x_val, y_val, scoring="sbd")
         rows.append({
             "fg_threshold": t,

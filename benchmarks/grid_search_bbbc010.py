@@ -18,7 +18,7 @@ import numpy as np
 from _common import machine, write_json
 from sklearn.model_selection import GridSearchCV, KFold
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
 from harmonic_seg.io import load_bbbc010
 from harmonic_seg.metrics import SCORERS
 
@@ -36,7 +36,7 @@ def main(argv=None):
     data = load_bbbc010(split="train", input="mask")
     seg = HarmonicSegmenter(
         guides=GuideFunctionFitter(),
-        depth=args.depth, base_width=args.width, crop_size=args.crop, batch_size=4,
+        network=Network(depth=args.depth, base_width=args.width), crop_size=args.crop, batch_size=4,
         epochs=1, steps_per_epoch=args.steps, learning_rate=3e-3, validation_fraction=0.0,
         device="cpu", num_threads=2 if args.n_jobs == 1 else 1, random_state=0,
     )

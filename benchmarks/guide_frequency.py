@@ -43,7 +43,7 @@ def _range(text):
 
 def run(init_range, epochs, seed):
     """Train and score one configuration; returns a dict of figures."""
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
     from harmonic_seg.demo import TEST_TILES, evaluate
     from harmonic_seg.guides import embedding_map
     from harmonic_seg.io.sample import load_nuclei_sample
@@ -54,8 +54,7 @@ def run(init_range, epochs, seed):
     Xte, yte = [data.images[i] for i in TEST_TILES], [data.labels[i] for i in TEST_TILES]
     seg = HarmonicSegmenter(
         guides=GuideFunctionFitter(init_range=init_range, random_state=seed),
-        depth=3,
-        base_width=16,
+        network=Network(depth=3, base_width=16),
         crop_size=128,
         batch_size=8,
         steps_per_epoch=10,

@@ -40,9 +40,9 @@ import numpy as np
 from _common import machine, write_json
 from skimage.measure import label as connected_components
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg import postprocess as pp
-from harmonic_seg.clustering import segment_embeddings
+from harmonic_seg.clustering import EmbeddingClusterer, segment_embeddings
 from harmonic_seg.clustering import tuning as grid_search
 from harmonic_seg.demo import TEST_TILES
 from harmonic_seg.io import load_nuclei_sample
@@ -51,8 +51,10 @@ from harmonic_seg.metrics import coco_average_precision, matching_dataset, mean_
 HERE = Path(__file__).resolve().parent
 #: The nuclei demo's segmenter (``harmonic_seg.demo.run_demo`` before the demo moved to worms), tuning off.
 NUCLEI_DEMO = dict(
-    depth=3, base_width=16, crop_size=128, batch_size=8, steps_per_epoch=10, epochs=40, learning_rate=3e-3,
-    validation_fraction=0.17, tune_postprocessing=False, split_components=True, device="cpu",
+    network=Network(depth=3,
+                    base_width=16), crop_size=128, batch_size=8, steps_per_epoch=10, epochs=40, learning_rate=3e-3,
+    validation_fraction=0.17, tune_postprocessing=False, clustering=EmbeddingClusterer(split_components=True),
+    device="cpu",
 )
 
 

@@ -40,7 +40,8 @@ from _common import machine, write_json
 from skimage.measure import label as connected_components
 from train_embedding import calibrate, load
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Network
+from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.guides import FREQUENCY_RANGES
 from harmonic_seg.metrics import (
     coco_average_precision,
@@ -183,6 +184,32 @@ OVERRIDES = {
 }
 #: Command-line switches that turn a HarmonicSegmenter option on -> tag of the result file's name.
 FLAGS = {"rotate": "rot", "merge_small": "merge", "amp": "amp"}
+#: Names of the recipes, overrides and switches that are parameters of a nested estimator of HarmonicSegmenter:
+#: name -> (the segmenter's parameter, the estimator's parameter).
+NESTED = {"boundary_weight": ("loss", "boundary_weight"), "fg_weight": ("loss", "fg_weight"),
+          "rotate": ("augmentation", "rotate"), "merge_small": ("clustering", "merge_small"),
+          "split_components": ("clustering", "split_components"),
+          **{name: ("network", name) for name in ("depth", "base_width", "norm", "variant")}}
+
+
+def segmenter_params(flat):
+    """HarmonicSegmenter keyword arguments of a recipe with its overrides (``flat``: names as in :data:`NESTED`)."""
+    params, nested = {}, {}
+    for key, value in flat.items():
+        if key in NESTED:
+            where, name = NESTED[key]
+            nested.setdefault(where, {})[name] = value
+        else:
+            params[key] = value
+    if "loss" in nested:
+        params["loss"] = Loss(name=params.get("loss", "discriminative"), **nested["loss"])
+    if "augmentation" in nested:
+        params["augmentation"] = Augmentation(**nested["augmentation"])
+    if "clustering" in nested:
+        params["clustering"] = EmbeddingClusterer(**nested["clustering"])
+    if "network" in nested:
+        params["network"] = Network(**nested["network"])
+    return params
 
 
 def save_pictures(dataset, variant, test, shown, embedded, folder, n_pictures):
@@ -231,18 +258,20 @@ def main(argv=None):
     p.add_argument("--crop-size", type=int, default=None, help="HarmonicSegmenter(crop_size=...): training crop "
                    "side on the resized images (default: the recipe's)")
     p.add_argument("--boundary-weight", type=float, default=None,
-                   help="HarmonicSegmenter(boundary_weight=...): extra L1 weight where instances touch "
+                   help="HarmonicSegmenter(loss=Loss(boundary_weight=...)): extra L1 weight where instances touch "
                    "(default: 0, off in every recipe)")
     p.add_argument("--fg-weight", type=float, default=None,
-                   help="HarmonicSegmenter(fg_weight=...): weight of the foreground BCE (default: 1 in every recipe)")
+                   help="HarmonicSegmenter(loss=Loss(fg_weight=...)): weight of the foreground BCE (default: 1 in "
+                   "every recipe)")
     p.add_argument("--base-width", type=int, default=None,
                    help="HarmonicSegmenter(base_width=...): channels of the first U-Net level (default: the recipe's)")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="HarmonicSegmenter(learning_rate=...): Adam's initial rate (default: the recipe's, 2e-3)")
     p.add_argument("--rotate", action="store_true",
-                   help="HarmonicSegmenter(rotate=True): random rotations of the training images by any angle")
+                   help="HarmonicSegmenter(augmentation=Augmentation(rotate=True)): random rotations of the training "
+                   "images by any angle")
     p.add_argument("--merge-small", action="store_true",
-                   help="HarmonicSegmenter(merge_small=True): fragments below min_size go to the instance they touch "
+                   help="EmbeddingClusterer(merge_small=True): fragments below min_size go to the instance they touch "
                    "instead of being dropped (the worm recipes have it on already)")
     p.add_argument("--amp", action="store_true",
                    help="HarmonicSegmenter(amp=True): bfloat16 autocast on CPU (float16 on CUDA) in fit and predict")
@@ -280,11 +309,11 @@ def main(argv=None):
         if getattr(args, name):
             params[name] = True
     if args.epochs is None:
-        epochs, step = calibrate(params, train, args.steps_per_epoch, args.budget)
+        epochs, step = calibrate(segmenter_params(params), train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
     else:
         epochs, step = args.epochs, None
-    seg = HarmonicSegmenter(**params, epochs=epochs, verbose=1)
+    seg = HarmonicSegmenter(**segmenter_params(params), epochs=epochs, verbose=1)
     t0 = time.perf_counter()
     seg.fit(train.images, train.labels, ignore=train.ignore)
     train_s = time.perf_counter() - t0
@@ -296,9 +325,10 @@ def main(argv=None):
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
         guides=args.guides, loss=args.loss, recipe=RECIPES[args.dataset], scale=seg.scale, crop_size=seg.crop_size,
-        boundary_weight=seg.boundary_weight, fg_weight=seg.fg_weight, base_width=seg.base_width, rotate=seg.rotate,
-        learning_rate=seg.learning_rate,
-        merge_small=seg.merge_small, amp=seg.amp, epochs=epochs, minibatches=epochs * args.steps_per_epoch,
+        boundary_weight=params.get("boundary_weight", 0.0), fg_weight=params.get("fg_weight", 1.0),
+        base_width=params.get("base_width", "auto"), rotate=params.get("rotate", False),
+        learning_rate=seg.learning_rate, merge_small=params.get("merge_small", False), amp=seg.amp, epochs=epochs,
+        minibatches=epochs * args.steps_per_epoch,
         train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs is not None else args.budget,
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,

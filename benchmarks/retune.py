@@ -75,14 +75,14 @@ def main(argv=None):
     args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
 
     seg = HarmonicSegmenter.load(args.model)
-    saved_merge_small = seg.merge_small
+    saved_merge_small = seg.clustering_.merge_small
     if args.threads is not None:
         seg.set_params(num_threads=args.threads)
     if args.merge_small:
-        seg.set_params(merge_small=True)
+        seg.set_params(clustering__merge_small=True)
     grids = {}
     if args.no_core:
-        seg.set_params(core_fraction=None)
+        seg.set_params(clustering__core_fraction=None)
         grids["core_fractions"] = (None,)
     if args.no_threshold:
         grids["fg_thresholds"] = ()  # the grid is then the configured threshold alone
@@ -95,17 +95,17 @@ def main(argv=None):
                                 **grids)
     tune_s = time.perf_counter() - t0
     after = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
-                 core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=seg.merge_small)
+                 core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_, merge_small=seg.clustering_.merge_small)
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
     at_configured = rows  # the test scores at the configured threshold, what the search gave before it tuned one
-    if seg.fg_threshold_ != seg.fg_threshold:
-        tuned_threshold, seg.fg_threshold_ = seg.fg_threshold_, float(seg.fg_threshold)
+    if seg.fg_threshold_ != seg.clustering_.fg_threshold:
+        tuned_threshold, seg.fg_threshold_ = seg.fg_threshold_, float(seg.clustering_.fg_threshold)
         at_configured = evaluate(seg, args.dataset, test, embedded)[0]  # the same embeddings
         seg.fg_threshold_ = tuned_threshold
-    variant = f"{seg.variant}_{args.model.resolve().name}"
+    variant = f"{seg.module_.config.get('variant', 'sin')}_{args.model.resolve().name}"
     pictures = save_pictures(args.dataset, variant, test, shown, embedded, args.pictures, args.n_pictures)
     result = dict(
-        dataset=args.dataset, model=str(args.model), scoring=args.scoring, merge_small=seg.merge_small,
+        dataset=args.dataset, model=str(args.model), scoring=args.scoring, merge_small=seg.clustering_.merge_small,
         validation_images=val,
         before=before, after=after, tune_seconds=tune_s, predict_seconds=predict_s,
         tuning_results=seg.tuning_results_, rows=rows, rows_at_configured_threshold=at_configured,
@@ -119,7 +119,7 @@ def main(argv=None):
           f"{max(r['score'] for r in seg.tuning_results_):.3f})\n")
     print_table(rows)
     if at_configured is not rows:
-        print(f"\nat the configured foreground threshold {seg.fg_threshold}:")
+        print(f"\nat the configured foreground threshold {seg.clustering_.fg_threshold}:")
         print_table(at_configured)
     print(f"\n{out}")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from _common import machine, write_json
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
 from harmonic_seg.guides import embedding_map
 from harmonic_seg.io import load_bbbc010, load_ctc, load_cvppp
 from harmonic_seg.metrics import coco_average_precision, matching_dataset, mean_symmetric_best_dice
@@ -104,7 +104,7 @@ def main(argv=None):
     train, test = load(args.dataset, "train"), load(args.dataset, "test")
     params = dict(
         guides=GuideFunctionFitter(n_guides=12, margin=0.5),
-        variant=args.variant, depth=args.depth, base_width=args.width, crop_size=args.crop,
+        network=Network(depth=args.depth, base_width=args.width, variant=args.variant), crop_size=args.crop,
         batch_size=args.batch, learning_rate=args.lr, steps_per_epoch=args.steps_per_epoch,
         validation_fraction=0.0, device=args.device, num_threads=args.threads, random_state=args.seed,
     )

@@ -50,10 +50,10 @@ def main(argv=None):
     seg = HarmonicSegmenter.load(args.model).set_params(**threads)
     name = "held-out choice (as saved)"
     choices[name] = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_,
-                         merge_small=seg.merge_small)
+                         merge_small=seg.clustering_.merge_small)
     rows[name] = evaluate(seg, args.dataset, test)[0][row]
     for merge in (False, True):  # each tuning replaces metric_, bandwidth_ and min_size_ of the one model
-        seg.set_params(merge_small=merge)
+        seg.set_params(clustering__merge_small=merge)
         seg.optimize_postprocessing(test.images, test.labels, scoring=args.scoring)
         name = f"tuned on the test split (not a result), small instances {'merged' if merge else 'dropped'}"
         choices[name] = dict(metric=seg.metric_, bandwidth=seg.bandwidth_, min_size=seg.min_size_, merge_small=merge)

@@ -51,10 +51,21 @@ def output_folder(out):
 
 
 def write_json(out, name, report, default=None):
-    """Writes ``report`` to ``out/name``, or to a free name ``stem-1.json``, ... if taken; returns the path."""
+    """Writes ``report`` to ``out/name``, or to a free name ``stem-1.json``, ... if taken; returns the path.
+
+    Estimators in ``report`` (such as a ``Network``) are written as ``{"Network": {its parameters}}``.
+    """
     path = free_path(out / name)
+
+    def encode(value):
+        if hasattr(value, "get_params"):
+            return {type(value).__name__: value.get_params()}
+        if default is None:
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        return default(value)
+
     with open(path, "x") as fh:
-        json.dump(report, fh, indent=2, default=default)
+        json.dump(report, fh, indent=2, default=encode)
     return path
 
 
@@ -79,8 +90,10 @@ def quick_budget():
     """The ``--quick`` training budget (a tiny network), with torch limited to one thread (shared machines)."""
     import torch
 
+    from harmonic_seg import Network
+
     torch.set_num_threads(1)
-    return dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, crop_size=32, batch_size=2)
+    return dict(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=2, crop_size=32, batch_size=2)
 
 
 @dataclass

@@ -57,12 +57,12 @@ def make_search(quick):
     """The estimator, the grid and the search (``n_jobs`` is set by the caller)."""
     from sklearn.model_selection import GridSearchCV
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
 
-    budget = dict(depth=1, epochs=2, steps_per_epoch=3) if quick else dict(depth=2, epochs=3, steps_per_epoch=4)
+    budget = dict(epochs=2, steps_per_epoch=3) if quick else dict(epochs=3, steps_per_epoch=4)
     est = HarmonicSegmenter(
         guides=GuideFunctionFitter(max_iter=30),
-        base_width=8, crop_size=64, batch_size=4, learning_rate=1e-2,
+        network=Network(depth=1 if quick else 2, base_width=8), crop_size=64, batch_size=4, learning_rate=1e-2,
         validation_fraction=0, device="cpu", loss="harmonic", scale=1.0, amp=False, tune_postprocessing=False,
         num_threads=1,  # one torch thread per fit: no oversubscription, the same numbers everywhere
         random_state=0, **budget,

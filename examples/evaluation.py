@@ -153,7 +153,7 @@ def main(argv=None):
 
     from sklearn.model_selection import cross_val_score
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
     from harmonic_seg.metrics import SCORERS, make_ap_scorer
 
     if args.quick:
@@ -161,8 +161,9 @@ def main(argv=None):
         cv_budget = budget
         guides = GuideFunctionFitter(max_iter=30)
     else:
-        budget = dict(depth=3, base_width=8, epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
-        cv_budget = dict(depth=2, base_width=8, epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
+        budget = dict(network=Network(depth=3, base_width=8), epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
+        cv_budget = dict(network=Network(depth=2, base_width=8), epochs=4, steps_per_epoch=5, crop_size=64,
+                         batch_size=4)
         guides = GuideFunctionFitter(max_iter=200)
 
     split = nuclei_split()  # 12 training and 4 test tiles of 128x128

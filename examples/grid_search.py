@@ -11,8 +11,8 @@ What it shows
   fold fits guide functions and trains a network on two thirds of the 12
   training tiles of the nuclei sample and scores the mean symmetric best Dice
   of its predictions on the other third (``SCORERS["ap50"]`` /
-  ``SCORERS["ap75"]`` score the DSB2018 AP instead). With ``bandwidth=None``
-  the mean-shift bandwidth follows the margin, so the margin also moves the
+  ``SCORERS["ap75"]`` score the DSB2018 AP instead). With the clustering's
+  ``bandwidth=None`` the mean-shift bandwidth follows the margin, so the margin also moves the
   clustering.
 * A summary of ``cv_results_`` (mean and spread of the fold scores, fit times,
   ranks), the best parameters, and the refitted best pipeline scored on the 4
@@ -56,14 +56,14 @@ def main(argv=None):
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, PercentileNormalizer
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network, PercentileNormalizer
     from harmonic_seg.metrics import SCORERS
 
     if args.quick:
         budget = quick_budget()  # a tiny network, one torch thread
         search_iter = 10
     else:
-        budget = dict(depth=2, base_width=8, epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
+        budget = dict(network=Network(depth=2, base_width=8), epochs=4, steps_per_epoch=5, crop_size=64, batch_size=4)
         search_iter = 200  # cap the stage-1 search: some (margin, N) pairs cannot be fully separated
 
     split = nuclei_split()  # 12 training and 4 test tiles of 128x128

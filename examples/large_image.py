@@ -1,4 +1,4 @@
-"""Large images: tiled prediction with ``tile_size`` equals untiled prediction.
+"""Large images: tiled prediction (``tiling=Tiling(size=...)``) equals untiled prediction.
 
 What it shows
 -------------
@@ -6,15 +6,15 @@ What it shows
   nuclei sample.
 * A large image: the 512x512 sample repeated 2 x 2 into a 1024x1024 mosaic
   (``--repeat``), with its mosaic ground truth.
-* ``predict`` on it untiled (``tile_size=None``: one forward pass over the
-  whole image) and tiled (``tile_size=512``: overlapping 512x512 tiles, so
+* ``predict`` on it untiled (``Tiling(size=None)``: one forward pass over the
+  whole image) and tiled (``Tiling(size=512)``: overlapping 512x512 tiles, so
   memory is bounded by the tile, not the image). With the default
-  ``tile_overlap=None`` the overlap covers the network's receptive field and
+  ``Tiling(overlap=None)`` the overlap covers the network's receptive field and
   every tile gets its global origin (the guide functions are functions of the
   absolute position), so the stitched embedding equals the untiled one up to
   floating-point noise and the label maps are identical. Percentile
   normalisation always uses the whole image, never a tile.
-* The cost of a too-small overlap (``tile_overlap=16``): visible differences
+* The cost of a too-small overlap (``Tiling(overlap=16)``): visible differences
   near the tile seams.
 * The tiled label map written with ``harmonic_seg.io.write_label_map`` (a
   uint16 TIFF that Fiji, napari, ... open), and an overlay picture
@@ -79,7 +79,7 @@ def main(argv=None):
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network, Tiling
     from harmonic_seg.demo import evaluate
     from harmonic_seg.io import load_nuclei_sample, write_label_map
     from harmonic_seg.nn.inference import tile_starts
@@ -88,7 +88,7 @@ def main(argv=None):
         budget = quick_budget()  # a tiny network, one torch thread
         guides, repeat, tile_size = GuideFunctionFitter(max_iter=30), 1, 256
     else:
-        budget = dict(depth=3, base_width=8, epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
+        budget = dict(network=Network(depth=3, base_width=8), epochs=10, steps_per_epoch=10, crop_size=64, batch_size=8)
         guides, repeat, tile_size = None, 2, 512
     if args.repeat is not None:
         repeat = args.repeat
@@ -106,7 +106,7 @@ def main(argv=None):
     )
     t0 = time.perf_counter()
     seg.fit(split.X_train, split.y_train)
-    print(f"fitted a depth-{seg.depth} network on {len(split.train)} tiles of 128x128 in "
+    print(f"fitted a depth-{seg.module_.depth} network on {len(split.train)} tiles of 128x128 in "
           f"{time.perf_counter() - t0:.1f} s (receptive field {seg.module_.receptive_field} px)")
 
     # --- a large image -----------------------------------------------------------
@@ -117,7 +117,7 @@ def main(argv=None):
           f"{len(np.unique(truth)) - 1} nuclei)")
 
     def run(tile_size, tile_overlap=None, labels=True):
-        seg.set_params(tile_size=tile_size, tile_overlap=tile_overlap)
+        seg.set_params(tiling=Tiling(size=tile_size, overlap=tile_overlap))
         t0 = time.perf_counter()
         (emb, prob), = seg.predict_embeddings([image])
         emb_s = time.perf_counter() - t0
@@ -129,7 +129,7 @@ def main(argv=None):
 
     emb_u, prob_u, lab_u, scores_u, emb_s_u, pred_s_u = run(None)
     emb_t, prob_t, lab_t, scores_t, emb_s_t, pred_s_t = run(tile_size)
-    overlap = 2 * (seg.module_.receptive_field // 2)  # what tile_overlap=None uses
+    overlap = 2 * (seg.module_.receptive_field // 2)  # what Tiling(overlap=None) uses
     mult = seg.module_.size_multiple
     n_tiles = len(tile_starts(h, tile_size, overlap, mult)[0]) * len(tile_starts(w, tile_size, overlap, mult)[0])
 
@@ -167,7 +167,7 @@ def main(argv=None):
         "max_abs_embedding_difference": float(np.abs(emb_s - emb_u).max()),
         "pixels_differing_over_1e-3": int((np.abs(emb_s - emb_u).max(axis=0) > 1e-3).sum()),
     }
-    print(f"  with tile_overlap={small} (< receptive field): max |embedding difference| "
+    print(f"  with Tiling(overlap={small}) (< receptive field): max |embedding difference| "
           f"{result['small_overlap']['max_abs_embedding_difference']:.2e} "
           f"({result['small_overlap']['pixels_differing_over_1e-3']} pixels differ by more than 1e-3)")
 

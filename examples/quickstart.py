@@ -59,14 +59,15 @@ def main(argv=None):
     import numpy as np
     from skimage.measure import label as connected_components
 
-    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
     from harmonic_seg.demo import evaluate
 
     if args.quick:
         budget = quick_budget()  # a tiny network, one torch thread
         guides = GuideFunctionFitter(max_iter=30)
     else:
-        budget = dict(depth=3, base_width=16, epochs=20, steps_per_epoch=10, crop_size=64, batch_size=8)
+        budget = dict(network=Network(depth=3, base_width=16), epochs=20, steps_per_epoch=10, crop_size=64,
+                      batch_size=8)
         guides = None  # the default GuideFunctionFitter: 12 guides, margin 0.5
     if args.epochs is not None:
         budget["epochs"] = args.epochs

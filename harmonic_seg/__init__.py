@@ -22,6 +22,10 @@ _LAZY = {
     "embedding_map": ".guides",
     "instance_embeddings": ".guides",
     "HarmonicSegmenter": ".segmenter",
+    "Augmentation": ".options",
+    "Tiling": ".options",
+    "Loss": ".options",
+    "Network": ".options",
     "PercentileNormalizer": ".transformers",
     "ChannelSelector": ".transformers",
 }

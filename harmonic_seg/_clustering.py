@@ -2,9 +2,9 @@
 :class:`~harmonic_seg.clustering.EmbeddingClusterer` (``clustering``, fitted as ``clustering_``).
 
 The clustering and its tuning are the clusterer's; this mixin only connects the segmenter to it: the
-flat clustering parameters of the segmenter (used while ``clustering`` is None), the fitted attributes
-that read and write ``clustering_`` (``bandwidth_``, ``fg_threshold_``, ...), ``set_params`` reaching a
-fitted clusterer, and :meth:`optimize_postprocessing`, which embeds images and tunes the clusterer.
+fitted attributes that read and write ``clustering_`` (``bandwidth_``, ``fg_threshold_``, ...),
+``set_params`` reaching a fitted clusterer, and :meth:`optimize_postprocessing`, which embeds images and
+tunes the clusterer.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_images_and_labels, check_masks
 from .clustering._estimator import TUNED, EmbeddingClusterer, check_tune_args
+from .options import loss_name
 
 __all__ = ["ClusteringMixin"]
 
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 
 #: Pull margin of the discriminative baseline (discriminative_loss's delta_v): its default bandwidth.
 _DELTA_V = 0.5
-#: Parameters of HarmonicSegmenter that configure its clustering while ``clustering`` is None, with their defaults.
-FLAT = {"bandwidth": None, "min_size": 10, "split_components": False, "merge_small": False, "metric": "euclidean",
-        "fg_threshold": 0.5, "core_threshold": None, "core_fraction": None}
 #: Parameters the tuning does not choose: a fitted clusterer takes their new values from ``set_params``.
 UNTUNED = ("core_threshold", "split_components", "merge_small")
 #: Fitted attributes of the segmenter that are those of ``clustering_``.
@@ -51,69 +49,49 @@ def _fitted_attribute(name):
 
 
 class ClusteringMixin:
-    """Connects :class:`~harmonic_seg.HarmonicSegmenter` (``clustering``, the flat clustering parameters,
-    ``module_``, ``_embed``, ``_prepare``, ``_threads``, ``_check_predict_input``) to its clusterer."""
+    """Connects :class:`~harmonic_seg.HarmonicSegmenter` (``clustering``, ``loss``, ``module_``, ``_embed``,
+    ``_prepare``, ``_threads``, ``_check_predict_input``) to its clusterer."""
 
     def set_params(self, **params):
-        """Set parameters; ``clustering__*`` keys also work while ``clustering`` is None.
+        """Set parameters; on a fitted segmenter some clustering ones also reach ``clustering_``.
 
-        With ``clustering=None``, a ``clustering__bandwidth=...`` style key
-        first replaces None by ``EmbeddingClusterer()``. On a fitted segmenter
-        the clustering parameters the tuning does not choose
+        The clustering parameters the tuning does not choose
         (``core_threshold``, ``split_components``, ``merge_small``) also reach
-        ``clustering_``, and ``fg_threshold`` also sets ``fg_threshold_``, the
-        threshold ``predict`` uses (validated first), so that they change
-        predictions without refitting; ``set_params(**other.get_params())``
-        thus replaces a tuned threshold by the configured one.
+        ``clustering_``, and ``clustering__fg_threshold`` (or a new
+        ``clustering``) also sets ``fg_threshold_``, the threshold ``predict``
+        uses (validated first), so that they change predictions without
+        refitting; ``set_params(**other.get_params())`` thus replaces a tuned
+        threshold by the configured one.
         """
-        if self.clustering is None and "clustering" not in params and any(k.startswith("clustering__")
-                                                                         for k in params):
-            self.clustering = EmbeddingClusterer()
         fitted = "clustering_" in self.__dict__
-        touched = fitted and any(k in FLAT or k == "clustering" or k.startswith("clustering__") for k in params)
-        if fitted and "fg_threshold" in params:  # the error fit would give, before anything is set
-            validate_parameter_constraints(
-                {"fg_threshold": self._parameter_constraints["fg_threshold"]},
-                {"fg_threshold": params["fg_threshold"]}, caller_name=type(self).__name__,
-            )
+        touched = fitted and any(k == "clustering" or k.startswith("clustering__") for k in params)
+        self._check_fitted_set_params(params)
         super().set_params(**params)
         if touched:
-            config = self._clustering_config()
+            config = self._configured_clusterer().get_params()
             self.clustering_.set_params(**{k: config[k] for k in UNTUNED})
-            if any(k in ("fg_threshold", "clustering", "clustering__fg_threshold") for k in params):
+            if any(k in ("clustering", "clustering__fg_threshold") for k in params):
                 self.clustering_.fg_threshold_ = float(config["fg_threshold"])
         return self
 
-    def _clustering_config(self):
-        """Parameters of the configured clusterer: ``clustering``'s, or the segmenter's flat ones."""
-        if self.clustering is None:
-            return {k: getattr(self, k) for k in FLAT}
-        return self.clustering.get_params()
-
-    def _check_clustering_params(self):
-        """Refuse flat clustering parameters beside a given ``clustering`` (before any work)."""
-        if self.clustering is None:
-            return
-        changed = [k for k, default in FLAT.items() if getattr(self, k) is not default
-                   and getattr(self, k) != default]
-        if changed:
-            given = ", ".join(f"{k}={getattr(self, k)!r}" for k in changed)
-            raise ValueError(
-                f"{given} set on {type(self).__name__} while clustering={self.clustering!r} is given: the clustering "
-                f"parameters are then the clusterer's. Set them on it (clustering__{changed[0]}=...) and leave "
-                f"{', '.join(changed)} at the default."
+    def _check_fitted_set_params(self, params):
+        """On a fitted segmenter, the error fit would give for a new foreground threshold, before anything is set."""
+        if "clustering_" in self.__dict__ and "clustering__fg_threshold" in params:
+            validate_parameter_constraints(
+                {"clustering__fg_threshold": EmbeddingClusterer._parameter_constraints["fg_threshold"]},
+                {"clustering__fg_threshold": params["clustering__fg_threshold"]}, caller_name=type(self).__name__,
             )
 
+    def _configured_clusterer(self):
+        """``clustering``, or the default clusterer it stands for when None."""
+        return EmbeddingClusterer() if self.clustering is None else self.clustering
+
     def _default_bandwidth(self):
-        return float(_DELTA_V if self.loss == "discriminative" else self.guides_.margin)
+        return float(_DELTA_V if loss_name(self) == "discriminative" else self.guides_.margin)
 
     def _clusterer(self):
         """A new, unfitted clusterer of the current configuration, its bandwidth resolved."""
-        self._check_clustering_params()
-        if self.clustering is None:
-            clusterer = EmbeddingClusterer(**self._clustering_config())
-        else:
-            clusterer = clone(self.clustering)
+        clusterer = clone(self._configured_clusterer())
         if clusterer.bandwidth is None:
             clusterer.set_params(bandwidth=self._default_bandwidth())
         return clusterer
@@ -136,8 +114,7 @@ class ClusteringMixin:
         """Choose the clustering parameters and the foreground threshold on validation images, without retraining.
 
         Like StarDist's ``optimize_thresholds``: the images are embedded once,
-        then a clusterer of the configured parameters (``clustering``, or the
-        segmenter's own) is tuned on the embeddings and ``y``
+        then a clusterer of the configured parameters (``clustering``) is tuned on the embeddings and ``y``
         (:meth:`harmonic_seg.clustering.EmbeddingClusterer.tune`: every
         distance, bandwidth around the default, core fraction, share and
         minimum size with ``recovery="split"``, and the connected components
@@ -171,7 +148,7 @@ class ClusteringMixin:
         """
         check_tune_args(scoring, grids)
         check_is_fitted(self, "module_")
-        self._check_clustering_params()
+        self._validate_params()
         images, labels = check_images_and_labels(X, y)
         images, _ = self._check_predict_input(images, None)
         with self._threads():
@@ -234,13 +211,13 @@ def adopt_flat_fitted(est, legacy):
     """Build ``clustering_`` of a segmenter pickled or saved before the clustering was an estimator.
 
     ``legacy`` holds the fitted values found (``bandwidth_``, ``min_size_``, ... as recorded then);
-    those not recorded take what such a model did: ``core_fraction``, ``fg_threshold`` (the
-    parameters), ``recovery_="mean_shift"`` with ``min_share_=0.1``, no tuning results.
+    those not recorded take what such a model did: ``core_fraction``, ``fg_threshold`` (the configured
+    clusterer's parameters), ``recovery_="mean_shift"`` with ``min_share_=0.1``, no tuning results.
     """
     clusterer = est._clusterer()
     clusterer.fit()
-    values = {"core_fraction_": est._clustering_config()["core_fraction"],
-              "fg_threshold_": est._clustering_config()["fg_threshold"], "tuning_results_": []}
+    config = est._configured_clusterer()
+    values = {"core_fraction_": config.core_fraction, "fg_threshold_": config.fg_threshold, "tuning_results_": []}
     if "recovery_" not in legacy:  # recorded since; before, the mean shift of all foreground pixels
         values.update(recovery_="mean_shift", min_share_=0.1)
     values.update(legacy)

@@ -81,13 +81,12 @@ def check_extra_params(est, *, fitted=False):
     after fit), ``device`` is only checked for its form: the network runs
     where ``fit`` or ``load`` put it.
     """
-    if isinstance(est.core_fraction, (bool, np.bool_)):
-        raise ValueError(f"core_fraction must be a fraction in (0, 1] or None; got {est.core_fraction!r}.")
     check_interval_pair(est.percentiles, "percentiles", low_min=0, high_max=100, strict=True)
-    from ._train_params import EXTRA_RULES  # the training parameters' rules, TrainConfig's too
+    from ._train_params import EXTRA_RULES, TRAINING_PARAMETERS  # the training parameters' rules, TrainConfig's too
 
     for name, rule in EXTRA_RULES.items():
-        rule(getattr(est, name), name)
+        if name in TRAINING_PARAMETERS:  # the nested options' own: checked by _validate_params (options.py)
+            rule(getattr(est, name), name)
     check_device(est.device, "device", require_available=not fitted)
     if not fitted:  # training will call them: hooks missing are refused now, not once training has begun
         from .nn._train_utils import _check_callbacks
@@ -109,7 +108,9 @@ def check_network_fit(est, images, name="X", *, scale=None):
         None: ``est.scale``.
     """
     scale = est.scale if scale is None else scale
-    depth = int(est.depth)
+    from .options import resolved
+
+    depth = int(resolved(est, "network").depth)
     need = min_image_side(depth)
     shapes = [im.shape[:2] for im in images]
     reduced = [scaled_shape(sh, scale) for sh in shapes]

@@ -18,13 +18,14 @@ from ._train_params import TRAINING_PARAMETERS
 from ._training_set import training_set
 from ._validation import check_images_and_labels, check_masks
 from .guides import GuideFunctionFitter
+from .options import resolved, training_values
 from .preprocessing import rescale_training_set
 
 __all__ = ["fit_segmenter", "check_warm_start", "resolve_scale"]
 
 logger = logging.getLogger(__name__)
 
-#: Constructor parameters that shape the network: a warm start keeps the fitted one.
+#: Parameters of ``network`` that shape the network: a warm start keeps the fitted one.
 _ARCHITECTURE = ("depth", "variant", "norm", "base_width")
 
 
@@ -33,7 +34,7 @@ def resolve_scale(est, images, labels):
     (:func:`harmonic_seg._auto.auto_scale`), never so small that an image gets too small for the network."""
     if not isinstance(est.scale, str):
         return float(est.scale)
-    need = min_image_side(est.depth)
+    need = min_image_side(resolved(est, "network").depth)
     min_scale = max(need / min(im.shape[:2]) for im in images)
     scale, median = auto_scale(labels, min_scale=min_scale)
     logger.info("scale='auto': median object size %.1f px -> scale %.3g", median, scale)
@@ -55,15 +56,17 @@ def check_warm_start(est, images):
             f"scale={est.scale!r}. Set scale={est.scale_:g} or scale='auto', or warm_start=False to train anew."
         )
     config = est.module_.config
+    network = resolved(est, "network")
     for name in _ARCHITECTURE:
         fitted = config.get(name)
-        value = getattr(est, name)
+        value = getattr(network, name)
         if name == "base_width" and isinstance(value, str):
             continue  # "auto": the fitted width
         if fitted is not None and value != fitted:
             raise ValueError(
-                f"warm_start=True continues training the fitted network, built with {name}={fitted!r}; got "
-                f"{name}={value!r}. Set {name}={fitted!r}, or warm_start=False to train a new network."
+                f"warm_start=True continues training the fitted network, built with network.{name}={fitted!r}; "
+                f"got network.{name}={value!r}. Set network__{name}={fitted!r}, or warm_start=False to train a new "
+                "network."
             )
 
 
@@ -71,7 +74,6 @@ def fit_segmenter(est, X, y, ignore=None):
     """Fit ``est`` (a :class:`~harmonic_seg.HarmonicSegmenter`): see its ``fit``."""
     budget = TimeBudget(est.max_time)
     check_extra_params(est)
-    est._check_clustering_params()
     images, labels = check_images_and_labels(X, y)
     ignore = check_masks(ignore, [lab.shape for lab in labels], "ignore", "y", allow_none=True)
     warm = bool(est.warm_start) and hasattr(est, "module_")
@@ -80,7 +82,7 @@ def fit_segmenter(est, X, y, ignore=None):
     scale = est.scale_ if warm else resolve_scale(est, images, labels)
     check_network_fit(est, images, scale=scale)
 
-    from .nn import HarmonicUNet, TrainConfig, Trainer
+    from .nn import EarlyStopping, HarmonicUNet, TrainConfig, Trainer
     from .nn._plan import validation_split
     from .nn._seeding import fit_seeds, run_seeds, torch_rng_scope
     from .nn._train_utils import resolve_device
@@ -101,21 +103,25 @@ def fit_segmenter(est, X, y, ignore=None):
     guides = est.guides_.guides_
     budget.mark("stage1_seconds")
     # the parameters declared once for both (checked by the segmenter's _validate_params, not again)
+    # and those of the nested options (loss, augmentation), unpacked here once
     config = TrainConfig._from_checked(**{name: getattr(est, name) for name in TRAINING_PARAMETERS},
-                                       random_state=seed_net)
+                                       **training_values(est), random_state=seed_net)
     previous = list(est.history_) if warm else []
     with est._threads():
         if warm:
             module = est.module_
         else:
-            est.base_width_ = resolve_base_width(est.base_width, resolve_device(est.device))
+            network = resolved(est, "network")  # built here from its parameters
+            est.base_width_ = resolve_base_width(network.base_width, resolve_device(est.device))
             with torch_rng_scope(seed_net):  # the initial weights; torch's global generator is left as it was
                 module = HarmonicUNet(
-                    est.n_channels_in_, guides.n_guides, guides=guides if est.variant == "sin" else None,
-                    variant=est.variant, depth=est.depth, base_width=est.base_width_, norm=est.norm,
+                    est.n_channels_in_, guides.n_guides, guides=guides if network.variant == "sin" else None,
+                    variant=network.variant, depth=network.depth, base_width=est.base_width_, norm=network.norm,
                     reference_shape=est.guides_.reference_shape_,
                 )
         callbacks, probe = list(est.callbacks or []), None
+        # early stopping decides last, after every other callback (as the trainer orders its own)
+        callbacks.sort(key=lambda cb: isinstance(cb, EarlyStopping))
         if budget.active:
             # the trainer's split (its seeds come from run_seeds too), whose held-out images the tuning will use
             val, _ = validation_split(len(images), est.validation_fraction, run_seeds(seed_net)[0])
@@ -124,7 +130,7 @@ def fit_segmenter(est, X, y, ignore=None):
                 est.module_ = module  # the probe tunes with the network being trained
                 probe = TuningProbe(est, [chw[i] for i in val], [labels[i] for i in val], reserve,
                                     cap=MAX_TUNING_SHARE * budget.max_time)
-                callbacks.append(probe)
+                callbacks.insert(len([cb for cb in callbacks if not isinstance(cb, EarlyStopping)]), probe)
             config = _replace(config, max_time=budget.training_seconds(reserve))
         budget.mark("training_start_seconds")
         trainer = Trainer(module, guides, config, callbacks=callbacks)._fit_training_set(data)

@@ -22,8 +22,11 @@ import zlib
 import numpy as np
 
 FORMAT_NAME = "harmonic_seg.HarmonicSegmenter"
-#: Format versions this library reads (and the one it writes, the last).
-FORMAT_VERSIONS = (1,)
+#: Format versions this library reads (and the one it writes, the last). Version 2: the network,
+#: clustering, augmentation, tiling and loss parameters in sections of their own (``<name>_params``), no
+#: longer in ``params`` (version 1's flat ones, ``depth``, ``bandwidth``, ``tile_size``, ..., are mapped to
+#: them on loading).
+FORMAT_VERSIONS = (1, 2)
 #: Largest channel count of any network level, of the input and of the embedding.
 MAX_CHANNELS = 8192
 MAX_GUIDES = 1024
@@ -268,7 +271,11 @@ CONFIG_SCHEMA = _section({
     "library_version": Field("str"),
     "params": _PARAMS,
     "guides_params": Field("mapping", item=_PARAMS.item, nullable=True),
+    "network_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "clustering_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
+    "augmentation_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
+    "tiling_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
+    "loss_params": Field("mapping", item=_PARAMS.item, nullable=True, optional=True),
     "fitted": _section(FITTED),
     "guide_fitter": _section({
         "params": _PARAMS,
@@ -286,6 +293,18 @@ CONFIG_SCHEMA = _section({
 })
 
 
+#: Constructor parameters saved in sections of their own (``loss`` only when not a name), never in ``params``.
+_NESTED = ("guides", "network", "clustering", "augmentation", "tiling")
+
+
+def _nested_classes():
+    from .clustering import EmbeddingClusterer
+    from .options import Augmentation, Loss, Network, Tiling
+
+    return {"network": Network, "clustering": EmbeddingClusterer, "augmentation": Augmentation, "tiling": Tiling,
+            "loss": Loss}
+
+
 def check_params(values, cls, where):
     """Constructor parameters: known names only, each allowed by ``cls._parameter_constraints``."""
     from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
@@ -294,8 +313,8 @@ def check_params(values, cls, where):
     constraints = getattr(cls, "_parameter_constraints", {})
     for key, value in values.items():
         here = _join(where, key)
-        if key not in names or key in ("guides", "clustering"):
-            allowed = ", ".join(n for n in names if n not in ("guides", "clustering"))
+        if key not in names or key in _NESTED:
+            allowed = ", ".join(n for n in names if n not in _NESTED)
             raise FormatError(here, f"is not a parameter of {cls.__name__} (allowed: {allowed})")
         if key in PARAM_FIELDS:
             PARAM_FIELDS[key].check(value, here)
@@ -339,14 +358,24 @@ def check_config(config, est_cls):
     if not isinstance(config, dict):
         raise FormatError("", f"must hold a JSON object; got {type(config).__name__}")
     CONFIG_SCHEMA.check(config, "")
-    check_params(config["params"], est_cls, "params")
+    params, flat = config["params"], {}
+    if config["format_version"] == 1:  # the flat parameters of version 1, checked as those of the nested ones
+        from ._legacy_params import split_flat
+
+        params, flat = split_flat(params)
+    check_params(params, est_cls, "params")
+    classes = _nested_classes()
+    for name, values in flat.items():
+        if name == "callbacks":
+            _int(1, nullable=True).check(values["patience"], "params.patience")
+        else:
+            check_params(values, classes[name], "params")
     if config["guides_params"] is not None:
         check_params(config["guides_params"], GuideFunctionFitter, "guides_params")
     check_params(config["guide_fitter"]["params"], GuideFunctionFitter, "guide_fitter.params")
-    if config.get("clustering_params") is not None:
-        from .clustering import EmbeddingClusterer
-
-        check_params(config["clustering_params"], EmbeddingClusterer, "clustering_params")
+    for name, cls in classes.items():
+        if config.get(f"{name}_params") is not None:
+            check_params(config[f"{name}_params"], cls, f"{name}_params")
     for section in config.get("random_states") or {}:
         params = config["guide_fitter"]["params"] if section == "guide_fitter" else config[section]
         if params is None or params.get("random_state") is not None:

@@ -33,6 +33,8 @@ from ._version import __version__
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = FORMAT_VERSIONS[-1]
+#: The nested estimators saved in a section ``<name>_params`` each (``loss`` when not a name); None: absent.
+NESTED_SECTIONS = ("network", "clustering", "augmentation", "tiling")
 _DAMAGED = "; the file is damaged or was not written by HarmonicSegmenter.save(). Save the fitted model again."
 
 
@@ -84,6 +86,13 @@ def setstate(est, state):
     config = state.pop("_module_config", None)
     weights = state.pop("_module_state", None)
     device = state.pop("_module_device", "cpu")
+    # pickled before the network, clustering, augmentation, tiling and loss were nested estimators: their flat
+    # values go into them
+    from ._legacy_params import nest_flat, split_flat
+
+    state, flat = split_flat(state)
+    if flat:
+        state = nest_flat(state, flat)
     est.__dict__.update(state)
     # parameters added after the object was pickled take their defaults
     for name, param in inspect.signature(type(est).__init__).parameters.items():
@@ -262,7 +271,9 @@ def save(est, path, *, overwrite=False):
     random_states = {}
     params = est.get_params(deep=False)
     guides = params.pop("guides")
-    clustering = params.pop("clustering")
+    nested = {name: params.pop(name) for name in NESTED_SECTIONS}
+    if not isinstance(params["loss"], str):  # a Loss: its section
+        nested["loss"] = params.pop("loss")
     params["callbacks"] = None  # user objects: not saved (they are code, not configuration)
     net_config, weights, _ = _module_payload(est.module_)
     buffer = io.BytesIO()
@@ -287,8 +298,9 @@ def save(est, path, *, overwrite=False):
         "tuning_results": getattr(est, "tuning_results_", []),
         "weights_sha256": sha256_bytes(weights_bytes),
     }
-    if clustering is not None:  # absent otherwise: the folder stays readable by versions without it
-        config["clustering_params"] = {k: _jsonable(v) for k, v in clustering.get_params().items()}
+    for name, value in nested.items():  # absent when None
+        if value is not None:
+            config[f"{name}_params"] = {k: _jsonable(v) for k, v in value.get_params().items()}
     if random_states:
         config["random_states"] = random_states
     text = json.dumps(config, indent=2, default=_json_default)
@@ -314,9 +326,11 @@ def load(cls, path, *, device="cpu"):
     from ._clustering import FITTED as CLUSTERING_FITTED
     from ._clustering import adopt_flat_fitted
     from ._model_format import check_config, expected_weights, read_weights, sha256
-    from .clustering import EmbeddingClusterer
+    from ._legacy_params import nest_flat, split_flat
     from ._validation import check_device
+    from .clustering import EmbeddingClusterer
     from .guides import GuideFunctionFitter, GuideFunctions
+    from .options import Augmentation, Loss, Network, Tiling
 
     device = check_device(device, "device", resolve=True)  # before reading anything: a clear error, not torch's
 
@@ -355,7 +369,9 @@ def load(cls, path, *, device="cpu"):
     random_states = {k: _random_state_from_json(v) for k, v in config.get("random_states", {}).items()}
 
     def constructor_args(saved, section):
-        args = dict(LEGACY_DEFAULTS, **saved) if section == "params" else dict(saved)
+        # format 1 only: later formats save every parameter (and base_width is no longer one of params)
+        legacy = section == "params" and config["format_version"] == 1
+        args = dict(LEGACY_DEFAULTS, **saved) if legacy else dict(saved)
         for key in ("scale_range", "percentiles"):
             if args.get(key) is not None:
                 args[key] = tuple(args[key])
@@ -365,10 +381,15 @@ def load(cls, path, *, device="cpu"):
             args["random_state"] = random_states[section]
         return args
 
-    gp, cp = config["guides_params"], config.get("clustering_params")
-    est = cls(guides=None if gp is None else GuideFunctionFitter(**constructor_args(gp, "guides_params")),
-              clustering=None if cp is None else EmbeddingClusterer(**cp),
-              **constructor_args(config["params"], "params"))
+    gp = config["guides_params"]
+    params, flat = split_flat(constructor_args(config["params"], "params"))  # flat: format version 1
+    for name, nested_cls in (("network", Network), ("clustering", EmbeddingClusterer), ("augmentation", Augmentation),
+                             ("tiling", Tiling), ("loss", Loss)):
+        saved = config.get(f"{name}_params")
+        if saved is not None:
+            params[name] = nested_cls(**constructor_args(saved, f"{name}_params"))
+    params = nest_flat(params, flat)
+    est = cls(guides=None if gp is None else GuideFunctionFitter(**constructor_args(gp, "guides_params")), **params)
     gf = config["guide_fitter"]
     fitter = GuideFunctionFitter(**constructor_args(gf["params"], "guide_fitter"))
     fitter.guides_ = guides

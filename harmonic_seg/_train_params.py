@@ -5,8 +5,10 @@
 the training loop as they are, with their constraints (scikit-learn's
 ``_parameter_constraints`` form) and, in :data:`EXTRA_RULES`, the rules such
 constraints cannot express. The segmenter's ``_parameter_constraints`` include
-them; ``fit`` builds its ``TrainConfig`` from the same names; ``TrainConfig``
-checks the same constraints and rules when a user builds one (:func:`check_values`).
+them; :data:`LOSS_PARAMETERS` and :data:`AUGMENTATION_PARAMETERS` are those of
+its nested ``loss`` and ``augmentation`` (:mod:`harmonic_seg.options`). ``fit``
+builds its ``TrainConfig`` from the same names; ``TrainConfig`` checks the same
+constraints and rules when a user builds one (:func:`check_values`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ._validation import check_device, check_interval_pair
 #: Largest ``fg_weight`` and ``boundary_weight``: larger ones make the float32 losses overflow to NaN.
 MAX_LOSS_WEIGHT = 1e6
 
-__all__ = ["EXTRA_RULES", "TRAINING_PARAMETERS", "TRAIN_CONFIG_PARAMETERS", "check_values"]
+__all__ = ["ALL_TRAIN_CONFIG_PARAMETERS", "AUGMENTATION_PARAMETERS", "EXTRA_RULES", "LOSS_PARAMETERS",
+           "TRAINING_PARAMETERS", "TRAIN_CONFIG_PARAMETERS", "check_values"]
 
 #: Learning-rate schedules of the training loop.
 SCHEDULES = ("cosine", "constant", "plateau")
@@ -40,24 +43,39 @@ TRAINING_PARAMETERS = {
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "lr_schedule": [StrOptions(set(SCHEDULES))],
     "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-    "patience": [_POSITIVE_INT, None],
-    "fg_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
-    "boundary_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
-    "loss": [StrOptions(set(LOSSES))],
-    "scale_range": [tuple, list, None],
-    "flips": ["boolean"],
-    "rotate": ["boolean"],
     "device": [str],
     "amp": ["boolean", StrOptions({"auto"}), None],
     "num_threads": [_POSITIVE_INT, None],
     "verbose": ["verbose"],
 }
 
-#: ``TrainConfig``'s own checked parameters (the segmenter sets ``max_time`` from its time budget).
+#: ``TrainConfig``'s loss fields, which the segmenter takes from its ``loss`` (:class:`~harmonic_seg.Loss`:
+#: ``name``, ``fg_weight``, ``boundary_weight``).
+LOSS_PARAMETERS = {
+    "loss": [StrOptions(set(LOSSES))],
+    "fg_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
+    "boundary_weight": [Interval(Real, 0, MAX_LOSS_WEIGHT, closed="both")],
+}
+
+#: ``TrainConfig``'s augmentation fields, which the segmenter takes from its ``augmentation``
+#: (:class:`~harmonic_seg.Augmentation`, same names).
+AUGMENTATION_PARAMETERS = {
+    "scale_range": [tuple, list, None],
+    "flips": ["boolean"],
+    "rotate": ["boolean"],
+}
+
+#: ``TrainConfig``'s own checked parameters (the segmenter sets ``max_time`` from its time budget; early
+#: stopping is its ``callbacks``' :class:`~harmonic_seg.nn.EarlyStopping`).
 TRAIN_CONFIG_PARAMETERS = {
     "max_time": [Interval(Real, 0, None, closed="left"), None],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "patience": [_POSITIVE_INT, None],
 }
+
+#: Every checked field of ``TrainConfig``.
+ALL_TRAIN_CONFIG_PARAMETERS = {**TRAINING_PARAMETERS, **LOSS_PARAMETERS, **AUGMENTATION_PARAMETERS,
+                               **TRAIN_CONFIG_PARAMETERS}
 
 
 def _scale_range(value, name):

@@ -146,6 +146,7 @@ def cmd_fit(args):
     """Fit a HarmonicSegmenter on images and label maps paired by file name, save it (safe format)."""
     from .guides import GuideFunctionFitter
     from .io import load_folder
+    from .options import Network
     from .segmenter import HarmonicSegmenter
 
     out = _model_out(args.out, args.overwrite)
@@ -155,7 +156,7 @@ def cmd_fit(args):
     else:
         seg = HarmonicSegmenter(
             guides=GuideFunctionFitter(n_guides=args.n_guides, margin=args.margin),
-            depth=args.depth, base_width=args.width, scale=args.scale, **_training_params(args),
+            network=Network(depth=args.depth, base_width=args.width), scale=args.scale, **_training_params(args),
         )
     data = load_folder(args.images, args.labels)
     seg.fit(data.images, data.labels)
@@ -192,7 +193,7 @@ def cmd_predict(args):
         raise CLIError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; pass --overwrite to replace them")
     seg = HarmonicSegmenter.load(args.model, device=args.device)
     if args.tile_size is not None:
-        seg.set_params(tile_size=args.tile_size)
+        seg.set_params(tiling__size=args.tile_size)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 

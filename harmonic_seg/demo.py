@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .clustering import EmbeddingClusterer
+from .options import Network
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["run_demo", "train_and_score", "draw_demo", "free_path", "evaluate", "mosaic"]
@@ -24,9 +27,9 @@ TEST_TILES = (5, 10, 12, 15)
 
 #: The demo's segmenter: a CPU-sized network on halved wells (a 128-px crop then holds most of a worm).
 DEMO_PARAMS = dict(
-    depth=4, base_width=16, crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.5, percentiles=None,
-    validation_fraction=0.2, tune_postprocessing=True, split_components=True, merge_small=True,
-    loss="harmonic", amp=None,
+    network=Network(depth=4, base_width=16), crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.5,
+    percentiles=None, validation_fraction=0.2, tune_postprocessing=True, loss="harmonic", amp=None,
+    clustering=EmbeddingClusterer(split_components=True, merge_small=True),
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from numbers import Integral, Real
+from numbers import Real
 
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -11,12 +11,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._clustering import ClusteringMixin
+from ._legacy_params import FLAT
 from ._fit_checks import MAX_SCALE, check_extra_params, prepare_images
-from ._train_params import TRAINING_PARAMETERS
+from ._train_params import LOSSES, TRAINING_PARAMETERS, check_values
 from ._validation import check_images, check_images_and_labels, check_masks
 from .clustering._estimator import EmbeddingClusterer
 from .guides import GuideFunctionFitter
 from .metrics import mean_symmetric_best_dice
+from .options import Augmentation, Loss, Network, Tiling, check_nested, resolved
 from .preprocessing import rescale_channels_first, scaled_shape
 
 __all__ = ["HarmonicSegmenter"]
@@ -42,15 +44,15 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Stage-1 estimator (cloned in ``fit``). None means
         ``GuideFunctionFitter(random_state=random_state)``. Its parameters are
         reachable as ``guides__margin``, ``guides__n_guides``, ...
-    variant : {"sin", "coord", "none"}, default="sin"
-        Decoder convolutions see the guide maps (SinConv), plain coordinates
-        (CoordConv) or nothing (the paper's ablations).
-    depth : int, default=4
-        Pooling steps of the U-Net.
-    base_width : int or "auto", default="auto"
-        Channels of its first level (doubled at every level); "auto": 16
-        where the network trains on a CPU, 32 on a GPU (``base_width_``).
-    norm : {"batch", "group", "instance"} or None, default="batch"
+    network : Network or None, default=None
+        The U-Net that ``fit`` builds and trains (:class:`~harmonic_seg.Network`):
+        its ``depth`` (pooling steps, default 4), ``base_width`` (channels of
+        its first level, doubled at every level; "auto": 16 where the network
+        trains on a CPU, 32 on a GPU, ``base_width_``), ``norm`` ("batch") and
+        ``variant`` (decoder convolutions that see the guide maps, SinConv,
+        "sin"; plain coordinates, "coord"; or nothing, "none": the paper's
+        ablations). None means ``Network()``. Its parameters are reachable as
+        ``network__depth``, ...
     epochs : int, default=50
         Training epochs; ignored when ``max_time`` is set.
     max_time : float or None, default=None
@@ -61,7 +63,8 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         epochs planned (and re-planned after every epoch) to end on time,
         with the cosine schedule annealed over the planned epochs (shortened,
         with ``steps_per_epoch=None``, to at least 20 in the budget).
-        ``epochs`` is then not used; ``patience`` still stops early.
+        ``epochs`` is then not used; an
+        :class:`~harmonic_seg.nn.EarlyStopping` callback still stops early.
         ``n_epochs_`` and ``time_budget_`` record the plan and the times.
         The measurement itself is not reserved: on a budget so small that
         tuning one held-out image takes much of it, the fit can run over by
@@ -71,7 +74,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
     batch_size : int, default=4
     crop_size : int, default=192
         Side of the random training crops (the paper uses 448); at least
-        ``2 * 2**depth`` (the deepest level keeps 2 x 2 pixels). A crop
+        ``2 * 2**depth`` (``network.depth``; the deepest level keeps 2 x 2 pixels). A crop
         longer than every training image's sides (after ``scale``) is
         clipped to the longest side: it would only add padding.
     learning_rate : float, default=2e-3
@@ -81,17 +84,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Fraction of the training images held out for validation loss, early
         stopping and post-processing tuning (at least one image stays for
         training).
-    patience : int or None, default=None
-        Early stopping after this many epochs without improvement.
-    fg_weight : float, default=1.0
-        Weight of the foreground loss beside the embedding L1 loss (at most 1e6).
-    boundary_weight : float, default=0.0
-        Extra weight (at most 1e6) of the embedding L1 loss where two instances touch
-        (pixels with another instance within 2 pixels of the network's
-        input): ``1 + boundary_weight`` there, 1 elsewhere, meant to keep the
-        embeddings of touching cells apart (not shown to raise SBD on
-        DIC-HeLa, docs/results.md); the harmonic loss only.
-    loss : {"discriminative", "harmonic"}, default="discriminative"
+    loss : {"discriminative", "harmonic"} or Loss, default="discriminative"
         What the embedding head learns: the discriminative loss of De
         Brabandere et al. (2017) with its margins 0.5 and 1.5 (the paper's
         baseline), or the guided harmonic embeddings (L1 to the targets, the
@@ -101,9 +94,15 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         its default bandwidth is its pull margin 0.5 whatever the guides'
         margin (the guides are still fitted: SinConv uses them as input
         features). ``loss="harmonic"`` is the paper's method; the guides'
-        ``margin`` and ``n_guides`` then shape the targets.
-    scale_range : tuple of float, default=(0.75, 1.33)
-        Random scaling of training images (augmentation).
+        ``margin`` and ``n_guides`` then shape the targets. A name is short
+        for :class:`~harmonic_seg.Loss` ``(name=...)``, which also holds the
+        weights of the foreground loss and of the pixels where instances
+        touch (``loss__fg_weight``, ``loss__boundary_weight``).
+    augmentation : Augmentation or None, default=None
+        Random augmentation of the training crops
+        (:class:`~harmonic_seg.Augmentation`: scaling, flips, rotations);
+        None means ``Augmentation()``: scaling by (0.75, 1.33) and flips.
+        Its parameters are reachable as ``augmentation__rotate``, ...
     scale : float or "auto", default="auto"
         Every image (and label map) is resized by this factor (at most 100) before the
         network sees it, in training and in prediction; embeddings and
@@ -112,60 +111,34 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         the input size. 0.5 halves the images: a crop and the receptive field
         then cover four times more of the objects at the same cost (large or
         elongated objects, such as worms, on a CPU budget). ``crop_size``,
-        ``tile_size`` and the guides' coordinates are in the reduced pixels;
-        ``min_size`` and ``bandwidth`` are not affected. "auto" chooses it
+        ``tiling.size`` and the guides' coordinates are in the reduced pixels;
+        the clustering's ``min_size`` and ``bandwidth`` are not affected. "auto" chooses it
         from the training label maps (``scale_``): the median object (the
         geometric mean of its equivalent diameter and its length) is brought
         to about 32 pixels, in quarter octaves within [0.125, 1] (0.5 for
         worms or leaves, 0.25 for HeLa cells of 120 px, 1 for small nuclei).
-    flips : bool, default=True
-        Random left-right and up-down flips.
-    rotate : bool, default=False
-        Random rotations of training images by any angle (after scaling and
-        flips); the pixels a rotation brings in from outside the image are
-        left out of the loss. Targets are computed in the rotated frame.
     percentiles : tuple of float or None, default=(1.0, 99.8)
         Per-image percentile normalisation of the input (whole image, never
         per tile; in float64 for float64 images); None feeds the images as
         they are (as float32: values beyond its range, 3.4e38, are refused).
     clustering : EmbeddingClusterer or None, default=None
         The clustering stage (:class:`~harmonic_seg.clustering.EmbeddingClusterer`,
-        cloned in ``fit``, fitted as ``clustering_``); its parameters are
-        reachable as ``clustering__bandwidth``, ... None: a clusterer of the
-        segmenter's own clustering parameters below, which must then keep
-        their defaults. Its ``bandwidth=None`` is the guides' margin eps
-        (the paper), or 0.5 with ``loss="discriminative"``.
-    bandwidth : float or None, default=None
-        Mean-shift bandwidth; None: as ``clustering``'s.
-    min_size : int, default=10
-        Instances with fewer pixels are dropped.
-    split_components : bool, default=False
-        Split each cluster into its connected components.
-    merge_small : bool, default=False
-        Give the pixels of instances smaller than ``min_size`` to a touching
-        larger instance instead of dropping them.
-    metric : {"euclidean", "l1"}, default="euclidean"
-        Distance of the mean-shift window.
-    fg_threshold : float, default=0.5
-        Foreground probability above which a pixel is clustered (when no
-        foreground mask is given to ``predict``); ``fg_threshold_`` is the one
-        ``predict`` uses (the tuning may choose another).
-    core_threshold : float or None, default=None
-        Only foreground pixels of at least this probability seek the modes.
-    core_fraction : float in (0, 1] or None, default=None
-        Only this fraction of the foreground pixels, where the embedding
-        changes least, seek the modes. These eight are those of
-        :class:`~harmonic_seg.clustering.EmbeddingClusterer`, which says more.
+        cloned in ``fit``, fitted as ``clustering_``): the mean-shift
+        ``bandwidth``, ``min_size``, ``fg_threshold``, ``metric``,
+        ``core_fraction``, ... Its parameters are reachable as
+        ``clustering__bandwidth``, ... None means ``EmbeddingClusterer()``
+        (``min_size=10``, ``fg_threshold=0.5``, ...). Its ``bandwidth=None``
+        is the guides' margin eps (the paper), or 0.5 with
+        ``loss="discriminative"``; ``fg_threshold_`` is the foreground
+        threshold ``predict`` uses (the tuning may choose another).
     tune_postprocessing : bool, default=True
         After training, tune the clustering on the validation images by the
         mean symmetric best Dice (:meth:`optimize_postprocessing`, as
         StarDist tunes its thresholds).
-    tile_size : int or None, default=1024
-        Images larger than this are predicted tile by tile (memory bounded by
-        the tile); None always predicts whole images.
-    tile_overlap : int or None, default=None
-        Overlap of tiles; None uses the network's receptive field, which
-        makes tiled and untiled predictions agree.
+    tiling : Tiling or None, default=None
+        How images are predicted (:class:`~harmonic_seg.Tiling`): those larger
+        than ``tiling.size`` tile by tile, with an overlap of the network's
+        receptive field; None means ``Tiling()``: tiles of 1024 pixels.
     device : str, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
         or "mps"; ``fit`` refuses a GPU this torch cannot use before any work.
@@ -184,6 +157,9 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         Objects with the hooks of :class:`harmonic_seg.nn.Callback`
         (``on_train_begin``, ``on_epoch_end``, ``on_train_end``), called by
         the training loop; a callback may set ``trainer.stop_training``.
+        Early stopping is ``callbacks=[EarlyStopping(patience=k)]``
+        (:class:`harmonic_seg.nn.EarlyStopping`: after ``k`` epochs without
+        improvement of the validation loss; the best epoch's weights are kept).
     warm_start : bool, default=False
         When fitted (or loaded), ``fit`` goes on training the network from
         its weights on the new images, keeping ``guides_`` and ``scale_``
@@ -233,10 +209,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from harmonic_seg import HarmonicSegmenter
+    >>> from harmonic_seg import HarmonicSegmenter, Network
     >>> from harmonic_seg.synthetic import make_instances
     >>> data = make_instances(n_images=3, shape=(64, 64), random_state=0)
-    >>> seg = HarmonicSegmenter(depth=2, base_width=8, epochs=1, crop_size=64,
+    >>> seg = HarmonicSegmenter(network=Network(depth=2, base_width=8), epochs=1, crop_size=64,
     ...                         validation_fraction=0, random_state=0)
     >>> seg.fit(data.images, data.labels).predict(data.images[:1])[0].shape
     (64, 64)
@@ -244,25 +220,15 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
 
     _parameter_constraints = {
         "guides": [GuideFunctionFitter, None],
-        "variant": [StrOptions({"sin", "coord", "none"})],
-        "depth": [Interval(Integral, 0, 8, closed="both")],
-        "base_width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "norm": [StrOptions({"batch", "group", "instance"}), None],
+        "network": [Network, None],
         "max_time": [Interval(Real, 0, None, closed="neither"), None],
+        "loss": [StrOptions(set(LOSSES)), Loss],
+        "augmentation": [Augmentation, None],
         "scale": [Interval(Real, 0, MAX_SCALE, closed="right"), StrOptions({"auto"})],
         "percentiles": [tuple, list, None],
         "clustering": [EmbeddingClusterer, None],
-        "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
-        "min_size": [Interval(Integral, 0, None, closed="left")],
-        "split_components": ["boolean"],
-        "merge_small": ["boolean"],
-        "metric": [StrOptions({"euclidean", "l1"})],
-        "fg_threshold": [Interval(Real, 0, 1, closed="neither")],
-        "core_threshold": [Interval(Real, 0, 1, closed="both"), None],
-        "core_fraction": [Interval(Real, 0, 1, closed="right"), None],
         "tune_postprocessing": ["boolean"],
-        "tile_size": [Interval(Integral, 16, None, closed="left"), None],
-        "tile_overlap": [Interval(Integral, 0, None, closed="left"), None],
+        "tiling": [Tiling, None],
         "callbacks": [list, None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
@@ -274,10 +240,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self,
         *,
         guides=None,
-        variant="sin",
-        depth=4,
-        base_width="auto",
-        norm="batch",
+        network=None,
         epochs=50,
         max_time=None,
         steps_per_epoch=None,
@@ -286,27 +249,13 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         learning_rate=2e-3,
         lr_schedule="cosine",
         validation_fraction=0.1,
-        patience=None,
-        fg_weight=1.0,
-        boundary_weight=0.0,
         loss="discriminative",
-        scale_range=(0.75, 1.33),
+        augmentation=None,
         scale="auto",
-        flips=True,
-        rotate=False,
         percentiles=(1.0, 99.8),
         clustering=None,
-        bandwidth=None,
-        min_size=10,
-        split_components=False,
-        merge_small=False,
-        metric="euclidean",
-        fg_threshold=0.5,
-        core_threshold=None,
-        core_fraction=None,
         tune_postprocessing=True,
-        tile_size=1024,
-        tile_overlap=None,
+        tiling=None,
         device="auto",
         amp="auto",
         num_threads=None,
@@ -316,10 +265,7 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         verbose=0,
     ):
         self.guides = guides
-        self.variant = variant
-        self.depth = depth
-        self.base_width = base_width
-        self.norm = norm
+        self.network = network
         self.epochs = epochs
         self.max_time = max_time
         self.steps_per_epoch = steps_per_epoch
@@ -328,27 +274,13 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.fg_weight = fg_weight
-        self.boundary_weight = boundary_weight
         self.loss = loss
-        self.scale_range = scale_range
+        self.augmentation = augmentation
         self.scale = scale
-        self.flips = flips
-        self.rotate = rotate
         self.percentiles = percentiles
         self.clustering = clustering
-        self.bandwidth = bandwidth
-        self.min_size = min_size
-        self.split_components = split_components
-        self.merge_small = merge_small
-        self.metric = metric
-        self.fg_threshold = fg_threshold
-        self.core_threshold = core_threshold
-        self.core_fraction = core_fraction
         self.tune_postprocessing = tune_postprocessing
-        self.tile_size = tile_size
-        self.tile_overlap = tile_overlap
+        self.tiling = tiling
         self.device = device
         self.amp = amp
         self.num_threads = num_threads
@@ -366,20 +298,45 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         return tags
 
     def set_params(self, **params):
-        """Set parameters; ``guides__*`` keys also work while ``guides`` is None.
+        """Set parameters; nested keys (``clustering__bandwidth``, ...) also work while their estimator is None.
 
-        With ``guides=None`` (the default fitter), a ``guides__margin=...``
-        style key first replaces None by ``GuideFunctionFitter()``, which
-        behaves exactly like the default, so that grids over the guide
-        parameters work on a default-constructed segmenter. On a fitted
-        segmenter ``fg_threshold=...`` also sets ``fg_threshold_``, the
-        threshold ``predict`` uses (validated first), and ``clustering__*``
-        keys work while ``clustering`` is None (the clustering mixin does
-        both).
+        With ``guides=None``, ``network=None``, ``clustering=None``,
+        ``augmentation=None`` or ``tiling=None`` (the defaults), a ``clustering__bandwidth=...`` style
+        key first replaces None by the default estimator
+        (``EmbeddingClusterer()``, ...), which behaves exactly like None, and a
+        ``loss__fg_weight=...`` key replaces a loss name by ``Loss(name=...)``,
+        so that grids over nested parameters work on a default-constructed
+        segmenter. On a fitted segmenter the clustering parameters the tuning
+        does not choose (``clustering__core_threshold``,
+        ``clustering__split_components``, ``clustering__merge_small``) also
+        reach ``clustering_``, and ``clustering__fg_threshold`` also sets
+        ``fg_threshold_``, the threshold ``predict`` uses (validated first), so
+        that they change predictions without refitting.
         """
-        if self.guides is None and "guides" not in params and any(k.startswith("guides__") for k in params):
-            self.guides = GuideFunctionFitter()
+        moved = [k for k in params if k in FLAT]
+        if moved:  # a parameter of earlier versions: name where it is now
+            where, name = FLAT[moved[0]]
+            new = "callbacks=[EarlyStopping(patience=...)]" if where == "callbacks" else f"{where}__{name}"
+            raise ValueError(f"Invalid parameter {moved[0]!r} for {type(self).__name__}: it is now a parameter of "
+                             f"the nested {where!r}; use {new} instead.")
+        self._check_fitted_set_params(params)
+        for name, default in (("guides", GuideFunctionFitter), ("network", Network),
+                              ("clustering", EmbeddingClusterer), ("augmentation", Augmentation), ("tiling", Tiling),
+                              ("loss", Loss)):
+            value = getattr(self, name)
+            if (value is None or (name == "loss" and isinstance(value, str))) and name not in params and any(
+                    k.startswith(name + "__") for k in params):
+                setattr(self, name, default() if value is None else default(name=value))
         return super().set_params(**params)
+
+    def _validate_params(self):
+        """The constraints of the parameters and of the nested options, before any work."""
+        super()._validate_params()
+        check_nested(self)
+        if self.clustering is not None:  # errors naming clustering.bandwidth and the like
+            params = self.clustering.get_params(deep=False)
+            for name, constraints in self.clustering._parameter_constraints.items():
+                check_values({name: params[name]}, {name: constraints}, prefix="clustering.")
 
     # ------------------------------------------------------------------ helpers
     def _prepare(self, images):
@@ -428,9 +385,10 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         """The network's embedding and foreground probability of an image already reduced by ``scale``."""
         from .nn import predict_embeddings
 
+        tiling = resolved(self, "tiling")
         rf = getattr(self.module_, "receptive_field", 0)
-        overlap = self.tile_overlap if self.tile_overlap is not None else 2 * (rf // 2)
-        return predict_embeddings(self.module_, chw, tile_size=self.tile_size, overlap=overlap, amp=self.amp)
+        overlap = tiling.overlap if tiling.overlap is not None else 2 * (rf // 2)
+        return predict_embeddings(self.module_, chw, tile_size=tiling.size, overlap=overlap, amp=self.amp)
 
     def _embed(self, chw):
         shape, scale = chw.shape[1:], self.scale_

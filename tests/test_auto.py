@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg._auto import AUTO_SCALE_DIAMETER, auto_scale, object_diameters, resolve_base_width
 from harmonic_seg.nn import _train_utils, resolve_amp
 from harmonic_seg.synthetic import make_instances
 
-TINY = dict(depth=2, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32, num_threads=1, validation_fraction=0)
+TINY = dict(epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32, num_threads=1, validation_fraction=0)
 
 
 def _discs(diameter, shape=(256, 256), n=4):
@@ -62,7 +62,8 @@ def test_segmenter_scale_and_width_auto_are_fitted_and_used():
     d = make_instances(n_images=3, shape=(128, 128), n_instances=(3, 4), kind="ellipses", random_state=0)
     big = [np.kron(im, np.ones((2, 2), im.dtype)) for im in d.images]  # objects twice as large
     big_labels = [np.kron(lab, np.ones((2, 2), lab.dtype)) for lab in d.labels]
-    seg = HarmonicSegmenter(scale="auto", base_width="auto", amp="auto", random_state=0, **TINY)
+    seg = HarmonicSegmenter(scale="auto", network=Network(depth=2, base_width="auto"), amp="auto",
+                            random_state=0, **TINY)
     seg.fit(big, big_labels)
     expected, _ = auto_scale(big_labels)
     assert expected < 1 and seg.scale_ == expected and seg.scale == "auto"
@@ -70,25 +71,29 @@ def test_segmenter_scale_and_width_auto_are_fitted_and_used():
     # the network sees images reduced by scale_, predictions come back at full size
     emb, prob = seg.predict_embeddings(big[:1])[0]
     assert prob.shape == big[0].shape
-    fixed = HarmonicSegmenter(scale=expected, base_width=16, amp="auto", random_state=0, **TINY).fit(big, big_labels)
+    fixed = HarmonicSegmenter(scale=expected, network=Network(depth=2, base_width=16), amp="auto", random_state=0,
+                              **TINY).fit(big, big_labels)
     np.testing.assert_allclose(fixed.predict_embeddings(big[:1])[0][0], emb, atol=1e-5)
-    plain = HarmonicSegmenter(base_width=4, random_state=0, **TINY).fit(d.images, d.labels)
+    plain = HarmonicSegmenter(network=Network(depth=2, base_width=4), random_state=0, **TINY).fit(d.images, d.labels)
     assert plain.scale_ == 1.0 and plain.base_width_ == 4
 
 
 def test_defaults_are_the_automatic_choices_and_bad_values_are_refused():
     params = HarmonicSegmenter().get_params()
-    assert (params["scale"], params["base_width"], params["amp"]) == ("auto", "auto", "auto")
+    assert (params["scale"], Network().base_width, params["amp"]) == ("auto", "auto", "auto")
+    assert params["network"] is None  # Network()
     assert params["tune_postprocessing"] and params["loss"] == "discriminative"
     with pytest.raises(ValueError, match="scale"):
         HarmonicSegmenter(scale="big").fit([np.zeros((32, 32))], [np.zeros((32, 32), int)])
     with pytest.raises(ValueError, match="base_width"):
-        HarmonicSegmenter(base_width="wide").fit([np.zeros((32, 32))], [np.zeros((32, 32), int)])
+        HarmonicSegmenter(network=Network(base_width="wide")).fit([np.zeros((32, 32))],
+                                                                [np.zeros((32, 32), int)])
 
 
 def test_saved_model_keeps_the_automatic_choices(tmp_path):
     d = make_instances(n_images=2, shape=(96, 96), n_instances=(2, 3), kind="ellipses", random_state=1)
-    seg = HarmonicSegmenter(scale="auto", base_width="auto", random_state=0, **TINY).fit(d.images, d.labels)
+    seg = HarmonicSegmenter(scale="auto", network=Network(depth=2, base_width="auto"), random_state=0,
+                            **TINY).fit(d.images, d.labels)
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert loaded.scale == "auto" and loaded.scale_ == seg.scale_ and loaded.base_width_ == seg.base_width_

@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg._budget import TUNING_SAFETY, TimeBudget, TuningProbe, tuning_subset
 from harmonic_seg.synthetic import make_instances
 
-TINY = dict(depth=2, base_width=4, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
+TINY = dict(network=Network(depth=2, base_width=4), steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
 
 
 @pytest.fixture(scope="module")

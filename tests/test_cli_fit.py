@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg.cli import build_parser, main
 from harmonic_seg.io import write_label_map
 from harmonic_seg.synthetic import make_instances
@@ -32,7 +32,7 @@ def captured(monkeypatch):
     seen = {}
 
     def fake_fit(self, X, y, **kw):
-        seen.update(self.get_params(deep=False), fitted=hasattr(self, "module_"), n_images=len(X))
+        seen.update(self.get_params(deep=True), fitted=hasattr(self, "module_"), n_images=len(X))
         raise ValueError("fit captured")
 
     monkeypatch.setattr(HarmonicSegmenter, "fit", fake_fit)
@@ -57,10 +57,10 @@ def test_fit_help_lists_every_flag_with_its_default(capsys):
 @pytest.mark.parametrize("flags, expected", [
     ([], dict(loss="discriminative", max_time=None, scale="auto", tune_postprocessing=True, amp="auto",
               num_threads=None, epochs=50, validation_fraction=0.1, warm_start=False, device="auto", random_state=0,
-              base_width="auto", crop_size=192, learning_rate=2e-3)),
+              network__base_width="auto", crop_size=192, learning_rate=2e-3)),
     (["--loss", "harmonic"], dict(loss="harmonic")),
     (["--scale", "1"], dict(scale=1.0)),
-    (["--width", "32"], dict(base_width=32)),
+    (["--width", "32"], dict(network__base_width=32)),
     (["--max-time", "90"], dict(max_time=90.0)),
     (["--scale", "auto"], dict(scale="auto")),
     (["--scale", "0.25"], dict(scale=0.25)),
@@ -72,7 +72,7 @@ def test_fit_help_lists_every_flag_with_its_default(capsys):
     (["--epochs", "7"], dict(epochs=7)),
     (["--validation-fraction", "0.25"], dict(validation_fraction=0.25)),
     (["--width", "auto", "--depth", "3", "--crop-size", "64", "--batch-size", "2", "--seed", "5", "--device", "cpu"],
-     dict(base_width="auto", depth=3, crop_size=64, batch_size=2, random_state=5, device="cpu")),
+     dict(network__base_width="auto", network__depth=3, crop_size=64, batch_size=2, random_state=5, device="cpu")),
     (["--n-guides", "6", "--margin", "0.7"], {"guides__n_guides": 6, "guides__margin": 0.7}),
 ])
 def test_each_fit_flag_reaches_the_estimator(folders, captured, capsys, flags, expected):
@@ -96,8 +96,8 @@ def test_bad_scale_and_width_are_refused_by_the_parser(folders, capsys):
 def saved_model(tmp_path_factory):
     d = make_instances(n_images=2, shape=(48, 48), random_state=1)
     path = tmp_path_factory.mktemp("cli_model") / "model"
-    HarmonicSegmenter(depth=2, base_width=4, epochs=1, crop_size=32, validation_fraction=0, random_state=0).fit(
-        d.images, d.labels).save(path)
+    HarmonicSegmenter(network=Network(depth=2, base_width=4), epochs=1, crop_size=32, validation_fraction=0,
+                      random_state=0).fit(d.images, d.labels).save(path)
     return path
 
 
@@ -105,7 +105,7 @@ def test_fit_warm_start_goes_on_with_the_saved_model(folders, saved_model, tmp_p
     assert _fit(folders, "--warm-start", str(saved_model), "--epochs", "3", "--max-time", "20", "--depth", "5") == 2
     assert "fit captured" in capsys.readouterr().err
     assert captured["warm_start"] and captured["fitted"] and captured["epochs"] == 3 and captured["max_time"] == 20
-    assert captured["depth"] == 2 and captured["base_width"] == 4  # the model's network, not --depth
+    assert captured["network__depth"] == 2 and captured["network__base_width"] == 4  # the model's, not --depth
     assert _fit(folders, "--warm-start", str(tmp_path / "nothing")) == 2
     assert "not found" in capsys.readouterr().err
 

@@ -4,10 +4,11 @@ import sys
 import numpy as np
 import pytest
 
+from harmonic_seg import Network
 from harmonic_seg.demo import free_path, run_demo
 
 #: A tiny network without tuning: the tests check the mechanics, the demo itself is timed by hand.
-FAST = {"depth": 2, "base_width": 4, "tune_postprocessing": False, "scale": 0.25}
+FAST = {"network": Network(depth=2, base_width=4), "tune_postprocessing": False, "scale": 0.25}
 
 
 def test_free_path_never_overwrites(tmp_path):

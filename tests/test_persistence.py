@@ -32,7 +32,7 @@ def _check_expected(seg):
 
 def test_model_folder_saved_by_version_1_loads_and_predicts_the_same():
     seg = HarmonicSegmenter.load(DATA / "model_v1")
-    assert (seg.depth, seg.base_width, seg.guides_.n_guides_) == (2, 4, 4)
+    assert (seg.network.depth, seg.network.base_width, seg.guides_.n_guides_) == (2, 4, 4)
     _check_expected(seg)
 
 
@@ -163,8 +163,8 @@ def test_tuning_results_and_random_states_are_saved(model, tmp_path):
 
 
 def test_save_refuses_what_load_would_refuse_before_writing(model, tmp_path):
-    model.set_params(depth=99)  # set_params does not check
-    with pytest.raises(ValueError, match=r"cannot be saved: config\.json: params\.depth"):
+    model.set_params(network__depth=99)  # set_params does not check
+    with pytest.raises(ValueError, match=r"cannot be saved: config\.json: network_params\.depth"):
         model.save(tmp_path / "model")
     assert not (tmp_path / "model").exists()
 

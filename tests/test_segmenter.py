@@ -10,14 +10,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Loss, Network, Tiling
+from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.clustering.tuning import FG_THRESHOLDS, fg_threshold_grid, validation_score
 from harmonic_seg.metrics import SCORERS
 from harmonic_seg.synthetic import make_instances
 
 from ._sklearn_checks import DATA_FREE_CHECKS
 
-TINY = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
+TINY = dict(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32,
+            num_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def test_pickle_joblib_and_safe_format_round_trip(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     loaded = HarmonicSegmenter.load(tmp_path / "model")
     assert all(np.array_equal(a, b) for a, b in zip(ref, loaded.predict(X[:2])))
-    assert loaded.get_params()["depth"] == 2 and loaded.guides_.guides_ == fitted.guides_.guides_
+    assert loaded.get_params()["network__depth"] == 2 and loaded.guides_.guides_ == fitted.guides_.guides_
     with pytest.raises(FileExistsError, match="overwrite=True"):
         fitted.save(tmp_path / "model")
     fitted.save(tmp_path / "model", overwrite=True)
@@ -118,7 +120,7 @@ def test_clustering_params_reach_the_clustering_without_refit(fitted, data, monk
         return real(*a, **k)
 
     monkeypatch.setattr(cluster, "cluster_embeddings", spy)
-    seg = pickle.loads(pickle.dumps(fitted)).set_params(core_threshold=0.9, merge_small=True)
+    seg = pickle.loads(pickle.dumps(fitted)).set_params(clustering__core_threshold=0.9, clustering__merge_small=True)
     seg.predict(X[:1])
     fitted.predict(X[:1])
     assert seen == [(0.9, True), (None, False)]
@@ -149,8 +151,8 @@ def test_core_fraction_bool_is_refused_before_training(monkeypatch):
     monkeypatch.setattr(trainer.Trainer, "_fit_training_set", lambda *a, **k: pytest.fail("training started"))
     lab = np.zeros((48, 48), dtype=np.int32)
     lab[10:20, 10:20] = 1
-    with pytest.raises(ValueError, match="core_fraction must be a fraction in"):
-        HarmonicSegmenter(core_fraction=True, **TINY).fit([np.ones((48, 48))], [lab])
+    with pytest.raises(ValueError, match="clustering.core_fraction must be a finite number > 0 and <= 1 or None"):
+        HarmonicSegmenter(clustering=EmbeddingClusterer(core_fraction=True), **TINY).fit([np.ones((48, 48))], [lab])
 
 
 def _old_state(est):
@@ -166,40 +168,42 @@ def _old_state(est):
 def test_model_saved_before_core_fraction_loads_without_it(fitted, data, tmp_path):
     fitted.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
-    del cfg["params"]["core_fraction"], cfg["fitted"]["core_fraction_"], cfg["fitted"]["fg_threshold_"]
+    cfg["format_version"] = 1  # the flat clustering parameters of version 1, core_fraction not yet among them
+    del cfg["fitted"]["core_fraction_"], cfg["fitted"]["fg_threshold_"]
     (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
     loaded = HarmonicSegmenter.load(tmp_path / "model")
-    assert loaded.core_fraction is None and loaded.core_fraction_ is None
+    assert loaded.clustering is None and loaded.core_fraction_ is None
     cfg["params"]["fg_threshold"] = 0.4  # saved before fg_threshold_ was recorded: the parameter stands in
     (tmp_path / "model" / "config.json").write_text(json.dumps(cfg))
-    assert HarmonicSegmenter.load(tmp_path / "model").fg_threshold_ == 0.4
+    old = HarmonicSegmenter.load(tmp_path / "model")
+    assert old.fg_threshold_ == 0.4 and old.clustering.get_params() == EmbeddingClusterer(fg_threshold=0.4).get_params()
     state = _old_state(fitted)
     del state["fg_threshold_"]  # pickled before fg_threshold_ was recorded
     state["fg_threshold"] = 0.45
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert est.fg_threshold_ == 0.45
+    assert est.fg_threshold_ == 0.45 and est.clustering.fg_threshold == 0.45 and "fg_threshold" not in est.__dict__
     ref = pickle.loads(pickle.dumps(fitted))  # the values an old model stands in for its missing fitted ones
-    ref.core_fraction_, ref.fg_threshold_ = None, ref.fg_threshold
+    ref.core_fraction_, ref.fg_threshold_ = None, 0.5
     np.testing.assert_array_equal(loaded.predict(data[0][:1])[0], ref.predict(data[0][:1])[0])
 
 
 def test_set_params_fg_threshold_changes_a_fitted_segmenter(fitted, data, monkeypatch):
     seg = pickle.loads(pickle.dumps(fitted))  # the fixture is shared
     seg.fg_threshold_ = 0.3  # as tuning may have chosen
-    assert seg.set_params(fg_threshold=0.5).fg_threshold_ == 0.5
+    assert seg.set_params(clustering__fg_threshold=0.5).fg_threshold_ == 0.5
     _, prob = seg.predict_embeddings(data[0][:1])[0]
     t = float(np.quantile(prob, 0.5))
     seen = []
     monkeypatch.setattr(seg, "_cluster", lambda emb, fg, *a: seen.append(fg) or (np.zeros(fg.shape, np.int32), []))
-    seg.set_params(fg_threshold=t).predict(data[0][:1])
+    seg.set_params(clustering__fg_threshold=t).predict(data[0][:1])
     assert seg.fg_threshold_ == t
     np.testing.assert_array_equal(seen[0], prob > t)  # what predict clusters
-    for bad in ({"fg_threshold": 1.5}, {"fg_threshold": "high", "min_size": 3}):
+    for bad in ({"clustering__fg_threshold": 1.5}, {"clustering__fg_threshold": "high", "clustering__min_size": 3}):
         with pytest.raises((ValueError, TypeError), match="fg_threshold"):
             seg.set_params(**bad)
-        assert (seg.fg_threshold, seg.fg_threshold_, seg.min_size) == (t, t, fitted.min_size)  # nothing was set
-    assert not hasattr(clone(seg).set_params(fg_threshold=0.7), "fg_threshold_")
+        assert (seg.clustering.fg_threshold, seg.fg_threshold_, seg.clustering.min_size) == (t, t, 10)  # nothing set
+    assert not hasattr(clone(seg).set_params(clustering__fg_threshold=0.7), "fg_threshold_")
 
 
 def test_grid_search_over_guides_and_cross_val(data):
@@ -268,14 +272,19 @@ def test_bad_fit_input_fails_before_training(data, make, exc, match, monkeypatch
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(variant="sine"), "variant"),
+        (dict(network=Network(variant="sine")), "network.variant must be one of"),
         (dict(epochs=-1), "epochs"),
         (dict(percentiles=(99, 1)), "percentiles"),
         (dict(device="tpu"), "device"),
         (dict(guides="fitter"), "guides"),
         (dict(scale=0), "scale"),
         (dict(loss="dice"), "loss"),
-        (dict(scale_range=(0, 1)), "scale_range must be None or \\(low, high\\) with 0 < low <= high"),
+        (dict(augmentation=Augmentation(scale_range=(0, 1))),
+         "augmentation.scale_range must be None or \\(low, high\\) with 0 < low <= high"),
+        (dict(augmentation=Augmentation(flips="yes")), "augmentation.flips must be a bool; got 'yes'"),
+        (dict(loss=Loss(name="dice")), "loss.name must be one of"),
+        (dict(tiling=Tiling(size=8)), "tiling.size must be an integer >= 16"),
+        (dict(augmentation=dict(flips=False)), "augmentation"),
         (dict(percentiles=(1, 101)), "percentiles"),
         (dict(percentiles=("1", "99")), "percentiles must be None or"),
     ],
@@ -358,13 +367,16 @@ def test_scale_that_leaves_no_label_fails_before_training(monkeypatch):
 
 def test_state_pickled_before_new_parameters_takes_their_defaults(fitted, data):
     state = _old_state(fitted)
-    for name in ("scale", "merge_small", "core_threshold", "loss", "validation_indices_", "core_fraction",
-                 "core_fraction_"):
+    state.update(min_size=10, split_components=False, bandwidth=None, metric="euclidean", fg_threshold=0.5,
+                 fg_weight=1.0, boundary_weight=0.0, scale_range=(0.75, 1.33), flips=True, rotate=False,
+                 tile_size=1024, tile_overlap=None, patience=None)  # the flat parameters of earlier versions
+    for name in ("scale", "loss", "validation_indices_", "core_fraction_", "augmentation", "tiling"):
         state.pop(name)
     est = HarmonicSegmenter.__new__(HarmonicSegmenter)
     est.__setstate__(pickle.loads(pickle.dumps(state)))
-    assert (est.scale, est.merge_small, est.core_threshold, est.loss) == (1.0, False, None, "harmonic")
-    assert est.validation_indices_ is None and est.core_fraction is None and est.core_fraction_ is None
+    assert (est.scale, est.clustering, est.augmentation, est.tiling, est.loss) == (1.0, None, None, None, "harmonic")
+    assert est.validation_indices_ is None and est.core_fraction_ is None
+    assert not {"min_size", "tile_size", "patience", "flips"} & set(est.__dict__)
     for a, b in zip(est.predict(data[0][:1]), fitted.predict(data[0][:1])):
         np.testing.assert_array_equal(a, b)
 
@@ -433,8 +445,8 @@ def test_optimize_postprocessing_on_chosen_images_and_persisted(data, tmp_path):
     seg.save(tmp_path / "m")
     loaded = HarmonicSegmenter.load(tmp_path / "m")
     assert (loaded.metric_, loaded.bandwidth_, loaded.min_size_) == (seg.metric_, seg.bandwidth_, seg.min_size_)
-    assert loaded.core_fraction_ == 0.6 and loaded.core_fraction is None
-    assert loaded.fg_threshold_ == 0.35 and loaded.fg_threshold == 0.5
+    assert loaded.core_fraction_ == 0.6 and loaded.clustering is None
+    assert loaded.fg_threshold_ == 0.35
     assert pickle.loads(pickle.dumps(seg)).fg_threshold_ == 0.35
     assert loaded.validation_indices_ == seg.validation_indices_
     for a, b in zip(loaded.predict(X[:1]), seg.predict(X[:1])):
@@ -466,7 +478,7 @@ def no_work(monkeypatch):
         (lambda X, y: (X, y), dict(scale=0.01),
          r"scale=0.01 reduces X\[0\] of shape \(48, 48\) to 1 x 1 pixels.*8 x 8.*use scale >= 0.167"),
         # crop_size <= 2**depth with batch_size=1 failed in torch's BatchNorm after stage 1
-        (lambda X, y: (X, y), dict(depth=3, crop_size=8, batch_size=1),
+        (lambda X, y: (X, y), dict(network=Network(depth=3, base_width=4), crop_size=8, batch_size=1),
          r"crop_size=8 is too small for depth=3.*at least 16"),
         # 1e300 became inf in float32 and was reported as NaN
         (lambda X, y: ([X[0].astype(np.float64) * 1e300], y[:1]), dict(percentiles=None),
@@ -536,7 +548,7 @@ def test_fit_leaves_torch_global_generator_as_it_was_and_is_repeatable(data):
         (dict(scale=np.nan), "scale"),
         (dict(scale=None), "scale"),
         (dict(scale=1e300), "scale"),
-        (dict(tile_overlap=np.nan), "tile_overlap"),
+        (dict(tiling=Tiling(overlap=np.nan)), "tiling.overlap"),
         (dict(device=""), "device"),
     ],
 )
@@ -565,10 +577,10 @@ def test_a_device_set_after_fit_is_not_required_to_be_available(fitted, data):
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(boundary_weight=1e300), "boundary_weight"),  # the loss became NaN once training had begun
-        (dict(fg_weight=1e7), "fg_weight"),
+        (dict(loss=Loss(boundary_weight=1e300)), "loss.boundary_weight"),  # the loss became NaN once training began
+        (dict(loss=Loss(fg_weight=1e7)), "loss.fg_weight"),
         (dict(scale=1e300), "scale"),
-        (dict(scale_range=(0.5, np.inf)), "scale_range"),  # numpy OverflowError
+        (dict(augmentation=Augmentation(scale_range=(0.5, np.inf))), "augmentation.scale_range"),  # OverflowError
         (dict(callbacks=[None]), "callbacks\\[0\\]"),  # was found when the Trainer was built, after stage 1
     ],
 )

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 import harmonic_seg._validation as validation  # noqa: E402
 import harmonic_seg.nn.trainer  # noqa: E402, F401  (every module that imports the checks is loaded)
-from harmonic_seg import HarmonicSegmenter  # noqa: E402
+from harmonic_seg import HarmonicSegmenter, Network  # noqa: E402
 from harmonic_seg._fit_checks import prepare_images  # noqa: E402
 from harmonic_seg._training_set import training_set  # noqa: E402
 from harmonic_seg.guides import random_guides  # noqa: E402
@@ -48,7 +48,8 @@ def _data(n=3):
 @pytest.mark.parametrize("percentiles, scale", [((1.0, 99.8), 0.5), (None, 1.0)])
 def test_segmenter_fit_checks_every_image_and_label_map_once(count_checks, percentiles, scale):
     X, y = _data()
-    seg = HarmonicSegmenter(depth=2, base_width=4, epochs=2, steps_per_epoch=3, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=2, base_width=4), epochs=2, steps_per_epoch=3, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0.34, tune_postprocessing=False, percentiles=percentiles,
                             scale=scale, num_threads=1, random_state=0)
     seg.fit(X, y)

@@ -70,12 +70,13 @@ def test_transformers_are_stateless_estimators():
 
 def test_pipeline_with_image_transformers():
     pytest.importorskip("torch")
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=6, shape=(48, 48), n_instances=(3, 6), random_state=0)
     rgb = [np.stack([im * 1000, im * 1000], axis=-1).astype(np.uint16) for im in d.images]
-    tiny = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1)
+    tiny = dict(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32,
+                num_threads=1)
     pipe = make_pipeline(ChannelSelector(0), PercentileNormalizer(1, 99.8), HarmonicSegmenter(random_state=0, **tiny))
     pipe.fit(rgb, d.labels)
     assert pipe.predict(rgb[:1])[0].shape == (48, 48)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg._validation import check_device, check_image, check_images
 
 
@@ -73,7 +73,8 @@ def test_cli_reports_a_bad_device_in_one_line_with_rc_2(tmp_path, capsys):
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=2, shape=(48, 48), n_instances=(3, 6), random_state=0)
-    seg = HarmonicSegmenter(depth=2, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0, num_threads=1, random_state=0).fit(d.images, d.labels)
     seg.save(tmp_path / "model")
     (tmp_path / "img").mkdir()

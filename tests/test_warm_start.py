@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Network
 from harmonic_seg.nn import Callback
 from harmonic_seg.synthetic import make_instances
 
-TINY = dict(depth=2, base_width=4, epochs=2, steps_per_epoch=2, batch_size=2, crop_size=32, num_threads=1,
+TINY = dict(network=Network(depth=2, base_width=4), epochs=2, steps_per_epoch=2, batch_size=2, crop_size=32,
+            num_threads=1,
             validation_fraction=0.34)
 
 
@@ -73,10 +74,10 @@ def test_warm_start_refuses_what_the_network_cannot_continue_with(data):
     rgb = [np.stack([im] * 3, axis=-1) for im in X2]
     with pytest.raises(ValueError, match=r"takes 1 channel\(s\); X has 3"):
         seg.set_params(warm_start=True).fit(rgb, y2)
-    with pytest.raises(ValueError, match="depth=2"):
-        seg.set_params(depth=3).fit(X2, y2)
+    with pytest.raises(ValueError, match="network.depth=2"):
+        seg.set_params(network=Network(depth=3, base_width=4)).fit(X2, y2)
     with pytest.raises(ValueError, match="scale_=1"):
-        seg.set_params(depth=2, scale=0.5).fit(X2, y2)
+        seg.set_params(network=Network(depth=2, base_width=4), scale=0.5).fit(X2, y2)
     assert seg.history_ == history  # nothing trained
-    seg.set_params(scale="auto", base_width="auto").fit(X2, y2)  # "auto": the fitted ones
+    seg.set_params(scale="auto", network=Network(depth=2, base_width="auto")).fit(X2, y2)  # "auto": the fitted ones
     assert seg.scale_ == 1.0 and len(seg.history_) == 4

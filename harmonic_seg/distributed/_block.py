@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..options import resolved
 from ..preprocessing import to_channels_first
 from ._geometry import local_slices
 
@@ -74,8 +75,9 @@ def embed_region(model, chw, origin):
     from ..nn import predict_embeddings
 
     rf = getattr(model.module_, "receptive_field", 0)
-    overlap = model.tile_overlap if model.tile_overlap is not None else 2 * (rf // 2)
-    return predict_embeddings(model.module_, chw, tile_size=model.tile_size, overlap=overlap, amp=model.amp,
+    tiling = resolved(model, "tiling")
+    overlap = tiling.overlap if tiling.overlap is not None else 2 * (rf // 2)
+    return predict_embeddings(model.module_, chw, tile_size=tiling.size, overlap=overlap, amp=model.amp,
                               origin=origin)
 
 

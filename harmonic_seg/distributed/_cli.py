@@ -40,7 +40,7 @@ def predict_zarr(args):
         raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
     seg = HarmonicSegmenter.load(args.model, device=args.device)
     if args.tile_size is not None:
-        seg.set_params(tile_size=args.tile_size)
+        seg.set_params(tiling__size=args.tile_size)
     distributed = _require("distributed")
     cluster = None
     if args.scheduler:

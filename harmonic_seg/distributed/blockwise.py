@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import resolved
 from ._block import intensity_range, segment_block
 from ._geometry import plan_blocks
 from ._stitch import RULES, apply_table, relabel_table
@@ -55,9 +56,10 @@ def _check_model(model):
             f"blockwise prediction needs a model whose network works at scale 1; got scale {scale!r}. Fit the "
             "model with scale=1 on images resized by that factor, and resize the large image likewise."
         )
-    if getattr(model, "norm", None) in ("group", "instance"):
+    norm = resolved(model, "network").norm
+    if norm in ("group", "instance"):
         logger.warning("norm=%r normalises over the region the network sees: blockwise predictions depend on "
-                       "the blocks (a model with norm='batch' or None gives the whole image's).", model.norm)
+                       "the blocks (a model with norm='batch' or None gives the whole image's).", norm)
 
 
 def _as_dask(image, model):

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .._train_params import TRAIN_CONFIG_PARAMETERS, TRAINING_PARAMETERS, check_values
+from .._train_params import ALL_TRAIN_CONFIG_PARAMETERS, check_values
 from .._training_set import training_set
 from .._validation import check_device, check_label_map
 from ._seeding import torch_rng_scope  # noqa: F401  (seeding lives in _seeding; imported from here too)
@@ -188,13 +188,13 @@ class TrainConfig:
             values = dict(self.__dict__)
             if isinstance(self.device, torch.device):
                 values["device"] = str(self.device)
-            check_values(values, {**TRAINING_PARAMETERS, **TRAIN_CONFIG_PARAMETERS})
+            check_values(values, ALL_TRAIN_CONFIG_PARAMETERS)
         if self.scale_range is not None:
             object.__setattr__(self, "scale_range", tuple(float(v) for v in self.scale_range))
 
     @classmethod
     def _from_checked(cls, **values):
-        """A config of values already checked against :data:`~harmonic_seg._train_params.TRAINING_PARAMETERS`."""
+        """A config of values already checked (:data:`~harmonic_seg._train_params.ALL_TRAIN_CONFIG_PARAMETERS`)."""
         token = _TRUSTED.set(True)
         try:
             return cls(**values)

@@ -127,8 +127,9 @@ class Trainer:
             return None  # the planner sets the rate of every epoch (EpochPlanner.lr)
         if cfg.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.learning_rate * 0.01)
-        if cfg.lr_schedule == "plateau":
-            pat = max(1, (cfg.patience or 10) // 3)
+        if cfg.lr_schedule == "plateau":  # a third of the early stopping's patience (config's or a callback's)
+            stopping = [cb.patience for cb in self.callbacks if isinstance(cb, EarlyStopping)]
+            pat = max(1, (cfg.patience or (stopping[0] if stopping else None) or 10) // 3)
             return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=pat)
         return None
 

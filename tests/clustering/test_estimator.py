@@ -118,11 +118,12 @@ def test_tune_takes_its_grids_as_arguments():
 @pytest.fixture(scope="module")
 def fitted():
     pytest.importorskip("torch")
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=3, shape=(40, 40), n_instances=(2, 4), random_state=0)
-    seg = HarmonicSegmenter(depth=1, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=1, base_width=4), epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0, scale=1.0, tune_postprocessing=False, random_state=0)
     return seg.fit(d.images, d.labels), d
 
@@ -150,7 +151,7 @@ def test_segmenter_stores_the_fitted_clusterer_and_keeps_the_flat_attributes(fit
     assert again.clustering_.min_size_ == 0 and seg.clustering_.min_size_ == 10
 
 
-def test_segmenter_with_a_clusterer_uses_it_and_refuses_flat_duplicates(fitted, tmp_path):
+def test_segmenter_with_a_clusterer_uses_it_and_has_no_flat_duplicates(fitted, tmp_path):
     from harmonic_seg import HarmonicSegmenter
 
     seg, d = fitted
@@ -163,14 +164,14 @@ def test_segmenter_with_a_clusterer_uses_it_and_refuses_flat_duplicates(fitted, 
     assert loaded.clustering.get_params() == nested.clustering.get_params()
     assert (loaded.min_size_, loaded.recovery_) == (3, "components")
     np.testing.assert_array_equal(loaded.predict(d.images[:1])[0], nested.predict(d.images[:1])[0])
-    with pytest.raises(ValueError, match="min_size=5.*clustering"):
-        clone(nested).set_params(min_size=5).fit(d.images, d.labels)
+    with pytest.raises(ValueError, match="Invalid parameter 'min_size'.*use clustering__min_size instead"):
+        clone(nested).set_params(min_size=5)  # a parameter of the clusterer only
 
 
 def test_set_params_on_a_fitted_segmenter_reaches_its_clusterer(fitted):
     seg, d = fitted
     seg = pickle.loads(pickle.dumps(seg))
-    seg.set_params(fg_threshold=0.6, merge_small=True)
+    seg.set_params(clustering__fg_threshold=0.6, clustering__merge_small=True)
     assert seg.fg_threshold_ == seg.clustering_.fg_threshold_ == 0.6 and seg.clustering_.merge_small
 
 

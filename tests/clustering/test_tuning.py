@@ -330,11 +330,12 @@ def test_tuning_chooses_the_floor_when_the_clustering_cuts_round_objects():
 
 def test_the_floor_check_rows_are_saved_and_loaded(tmp_path):
     pytest.importorskip("torch")
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=3, shape=(48, 48), n_instances=(3, 6), random_state=0)
-    seg = HarmonicSegmenter(depth=2, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0, random_state=0).fit(d.images, d.labels)
     seg.clustering_.tuning_results_ = [
         {"recovery": "components", "metric": None, "bandwidth": None, "core_fraction": None, "min_size": 0,
@@ -352,11 +353,12 @@ def test_recovery_is_a_fitted_attribute_kept_by_pickle_and_save(tmp_path):
     import pickle
 
     pytest.importorskip("torch")
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Network
     from harmonic_seg.synthetic import make_instances
 
     d = make_instances(n_images=3, shape=(48, 48), n_instances=(3, 6), random_state=0)
-    seg = HarmonicSegmenter(depth=2, base_width=4, epochs=1, steps_per_epoch=1, batch_size=2, crop_size=32,
+    seg = HarmonicSegmenter(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32,
                             validation_fraction=0, random_state=0).fit(d.images, d.labels)
     assert seg.recovery_ == "split" and seg.min_share_ == 0.1
     seg.recovery_, seg.min_share_ = "components", 0.2

@@ -15,7 +15,11 @@ and the losses of every epoch go into ``training_reference.npz`` beside this
 script, with the torch version and CPU that wrote them;
 ``tests/test_training_reference.py`` checks that the current code trains the
 same, bit for bit on that platform. Do not rerun it with a later version: the
-point is that the file was written by the old code.
+point is that the file was written by the old code. (The cases are written in
+today's API, which the test runs; at 6dc3519 ``loss=Loss(name="harmonic",
+boundary_weight=1.0)`` was ``loss="harmonic", boundary_weight=1.0`` and
+``augmentation=Augmentation(rotate=True)`` was ``rotate=True``, and
+``network=Network(depth=2, base_width=4)`` was ``depth=2, base_width=4``.)
 """
 
 import json
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-TINY = dict(depth=2, base_width=4, batch_size=2, crop_size=32, num_threads=1, amp=None, tune_postprocessing=False)
+TINY = dict(batch_size=2, crop_size=32, num_threads=1, amp=None, tune_postprocessing=False)
 HISTORY_KEYS = ("train_loss", "train_l1", "train_fg", "val_loss", "val_l1")
 
 
@@ -41,21 +45,23 @@ def _data(kind):
 
 
 def case_segmenter_harmonic():
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import HarmonicSegmenter, Loss, Network
 
     X, y, ignore = _data("rgb-uint8")
-    seg = HarmonicSegmenter(loss="harmonic", epochs=2, steps_per_epoch=2, scale=0.5, validation_fraction=0.3,
-                            boundary_weight=1.0, random_state=0, **TINY)
+    seg = HarmonicSegmenter(loss=Loss(name="harmonic", boundary_weight=1.0), epochs=2, steps_per_epoch=2, scale=0.5,
+                            validation_fraction=0.3, random_state=0, network=Network(depth=2, base_width=4), **TINY)
     seg.fit(X, y, ignore=ignore)
     return seg.module_, seg.history_
 
 
 def case_segmenter_discriminative():
-    from harmonic_seg import HarmonicSegmenter
+    from harmonic_seg import Augmentation, HarmonicSegmenter, Network
 
     X, y, _ = _data("float")
-    seg = HarmonicSegmenter(epochs=2, steps_per_epoch=2, scale=1.0, percentiles=None, rotate=True,
-                            validation_fraction=0.3, random_state=1, **TINY)
+    seg = HarmonicSegmenter(epochs=2, steps_per_epoch=2, scale=1.0, percentiles=None,
+                            augmentation=Augmentation(rotate=True),
+                            validation_fraction=0.3, random_state=1, network=Network(depth=2, base_width=4),
+                            **TINY)
     seg.fit(X, [lab.astype(np.int64) * 3 for lab in y])
     return seg.module_, seg.history_
 

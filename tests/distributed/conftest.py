@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network
+from harmonic_seg.clustering import EmbeddingClusterer
 from harmonic_seg.guides import embedding_table
 from harmonic_seg.synthetic import make_instances
 
@@ -43,8 +44,8 @@ class OracleNet(torch.nn.Module):
 def oracle_segmenter(labels, *, n_guides=8, margin=0.5, split_components=True, min_size=5, random_state=0):
     """A "fitted" HarmonicSegmenter with the oracle network for the label map ``labels`` (the image is ``labels``)."""
     guides = GuideFunctionFitter(n_guides=n_guides, margin=margin, max_iter=60, random_state=random_state).fit([labels])
-    seg = HarmonicSegmenter(percentiles=None, split_components=split_components, min_size=min_size, device="cpu",
-                            num_threads=1)
+    seg = HarmonicSegmenter(percentiles=None, device="cpu", num_threads=1,
+                            clustering=EmbeddingClusterer(split_components=split_components, min_size=min_size))
     table = embedding_table(labels, guides.guides_)
     seg.module_ = OracleNet(table).eval()
     seg.guides_ = guides
@@ -82,7 +83,8 @@ def _one_thread():
 def tiny_model():
     """A real HarmonicSegmenter fitted in about a second (its predictions are poor; the mechanics are tested)."""
     data = make_instances(n_images=2, shape=(64, 64), random_state=0)
-    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10), depth=1, base_width=4, epochs=1,
+    seg = HarmonicSegmenter(guides=GuideFunctionFitter(n_guides=4, max_iter=10),
+                            network=Network(depth=1, base_width=4), epochs=1,
                             steps_per_epoch=1, crop_size=32, batch_size=2, validation_fraction=0, device="cpu",
                             num_threads=1, random_state=0)
     return seg.fit(data.images, data.labels)

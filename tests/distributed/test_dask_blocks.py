@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harmonic_seg import HarmonicSegmenter
+from harmonic_seg import HarmonicSegmenter, Tiling
 from harmonic_seg.distributed._block import embed_region, intensity_range, normalise, segment_block
 from harmonic_seg.distributed._geometry import local_slices, plan_blocks
 from harmonic_seg.distributed._stitch import apply_table, face_pairs, iou_pairs, relabel_table, shrink_face
@@ -23,7 +23,7 @@ def net_model(tile_size=None):
     with torch.no_grad():
         for _ in range(2):
             net(torch.randn(2, 1, 32, 32))
-    seg = HarmonicSegmenter(tile_size=tile_size, device="cpu", amp=False)  # float32: exact equality
+    seg = HarmonicSegmenter(tiling=Tiling(size=tile_size), device="cpu", amp=False)  # float32: exact equality
     seg.module_ = net.eval()
     return seg
 

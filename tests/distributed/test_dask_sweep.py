@@ -9,12 +9,12 @@ distributed = pytest.importorskip("distributed")
 import joblib  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
-from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter  # noqa: E402
+from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Network  # noqa: E402
 from harmonic_seg.synthetic import make_instances  # noqa: E402
 
 
 def search():
-    est = HarmonicSegmenter(guides=GuideFunctionFitter(max_iter=10), depth=1, base_width=8, epochs=3,
+    est = HarmonicSegmenter(guides=GuideFunctionFitter(max_iter=10), network=Network(depth=1, base_width=8), epochs=3,
                             steps_per_epoch=3, crop_size=32, batch_size=2, learning_rate=1e-2,
                             validation_fraction=0, device="cpu", num_threads=1, random_state=0,
                             loss="harmonic", scale=1.0, amp=False, tune_postprocessing=False)

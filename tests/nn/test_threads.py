@@ -15,11 +15,12 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 import harmonic_seg.clustering._meanshift_ops as ops  # noqa: E402
 import harmonic_seg.nn._threads as threads  # noqa: E402
 import harmonic_seg.clustering.meanshift as meanshift_module  # noqa: E402
-from harmonic_seg import HarmonicSegmenter  # noqa: E402
+from harmonic_seg import HarmonicSegmenter, Network  # noqa: E402
 from harmonic_seg.clustering.meanshift import MeanShift, mean_shift  # noqa: E402
 from harmonic_seg.synthetic import make_instances  # noqa: E402
 
-TINY = dict(depth=2, base_width=4, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32, validation_fraction=0)
+TINY = dict(network=Network(depth=2, base_width=4), epochs=1, steps_per_epoch=2, batch_size=2, crop_size=32,
+            validation_fraction=0)
 
 
 @pytest.fixture
