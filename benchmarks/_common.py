@@ -15,6 +15,9 @@ def machine():
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "date": date.today().isoformat(),
+        # runnable processes averaged over the last minute when the figure was written: on 2 cores, a value
+        # well above 2 means the times were measured beside other work
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     try:
         with open("/proc/cpuinfo") as f:
