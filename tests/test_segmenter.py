@@ -113,13 +113,13 @@ def test_clustering_params_reach_the_clustering_without_refit(fitted, data, monk
     seen = []
     import harmonic_seg.clustering._embedding as cluster
 
-    real = cluster.cluster_embeddings
+    real = cluster._cluster_embeddings  # what cluster_embeddings and the clusterer's segment run
 
     def spy(*a, **k):
         seen.append((k["core_threshold"], k["merge_small"]))
         return real(*a, **k)
 
-    monkeypatch.setattr(cluster, "cluster_embeddings", spy)
+    monkeypatch.setattr(cluster, "_cluster_embeddings", spy)
     seg = pickle.loads(pickle.dumps(fitted)).set_params(clustering__core_threshold=0.9, clustering__merge_small=True)
     seg.predict(X[:1])
     fitted.predict(X[:1])
