@@ -11,9 +11,10 @@ order, with the same arithmetic whatever else the image holds: a component has t
 a block of an image as in the whole image.
 
 The mean shift is scikit-learn's with ``bin_seeding`` at the centroids of the cells (``seeds=
-"bin_mean"`` of :func:`~harmonic_seg.clustering.mean_shift`) and the same de-duplication of seeds
-that meet, without coarse-to-fine levels; then the same merge of modes closer than the bandwidth
-(the densest kept) and assignment of every pixel of the component to its nearest mode.
+"bin_mean"`` of :func:`~harmonic_seg.clustering.mean_shift`, optionally with ``min_bin_freq``) and
+the same de-duplication of seeds that meet, without coarse-to-fine levels; then the same merge of
+modes closer than the bandwidth (the densest kept) and assignment of every pixel of the component to
+its nearest mode.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def modes_per_component(points, comp, n_comps, p, change, core_threshold, core_f
     one by one, every component has its own core (probability and share of lowest change) and its own
     pixels, so its modes depend on its pixels alone: the same in a block of an image as in the whole
     image. Components with at most ``max_points`` searching pixels are searched all at once
-    (:func:`segmented_mean_shift`, every pixel, seeds from the cells
-    of at least :data:`SEED_MIN_PIXELS` pixels); a larger one by
-    the mean shift of one point set (its own sample of ``max_points`` pixels, coarse to fine).
+    (:func:`segmented_mean_shift`, every pixel, seeds from the cells of at least
+    :data:`SEED_MIN_PIXELS` pixels); a larger one by the mean shift of one point set (its own sample of
+    ``max_points`` pixels, coarse to fine).
     """
     from ._meanshift_ops import _assign
     from .meanshift import _mean_shift
