@@ -1,21 +1,6 @@
 """Deprecated: this module moved to :mod:`harmonic_seg.guides.fitter` (its public names are also in
 :mod:`harmonic_seg.guides`). It stays importable, with a FutureWarning, for code and pickles that name it."""
 
-import warnings
+from ._moved import forward_module
 
-from .guides import fitter as _new
-from .guides.fitter import *  # noqa: F401,F403
-from .guides.fitter import __all__  # noqa: F401
-
-warnings.warn(
-    "harmonic_seg.fitter moved to harmonic_seg.guides.fitter (its public names are also in "
-    "harmonic_seg.guides); the old path is deprecated and will be removed in a future version. "
-    "Import from harmonic_seg.guides.",
-    FutureWarning,
-    stacklevel=2,
-)
-
-
-def __getattr__(name):
-    """The module's other names (not in __all__), as before the move."""
-    return getattr(_new, name)
+forward_module(globals(), "harmonic_seg.fitter", "harmonic_seg.guides.fitter")

@@ -25,49 +25,11 @@ Every public name is importable from this package
 scikit-learn only, not torch.
 """
 
-from .embeddings import embedding_map, embedding_table, instance_embeddings, lookup_embeddings
-from .fitter import GuideFunctionFitter
-from .fitting import (
-    AUTO_PERIOD_FACTOR,
-    AUTO_RANGES,
-    GuideFitResult,
-    auto_frequency_bound,
-    fit_guides,
-    instance_lengths,
-    pairwise_separation,
-    separation_score,
-)
-from .functions import (
-    FREQUENCY_RANGES,
-    GuideFunctions,
-    check_origin,  # noqa: F401 (importable from here as before the move, not in __all__)
-    coordinate_guides,
-    guide_maps,
-    random_guides,
-    window_coordinates,  # noqa: F401
-)
+from . import embeddings, fitter, fitting, functions
+from .embeddings import *  # noqa: F401,F403
+from .fitter import *  # noqa: F401,F403
+from .fitting import *  # noqa: F401,F403
+from .functions import *  # noqa: F401,F403
+from .functions import check_origin, window_coordinates  # noqa: F401 (importable here as before, not in __all__)
 
-__all__ = [
-    # functions
-    "GuideFunctions",
-    "guide_maps",
-    "random_guides",
-    "coordinate_guides",
-    "FREQUENCY_RANGES",
-    # fitting
-    "fit_guides",
-    "separation_score",
-    "pairwise_separation",
-    "GuideFitResult",
-    "auto_frequency_bound",
-    "instance_lengths",
-    "AUTO_RANGES",
-    "AUTO_PERIOD_FACTOR",
-    # embeddings
-    "instance_embeddings",
-    "embedding_map",
-    "embedding_table",
-    "lookup_embeddings",
-    # fitter
-    "GuideFunctionFitter",
-]
+__all__ = [*functions.__all__, *fitting.__all__, *embeddings.__all__, *fitter.__all__]
