@@ -196,14 +196,12 @@ def check_table_size(largest_id, n_guides):
 
 
 def _embedding_table(labels, guides, origin=(0, 0)):
-    """:func:`embedding_table` of a validated label map whose table size was checked (the training crops)."""
-    relabelled, ids, _ = relabel_sequential(labels)
-    compact = _table(*_sums(relabelled, guides, origin))
-    if relabelled is labels:
-        return compact
-    table = np.zeros((int(ids[-1]) + 1 if ids.size else 1, compact.shape[1]))  # a row up to the largest id
-    table[ids] = compact[1:]
-    return table
+    """:func:`embedding_table` of a validated label map whose table size was checked (the training crops).
+
+    No renumbering: the sampler's maps hold ids ``1..K`` (an augmentation may only drop some), and
+    the rows of absent ids are 0, as :func:`embedding_table` gives them.
+    """
+    return _table(*_sums(labels, guides, origin))
 
 
 def _table(counts, sums):
