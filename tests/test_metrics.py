@@ -397,3 +397,24 @@ def test_metrics_import_without_torch():
     res = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def test_sbd_scorer_equals_symmetric_best_dice():
+    """The tuning's prepared scorer gives exactly the public metric's value, for label maps and mask
+    stacks, with empty truths and predictions, and refuses a float or mis-shaped prediction."""
+    from harmonic_seg.metrics import symmetric_best_dice
+    from harmonic_seg.metrics.dice import _SBDScorer
+
+    rng = np.random.default_rng(0)
+    truths = [rng.integers(0, 6, (20, 24)) * 7, np.zeros((20, 24), int),
+              rng.random((4, 20, 24)) > 0.6, np.zeros((0, 20, 24), bool)]
+    preds = [rng.integers(0, 5, (20, 24)).astype(np.int32), np.zeros((20, 24), np.int32),
+             (rng.integers(0, 3, (20, 24)) * 1000).astype(np.int64)]
+    for truth in truths:
+        scorer = _SBDScorer(truth)
+        for pred in preds:
+            assert scorer(pred) == symmetric_best_dice(truth, pred)
+    with pytest.raises(ValueError, match="integer label map of shape"):
+        _SBDScorer(truths[0])(preds[0].astype(float))
+    with pytest.raises(ValueError, match="integer label map of shape"):
+        _SBDScorer(truths[0])(preds[0][:5])

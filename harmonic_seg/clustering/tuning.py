@@ -25,6 +25,7 @@ import numpy as np
 
 from ..metrics import matching_dataset, mean_symmetric_best_dice
 from ..metrics._instances import as_label_map
+from ..metrics.dice import _SBDScorer
 
 __all__ = [
     "BANDWIDTH_FACTORS",
@@ -174,11 +175,22 @@ def validation_score(y_true, y_pred, scoring):
     return float(np.mean([m.accuracy for m in matching_dataset(y_true, y_pred, list(IOU_THRESHOLDS))]))
 
 
-def _scored(y_true, pred, scoring):
-    """The data set's score and the per-image scores (the noise estimate of :func:`select_setting`)."""
-    per_image = [validation_score([t], [p], scoring) for t, p in zip(y_true, pred)]
-    score = float(np.mean(per_image)) if scoring == "sbd" else validation_score(y_true, pred, scoring)
-    return score, per_image
+def _truths(y_true, scoring):
+    """What :func:`_scored` compares the predictions with: for SBD, every truth validated and
+    normalised once for the whole grid."""
+    if scoring == "sbd":
+        return [_SBDScorer(y, f"y_true[{i}]") for i, y in enumerate(y_true)]
+    return list(y_true)
+
+
+def _scored(truths, pred, scoring):
+    """The data set's score and the per-image scores (the noise estimate of :func:`select_setting`);
+    ``truths`` from :func:`_truths`."""
+    if scoring == "sbd":
+        per_image = [score(p) for score, p in zip(truths, pred)]
+        return float(np.mean(per_image)), per_image
+    per_image = [validation_score([t], [p], scoring) for t, p in zip(truths, pred)]
+    return validation_score(truths, pred, scoring), per_image
 
 
 def _neighbours(keys):
@@ -310,11 +322,12 @@ def grid_search_clustering(
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
     sizes = min_size_grid(min_size, typical_area, min_size_fractions)
+    truths = _truths(y_true, scoring)
     results, keys, simple = [], [], []
     i_default = int(np.argmin([abs(s - int(min_size)) for s in sizes]))
 
     def add(row, key, rank):
-        score, per_image = _scored(y_true, row.pop("pred"), scoring)
+        score, per_image = _scored(truths, row.pop("pred"), scoring)
         results.append({**row, "score": score, "image_scores": per_image})
         keys.append(key)
         simple.append(rank)
@@ -417,9 +430,9 @@ def grid_search_threshold(segment, predictions, y_true, thresholds, scoring="sbd
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}; got {scoring!r}.")
-    results = []
+    results, truths = [], _truths(y_true, scoring)
     for t in thresholds:
-        score, per_image = _scored(y_true, [segment(p, t) for p in predictions], scoring)
+        score, per_image = _scored(truths, [segment(p, t) for p in predictions], scoring)
         results.append({"fg_threshold": float(t), "score": score, "image_scores": per_image})
     first = float(thresholds[0])
     chosen = select_setting(results, [(n,) for n in range(len(results))],
