@@ -242,9 +242,12 @@ class _Pieces:
             return
         self.pieces = sk_label(modes, background=0, connectivity=1).astype(np.int64, copy=False)
         self.n_pieces = int(self.pieces.max())
-        fg_pieces = self.pieces[fg]
+        # the rules work on the foreground pixels (row-major, as ``points``), the grid only where regions grow
+        self.fg_idx = np.flatnonzero(fg)
+        self.comps_fg = self.comps.ravel()[self.fg_idx]
+        fg_pieces = self.pieces_fg = self.pieces.ravel()[self.fg_idx]
         self.comp_of = np.zeros(self.n_pieces + 1, dtype=np.int64)
-        self.comp_of[fg_pieces] = self.comps[fg]
+        self.comp_of[fg_pieces] = self.comps_fg
         self.size = np.bincount(fg_pieces, minlength=self.n_pieces + 1)
         self.largest = np.zeros(self.n_comps + 1, dtype=np.int64)  # the largest piece of every component
         np.maximum.at(self.largest, self.comp_of, self.size)
@@ -253,7 +256,7 @@ class _Pieces:
     def means(self):
         """Mean embedding of every piece (row 0: background), float64."""
         if self._means is None:
-            idx = self.pieces[self.fg]
+            idx = self.pieces_fg
             sums = np.stack([np.bincount(idx, weights=col, minlength=self.n_pieces + 1) for col in self.points.T], 1)
             self._means = sums / np.maximum(self.size, 1)[:, None]
         return self._means
@@ -264,23 +267,29 @@ class _Pieces:
 
         if not self.n_comps:
             return self.comps.astype(np.int32)
-        pieces, comps, fg, n_pieces = self.pieces, self.comps, self.fg, self.n_pieces
+        comps, n_pieces, fg_idx = self.comps, self.n_pieces, self.fg_idx
         seed = (self.size >= max(int(min_size), 1)) & (self.size >= min_share * self.largest[self.comp_of])
         seed[0] = False
         multi = np.bincount(self.comp_of[seed], minlength=self.n_comps + 1) >= 2  # components that split
         multi[0] = False
         if not multi.any():
             return comps.astype(np.int32)
-        in_multi = multi[comps]
-        markers = np.where(in_multi, np.where(seed[pieces], pieces, 0), np.where(fg, n_pieces + comps, 0))
-        rows, cols = np.flatnonzero(in_multi.any(1)), np.flatnonzero(in_multi.any(0))
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # the components that split
-        inside = in_multi[box]
-        if (inside & (markers[box] == 0)).any():
+        # every foreground pixel: its seed piece in a component that splits (0: none yet), else its component
+        in_multi = multi[self.comps_fg]
+        marks = np.where(in_multi, np.where(seed[self.pieces_fg], self.pieces_fg, 0), n_pieces + self.comps_fg)
+        markers = np.zeros(comps.size, dtype=np.int64)
+        markers[fg_idx] = marks
+        markers = markers.reshape(comps.shape)
+        w = comps.shape[1]
+        rows, cols = fg_idx[in_multi] // w, fg_idx[in_multi] % w
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))  # the components that split
+        unmarked = marks == 0
+        if unmarked.any():
             _flood_per_component(markers, comps, np.flatnonzero(multi & (np.bincount(
-                comps[in_multi & (markers == 0)], minlength=self.n_comps + 1) > 0)))
+                self.comps_fg[unmarked], minlength=self.n_comps + 1) > 0)))
+            marks = markers.ravel()[fg_idx]
         # margin: touching regions of one component whose seeds' mean embeddings are closer than it merge
-        pairs = _pairs(np.where(inside, markers[box], 0))
+        pairs = _pairs(np.where(multi[comps[box]], markers[box], 0))
         if pairs.size:
             means = self.means()
             diff = means[pairs[:, 0]] - means[pairs[:, 1]]
@@ -289,7 +298,10 @@ class _Pieces:
             n_lab = n_pieces + self.n_comps + 1
             graph = coo_matrix((np.ones(len(close)), (close[:, 0], close[:, 1])), shape=(n_lab, n_lab))
             root = connected_components(graph, directed=False)[1]
-            markers = np.where(markers > 0, root[markers] + 1, 0)
+            grown = np.where(marks > 0, root[marks] + 1, 0)
+            markers = np.zeros(comps.size, dtype=grown.dtype)
+            markers[fg_idx] = grown
+            markers = markers.reshape(comps.shape)
         return markers
 
 

@@ -282,6 +282,21 @@ def _relabel(out):
     return lut[out], ids
 
 
+def _on_foreground(out, fg_idx, min_size):
+    """The ids of the foreground pixels ``fg_idx`` of the label map ``out``, whose instances all lie there, with
+    the instances smaller than ``min_size`` removed (``min_size`` None: none) and the others numbered 1..K.
+
+    Works on the foreground pixels only (a few percent of a large image, where the objects are small).
+    """
+    vals = out.ravel()[fg_idx]
+    if min_size is not None and min_size > 1:
+        small = np.bincount(vals) < min_size
+        small[0] = False
+        if small.any():
+            vals = np.where(small[vals], 0, vals)
+    return _relabel(vals)
+
+
 def _instances(m, *, min_size, min_share=pp.MIN_SHARE, split_components=False, merge_small=False, scores=True,
                score_window=None):
     """Label map and scores from the modes ``m`` of :func:`_find_modes`: rules, minimum size, ids, scores.
@@ -315,16 +330,15 @@ def _instances(m, *, min_size, min_share=pp.MIN_SHARE, split_components=False, m
                 out[m.fg_idx] = 1
                 m.cache["components"] = pp.split_into_components(out.reshape(h, w))
             out = m.cache["components"]
-        if min_size > 1:  # whole components smaller than min_size (a split never leaves a smaller piece)
-            small = np.bincount(out.ravel()) < min_size
-            small[0] = False
-            if small.any():
-                out = np.where(small[out], 0, out)
-    out, ids = _relabel(out)
+    # instance id (0 = removed) of every foreground pixel; with "split" and "components" whole components
+    # smaller than min_size go (a split never leaves a smaller piece)
+    inst, ids = _on_foreground(out, m.fg_idx, None if recovery == "mean_shift" else min_size)
+    out = np.zeros(h * w, dtype=np.int32)
+    out[m.fg_idx] = inst
+    out = out.reshape(h, w)
     k = ids.size
     if not scores or k == 0:
         return out, (np.zeros(0, dtype=np.float64) if scores else None)
-    inst = out.ravel()[m.fg_idx]  # instance id (0 = removed) of every foreground pixel
     keep = inst > 0
     idx = inst[keep] - 1
     if recovery == "mean_shift":  # within the bandwidth of the pixel's own cluster mode
