@@ -25,18 +25,21 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--max-time", type=float, default=None, help="seconds per fit instead of --epochs")
     p.add_argument("--out", type=Path, default=HERE / "results" / "demo_seeds.json")
     args = p.parse_args(argv)
     runs = []
     for seed in args.seeds:
-        report, _ = train_and_score(epochs=args.epochs, random_state=seed, verbose=0)
+        report, _ = train_and_score(epochs=args.epochs, max_time=args.max_time, random_state=seed, verbose=0)
         report["seed"] = seed
         runs.append(report)
         h, f = report["harmonic"], report["floor (connected components of the mask)"]
         print(f"seed {seed}: " + ", ".join(f"{k} {h[k]:.3f} (floor {f[k]:.3f})" for k in
                                            ("SBD", "AP@0.5 (TP/(TP+FP+FN))", "COCO AP"))
               + f"; fit {report['fit_seconds']:.0f} s", flush=True)
-    path = write_json(args.out, dict(command="python benchmarks/demo_seeds.py", epochs=args.epochs, runs=runs,
+    command = "python benchmarks/demo_seeds.py" + (f" --max-time {args.max_time:g}" if args.max_time else "")
+    path = write_json(args.out, dict(command=command, max_time=args.max_time,
+                                     epochs=None if args.max_time else args.epochs, runs=runs,
                                      machine=machine()))
     print(f"-> {path}")
 

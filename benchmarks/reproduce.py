@@ -32,6 +32,7 @@ The paper's figure is printed beside ours. Results:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -243,6 +244,9 @@ def main(argv=None):
     p.add_argument("dataset", choices=sorted(RECIPES))
     p.add_argument("--budget", type=float, default=20.0, help="training minutes (wall clock)")
     p.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of --budget")
+    p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                   help="instead of --budget: seconds the whole fit may take (HarmonicSegmenter(max_time=...), "
+                        "stage 1 and the tuning included), as the defaults are measured (benchmarks/defaults.py)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
     p.add_argument("--guides", default=None, choices=sorted(GUIDE_CHOICES),
@@ -308,12 +312,15 @@ def main(argv=None):
     for name in FLAGS:
         if getattr(args, name):
             params[name] = True
-    if args.epochs is None:
+    if args.max_time is not None:
+        epochs, step = None, None
+        params["max_time"] = args.max_time
+    elif args.epochs is None:
         epochs, step = calibrate(segmenter_params(params), train, args.steps_per_epoch, args.budget)
         print(f"calibration: {step:.2f} s/step -> {epochs} epochs of {args.steps_per_epoch} steps", flush=True)
     else:
         epochs, step = args.epochs, None
-    seg = HarmonicSegmenter(**segmenter_params(params), epochs=epochs, verbose=1)
+    seg = HarmonicSegmenter(**segmenter_params(params), epochs=epochs or 50, verbose=1)
     t0 = time.perf_counter()
     seg.fit(train.images, train.labels, ignore=train.ignore)
     train_s = time.perf_counter() - t0
@@ -321,6 +328,8 @@ def main(argv=None):
         seg.save(args.save_model)
 
     rows, shown, embedded, predict_s = evaluate(seg, args.dataset, test)
+    if args.max_time is not None:
+        epochs = seg.n_epochs_
 
     result = dict(
         dataset=args.dataset, seed=args.seed, train_truth=args.train_truth, n_train=len(train), variant=args.variant,
@@ -328,8 +337,11 @@ def main(argv=None):
         boundary_weight=params.get("boundary_weight", 0.0), fg_weight=params.get("fg_weight", 1.0),
         base_width=params.get("base_width", "auto"), rotate=params.get("rotate", False),
         learning_rate=seg.learning_rate, merge_small=params.get("merge_small", False), amp=seg.amp, epochs=epochs,
-        minibatches=epochs * args.steps_per_epoch,
-        train_seconds=train_s, predict_seconds=predict_s, budget_minutes=None if args.epochs is not None else args.budget,
+        minibatches=sum(h.get("steps", args.steps_per_epoch) for h in seg.history_),
+        train_seconds=train_s, predict_seconds=predict_s,
+        budget_minutes=None if args.epochs is not None or args.max_time is not None else args.budget,
+        max_time=args.max_time, time_budget=seg.time_budget_, command="python benchmarks/reproduce.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         calibration_step_seconds=step, epoch_loop_seconds=sum(h["dur"] for h in seg.history_),
         device=args.device, threads=args.threads, bandwidth=seg.bandwidth_, metric=seg.metric_,
         min_size=seg.min_size_, core_fraction=seg.core_fraction_, fg_threshold=seg.fg_threshold_,
@@ -346,6 +358,7 @@ def main(argv=None):
     suffix += "".join(f"_{tag}" for name, tag in FLAGS.items()
                       if getattr(args, name) and not RECIPES[args.dataset].get(name))
     suffix += "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
+    suffix += f"_t{args.max_time:g}" if args.max_time is not None else ""
     suffix += f"_seed{args.seed}" if args.seed else ""
     out = write_json(args.out or OUT / f"results_{args.dataset}{suffix}.json", result)
     print(f"\n{args.dataset}, loss {args.loss}, variant {args.variant}, guides {args.guides}, scale {seg.scale:g}: "

@@ -273,7 +273,9 @@ def table_demo(root, arg=None):
               "floor: connected components of the mask"]
     return _table(header, rows) + [""] + _source(
         ["demo.json"], d["command"].split(" (")[0],
-        f" (trained on {d['train_wells']} wells in {_s(d['fit_seconds'])} s, {d['machine'].split(';')[0]})")
+        f" (trained on {d['train_wells']} wells"
+        + (f", {d['epochs']} epochs" if d.get("epochs") else "")
+        + f" in {_s(d['fit_seconds'])} s, {d['machine'].split(';')[0]})")
 
 
 def table_demo_seeds(root, arg=None):
@@ -284,10 +286,11 @@ def table_demo_seeds(root, arg=None):
     for r in d["runs"]:
         floor = next(v for k, v in r.items() if k.startswith("floor"))
         rows.append([r["seed"]] + [f"{_f(r['harmonic'][k])} / {_f(floor[k])}" for k, _ in keys]
-                    + [_s(r["fit_seconds"])])
-    header = ["seed"] + [f"{t}: harmonic / floor" for _, t in keys] + ["fit (s)"]
+                    + [_s(r["fit_seconds"]), r.get("epochs") or d.get("epochs", "–")])
+    header = ["seed"] + [f"{t}: harmonic / floor" for _, t in keys] + ["fit (s)", "epochs"]
+    plan = f"max_time={d['max_time']:g} s" if d.get("max_time") else f"{d['epochs']} epochs"
     return _table(header, rows) + [""] + _source(["demo_seeds.json"], d["command"],
-                                                f" ({d['epochs']} epochs; {_machine(d['machine'])})")
+                                                f" ({plan}; {_machine(d['machine'])})")
 
 
 def table_first_run(root, arg=None):

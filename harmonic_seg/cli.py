@@ -109,8 +109,8 @@ def cmd_demo(args):
     """Train on 16 wells of the embedded BBBC010 worm sample, score 4 held-out wells beside the floor, draw them."""
     from .demo import draw_demo, train_and_score
 
-    report, arrays = train_and_score(epochs=args.epochs, device=args.device, save_model=args.save_model,
-                                     verbose=max(1, args.verbose))
+    report, arrays = train_and_score(epochs=args.epochs, max_time=args.max_time, device=args.device,
+                                     save_model=args.save_model, verbose=max(1, args.verbose))
     _print_table(report, args.json)  # the scores first: nothing after this can lose them
     if not args.no_picture:
         try:
@@ -342,7 +342,10 @@ def build_parser():
     g.set_defaults(func=cmd_guides)
 
     d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__, parents=[common])
-    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30, about 3 minutes on a 2-core CPU)")
+    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    d.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                   help="instead of --epochs: seconds the whole fit may take, the epochs planned to end on it "
+                        "(default: none)")
     d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
     d.add_argument("--no-picture", action="store_true")
     d.add_argument("--save-model", default=None, help="also save the trained model to this new folder")

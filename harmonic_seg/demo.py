@@ -75,13 +75,19 @@ def evaluate(y_true, y_pred, scores=None):
     }
 
 
-def train_and_score(*, epochs=30, random_state=0, verbose=1, device="auto", save_model=None, params=None):
+def train_and_score(*, epochs=30, max_time=None, random_state=0, verbose=1, device="auto", save_model=None,
+                    params=None):
     """Train on the sample's 16 training wells and score its 4 test wells, beside the floor.
 
     Parameters
     ----------
     epochs : int, default=30
-        Training epochs (each covers the training wells once).
+        Training epochs (each covers the training wells once); a run
+        repeats exactly on a CPU of the same kind.
+    max_time : float or None, default=None
+        Seconds the whole ``fit`` may take instead (``HarmonicSegmenter(max_time=...)``):
+        the epochs are planned to end on it, so their number, and the
+        result, depend on the machine's speed; ``epochs`` is then ignored.
     random_state : int, default=0
     verbose : int, default=1
     device : str, default="auto"
@@ -110,7 +116,7 @@ def train_and_score(*, epochs=30, random_state=0, verbose=1, device="auto", save
     data = load_worm_sample()
     Xtr, ytr, itr = data.images[:16], data.labels[:16], data.ignore[:16]
     Xte, yte = data.images[16:], data.labels[16:]
-    seg = HarmonicSegmenter(**{**DEMO_PARAMS, **(params or {})}, epochs=epochs, device=device,
+    seg = HarmonicSegmenter(**{**DEMO_PARAMS, **(params or {})}, epochs=epochs, max_time=max_time, device=device,
                             random_state=random_state, verbose=verbose)
     t0 = time.perf_counter()
     seg.fit(Xtr, ytr, ignore=itr)
@@ -125,7 +131,10 @@ def train_and_score(*, epochs=30, random_state=0, verbose=1, device="auto", save
     report = {
         "train_wells": len(Xtr),
         "test_wells": len(Xte),
+        "max_time": max_time,
+        "epochs": seg.n_epochs_,
         "fit_seconds": round(fit_s, 1),
+        "time_budget": seg.time_budget_,
         "predict_seconds": round(predict_s, 1),
         "harmonic": evaluate(yte, pred, scores),
         "floor (connected components of the mask)": evaluate(yte, floor),
@@ -162,14 +171,16 @@ def draw_demo(arrays, out="harmonic_seg_demo.png"):
     return path
 
 
-def run_demo(*, epochs=30, out="harmonic_seg_demo.png", save_model=None, random_state=0, verbose=1, device="auto",
-             params=None):
+def run_demo(*, epochs=30, max_time=None, out="harmonic_seg_demo.png", save_model=None, random_state=0,
+             verbose=1, device="auto", params=None):
     """Train, evaluate and draw the embedded demo.
 
     Parameters
     ----------
     epochs : int, default=30
-        Training epochs (about 3 minutes on an idle 2-core CPU).
+        See :func:`train_and_score`.
+    max_time : float or None, default=None
+        See :func:`train_and_score`.
     out : str or path-like or None, default="harmonic_seg_demo.png"
         Picture of :func:`draw_demo` (never overwrites); None: no picture. A
         picture that cannot be drawn is logged as a warning and reported as
@@ -187,8 +198,8 @@ def run_demo(*, epochs=30, out="harmonic_seg_demo.png", save_model=None, random_
     report : dict
         :func:`train_and_score`'s report, with the picture's path.
     """
-    report, arrays = train_and_score(epochs=epochs, random_state=random_state, verbose=verbose, device=device,
-                                     save_model=save_model, params=params)
+    report, arrays = train_and_score(epochs=epochs, max_time=max_time, random_state=random_state, verbose=verbose,
+                                     device=device, save_model=save_model, params=params)
     report["picture"] = None
     if out is not None:
         try:

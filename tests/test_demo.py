@@ -84,3 +84,21 @@ def test_worm_sample_matches_its_description():
 def test_demo_command_line_help():
     r = subprocess.run([sys.executable, "-m", "harmonic_seg", "demo", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "worm sample" in r.stdout
+
+
+def test_cli_demo_passes_epochs_and_max_time(monkeypatch, capsys):
+    import harmonic_seg.demo as demo
+    from harmonic_seg.cli import main
+
+    seen = []
+
+    def fake(**kwargs):
+        seen.append(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(demo, "train_and_score", fake)
+    for argv, expected in ((["demo"], (30, None)), (["demo", "--epochs", "3"], (3, None)),
+                           (["demo", "--max-time", "90"], (30, 90.0))):
+        with pytest.raises(SystemExit):
+            main(argv + ["--no-picture"])
+        assert (seen[-1]["epochs"], seen[-1]["max_time"]) == expected
