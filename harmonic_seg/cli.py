@@ -342,7 +342,7 @@ def build_parser():
     g.set_defaults(func=cmd_guides)
 
     d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__, parents=[common])
-    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30, about 3 minutes on a 2-core CPU)")
+    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30: a few minutes on a CPU)")
     d.add_argument("--out", default="harmonic_seg_demo.png", help="picture (never overwritten: -1, -2 ... added)")
     d.add_argument("--no-picture", action="store_true")
     d.add_argument("--save-model", default=None, help="also save the trained model to this new folder")

@@ -169,7 +169,8 @@ def run_demo(*, epochs=30, out="harmonic_seg_demo.png", save_model=None, random_
     Parameters
     ----------
     epochs : int, default=30
-        Training epochs (about 3 minutes on an idle 2-core CPU).
+        Training epochs (a few minutes on a CPU; ``benchmarks/results/demo.json``
+        records the time of a run).
     out : str or path-like or None, default="harmonic_seg_demo.png"
         Picture of :func:`draw_demo` (never overwrites); None: no picture. A
         picture that cannot be drawn is logged as a warning and reported as
