@@ -342,7 +342,7 @@ def build_parser():
     g.set_defaults(func=cmd_guides)
 
     d = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__, parents=[common])
-    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    d.add_argument("--epochs", type=int, default=30, help="training epochs (default 30: a few minutes on a CPU)")
     d.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="instead of --epochs: seconds the whole fit may take, the epochs planned to end on it "
                         "(default: none)")

@@ -144,14 +144,14 @@ class HarmonicSegmenter(ClusteringMixin, BaseEstimator):
         or "mps"; ``fit`` refuses a GPU this torch cannot use before any work.
     amp : bool, "auto" or None, default="auto"
         Mixed precision (autocast) in fit and predict; None: float16 on CUDA,
-        float32 on CPU; True: also bfloat16 on CPU, about twice as fast to
+        float32 on CPU; True: also bfloat16 on CPU, faster to
         train on CPUs with AVX-512 BF16 or AMX instructions (slower where
         bfloat16 is emulated; a warning says so); "auto": bfloat16 only on
         a CPU with those instructions, float16 on CUDA, float32 elsewhere.
     num_threads : int or None, default=None
         CPU threads of torch during fit, predict and tuning (restored after).
         None: torch's setting within joblib's and threadpoolctl's limits, and
-        one thread for the mean shift, which on more can be ten times slower
+        one thread for the mean shift, which on more can be many times slower
         while another process holds a core.
     callbacks : list of Callback or None, default=None
         Objects with the hooks of :class:`harmonic_seg.nn.Callback`

@@ -38,7 +38,7 @@ module implements the same algorithm with every seed shifted at once:
   seed with no point of a coarse subset in its window waits, unmoved, for
   the next level. Flat-kernel mean shift can stop on a plateau, so the modes
   reached can differ slightly from those of scikit-learn's single-level
-  paths (ARI >= 0.99 against scikit-learn in the benchmark).
+  paths (``benchmarks/bench_meanshift.py`` compares the two).
 * **Merging** (``merge=True``): modes are sorted by the number of points
   within the bandwidth at their last step (ties: lexicographically larger
   first, as scikit-learn) and a mode is discarded when it lies within the

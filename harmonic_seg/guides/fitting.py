@@ -41,17 +41,14 @@ __all__ = [
 #: ``init_range="auto"`` starts every frequency component below
 #: ``2 pi / (AUTO_PERIOD_FACTOR * D)`` radians per pixel, ``D`` being the median
 #: equivalent diameter of the training instances: the shortest initial period
-#: along each axis is four object diameters. Measured on the embedded nuclei
-#: sample (docs/benchmarks.md): guides whose period is shorter than the objects
-#: average to almost 0 over every object, so the targets carry little signal and
-#: the network regresses them poorly (test SBD 0.26 with periods of about 0.8 D,
-#: 0.80 with 4-5 D, same training budget;
-#: benchmarks/guide_frequency.py). ``init_range="auto-length"`` uses the median
-#: length instead (major axis, :func:`~harmonic_seg.guides.instance_lengths`): long thin objects
-#: average a sine over their length (worms: 3.5 times their diameter) and learn
-#: better with it (BBBC010 COCO AP 0.42 vs 0.36); on round ones it is not shown to
-#: help (nuclei, whose length is 1.27 D: SBD 0.712 / 0.739 with two seeds against
-#: 0.799 / 0.717 with diameter-sized periods).
+#: along each axis is four object diameters. Guides whose period is shorter than
+#: the objects average to almost 0 over every object, so the targets carry little
+#: signal and the network regresses them poorly (``benchmarks/guide_frequency.py``
+#: compares the frequency ranges on the embedded nuclei sample).
+#: ``init_range="auto-length"`` uses the median length instead (major axis,
+#: :func:`~harmonic_seg.guides.instance_lengths`): long thin objects such as worms
+#: average a sine over their length, several times their diameter; on round
+#: objects the two sizes are close. Compare both on your validation images.
 AUTO_PERIOD_FACTOR = 4.0
 
 logger = logging.getLogger(__name__)
