@@ -24,8 +24,9 @@ import itertools
 import numpy as np
 
 from ..metrics import matching_dataset, mean_symmetric_best_dice
-from ..metrics._instances import as_label_map
+from ..metrics._instances import _trusted_label_map, as_instances, as_label_map
 from ..metrics.dice import _SBDScorer
+from ..metrics.matching import _matching_of_pairs
 
 __all__ = [
     "BANDWIDTH_FACTORS",
@@ -176,21 +177,25 @@ def validation_score(y_true, y_pred, scoring):
 
 
 def _truths(y_true, scoring):
-    """What :func:`_scored` compares the predictions with: for SBD, every truth validated and
-    normalised once for the whole grid."""
+    """What :func:`_scored` compares the predictions with: every truth validated and normalised once for
+    the whole grid (for SBD, a prepared scorer)."""
     if scoring == "sbd":
         return [_SBDScorer(y, f"y_true[{i}]") for i, y in enumerate(y_true)]
-    return list(y_true)
+    return [as_instances(y, f"y_true[{i}]") for i, y in enumerate(y_true)]
+
+
+def _accuracy(pairs):
+    return float(np.mean([m.accuracy for m in _matching_of_pairs(pairs, list(IOU_THRESHOLDS))]))
 
 
 def _scored(truths, pred, scoring):
     """The data set's score and the per-image scores (the noise estimate of :func:`select_setting`);
-    ``truths`` from :func:`_truths`."""
+    ``truths`` from :func:`_truths`; the same values as :func:`validation_score`."""
     if scoring == "sbd":
         per_image = [score(p) for score, p in zip(truths, pred)]
         return float(np.mean(per_image)), per_image
-    per_image = [validation_score([t], [p], scoring) for t, p in zip(truths, pred)]
-    return validation_score(truths, pred, scoring), per_image
+    pairs = [(t, _trusted_label_map(p, t.shape)) for t, p in zip(truths, pred)]
+    return _accuracy(pairs), [_accuracy([pair]) for pair in pairs]
 
 
 def _neighbours(keys):

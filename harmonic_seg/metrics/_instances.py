@@ -84,6 +84,17 @@ def as_label_map(y, name="y_pred"):
     return Instances(ids=ids, areas=areas, shape=lab.shape, labels=inv.astype(np.int64, copy=False))
 
 
+def _trusted_label_map(y, shape):
+    """:class:`Instances` of a label map the library made itself (non-negative integers), not validated again;
+    only its shape and dtype are checked (the post-processing tuning scores thousands of them)."""
+    y = np.asarray(y)
+    if y.shape != tuple(shape) or y.dtype.kind not in "iu":
+        raise ValueError(f"a prediction must be an integer label map of shape {tuple(shape)}; got "
+                         f"{y.dtype} of shape {y.shape}.")
+    inv, ids, areas = relabel_sequential(y)
+    return Instances(ids=ids, areas=areas, shape=y.shape, labels=inv.astype(np.int64, copy=False))
+
+
 def _check_binary(arr, name):
     if arr.dtype == bool:
         return arr

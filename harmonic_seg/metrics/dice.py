@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._labels import relabel_sequential
-from ._instances import Instances, as_instances, as_pair, check_pairs, check_same_shape, intersections
+from ._instances import _trusted_label_map, as_instances, as_pair, check_pairs, check_same_shape, intersections
 
 __all__ = [
     "best_dice",
@@ -75,20 +74,15 @@ class _SBDScorer:
 
     def __call__(self, y_pred):
         t = self.truth
-        y_pred = np.asarray(y_pred)
-        if y_pred.shape != tuple(t.shape) or y_pred.dtype.kind not in "iu":
-            raise ValueError(f"a prediction must be an integer label map of shape {tuple(t.shape)}; got "
-                             f"{y_pred.dtype} of shape {y_pred.shape}.")
-        labels, ids, areas = relabel_sequential(y_pred)
-        if t.n == 0 or ids.size == 0:
-            return 1.0 if t.n == ids.size else 0.0
+        pred = _trusted_label_map(y_pred, t.shape)
+        if t.n == 0 or pred.n == 0:
+            return 1.0 if t.n == pred.n else 0.0
         if t.labels is None:
-            pred = Instances(ids=ids, areas=areas, shape=t.shape, labels=labels)
-            return _sbd_of_table(intersections(t, pred), t.areas, areas)
-        nb = ids.size + 1
-        pred_ids = labels.ravel()[self._fg].astype(np.int64)
+            return _sbd_of_table(intersections(t, pred), t.areas, pred.areas)
+        nb = pred.n + 1
+        pred_ids = pred.labels.ravel()[self._fg]
         table = np.bincount(self._fg_ids * nb + pred_ids, minlength=(t.n + 1) * nb).reshape(t.n + 1, nb)
-        return _sbd_of_table(table[1:, 1:], t.areas, areas)
+        return _sbd_of_table(table[1:, 1:], t.areas, pred.areas)
 
 
 def best_dice(a, b):

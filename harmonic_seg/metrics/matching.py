@@ -245,7 +245,11 @@ def matching_dataset(ys_true, ys_pred, thresh=0.5, by_image=False):
     if not isinstance(by_image, (bool, np.bool_)):
         raise TypeError(f"by_image must be a bool; got {_describe(by_image)}.")
     by_image = bool(by_image)
-    pairs = check_pairs(ys_true, ys_pred)
+    return _matching_of_pairs(check_pairs(ys_true, ys_pred), thresholds, single, by_image)
+
+
+def _matching_of_pairs(pairs, thresholds, single=False, by_image=False):
+    """:func:`matching_dataset` of normalised ``(truth, prediction)`` :class:`Instances` pairs."""
     per_image = []  # per image: list over thresholds of (tp, sum of matched IoUs), n_true, n_pred
     for t, p in pairs:
         per_image.append((_match_counts(_iou(t, p), thresholds), t.n, p.n))

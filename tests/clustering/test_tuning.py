@@ -385,3 +385,30 @@ def test_recovery_is_a_fitted_attribute_kept_by_pickle_and_save(tmp_path):
     except ValueError as exc:  # a format that checks the files' integrity refuses an edited config
         pytest.skip(f"edited config refused: {exc}")
     assert loaded.recovery_ == "mean_shift"
+
+
+def test_grid_scores_equal_validation_score_and_truths_are_checked_once(monkeypatch):
+    """The grid's prepared scoring gives validation_score's values, by SBD and by accuracy, and the
+    truths are validated once per search, not at every grid point."""
+    import harmonic_seg.metrics._instances as inst
+    import harmonic_seg.metrics.dice as dice
+    from harmonic_seg.clustering import tuning
+
+    rng = np.random.default_rng(3)
+    truths = [rng.integers(0, 5, (16, 18)), rng.random((3, 16, 18)) > 0.5]
+    preds = [[rng.integers(0, 4, (16, 18)).astype(np.int32) for _ in truths] for _ in range(4)]
+    for scoring in ("sbd", "accuracy"):
+        prepared = tuning._truths(truths, scoring)
+        for pred in preds:
+            score, per_image = tuning._scored(prepared, pred, scoring)
+            assert score == pytest.approx(tuning.validation_score(truths, pred, scoring), abs=0, rel=1e-15)
+            assert per_image == [tuning.validation_score([t], [p], scoring) for t, p in zip(truths, pred)]
+    calls = []
+    real = inst.as_instances
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    for module in (inst, dice, tuning):  # every module that validates a truth with it
+        monkeypatch.setattr(module, "as_instances", counted)
+    for scoring in ("sbd", "accuracy"):
+        calls.clear()
+        tuning.grid_search_threshold(lambda p, t: p, preds[0], truths, [0.3, 0.5, 0.7], scoring)
+        assert len(calls) == len(truths)
