@@ -287,8 +287,8 @@ def test_render_refuses_unknown_tables_and_unclosed_markers(tmp_path, capsys):
     assert render.main(["--check"], root=tmp_path) == 2
     assert "without their closing marker" in capsys.readouterr().err
     page.write_text("<!-- table:demo -->\n<!-- /table:demo -->\n", encoding="utf-8")
-    assert render.main(["--check"], root=tmp_path) == 2  # demo.json is missing
-    assert "demo.json is missing" in capsys.readouterr().err
+    assert render.main(["--check"], root=tmp_path) == 2  # demo_seeds.json is missing
+    assert "demo_seeds.json is missing" in capsys.readouterr().err
 
 
 def test_render_command_line_check_passes():
