@@ -145,6 +145,22 @@ def _defaults_files(root):
     return out
 
 
+def _recipe_files(root):
+    """{data set: [(seed, result, file name), ...]} of the hand recipes measured on the defaults' budget
+    (``benchmarks/reproduce.py --max-time``, saved as ``recipe_<data set>_seed<k>.json``)."""
+    out = {}
+    for path in sorted((Path(root) / RESULTS).glob("recipe_*_seed*.json")):
+        m = re.fullmatch(r"recipe_(?P<ds>.+)_seed(?P<seed>\d+)\.json", path.name)
+        if m is not None and m["ds"] in DATASET_NAMES:
+            out.setdefault(m["ds"], []).append((int(m["seed"]), _load(root, path.name), path.name))
+    return {ds: sorted(runs, key=lambda run: run[0]) for ds, runs in out.items()}
+
+
+def _recipe_command(runs):
+    """The recipes' command line, the seed written as K."""
+    return re.sub(r"--seed \d+", "--seed K", runs[0][1]["command"])
+
+
 def _reclustered(root):
     """{(data set, seed): predicted-foreground rows} of ``recluster_defaults.json`` and its command
     (``({}, None)`` without the file)."""
@@ -211,13 +227,21 @@ def table_defaults(root, arg=None):
         return ["No result files yet: `python benchmarks/defaults.py` writes "
                 f"`{RESULTS}/defaults_<data set>_seed<k>.json`."]
     header = ["data set", "method", "seeds"] + [t for _, t in METRICS] + ["fit (s)"]
-    rows, files = [], []
+    rows, files, recipes, recipe_notes = [], [], _recipe_files(root), []
     for ds, runs in data.items():
         files += [name for _, _, name in runs]
         n = len(runs)
         rows.append([DATASET_NAMES[ds], f"defaults, `{_settings(runs)}`", n]
                     + [_mean_sd([_metric(r, HARMONIC_ROW, k, name) for _, r, name in runs]) for k, _ in METRICS]
                     + [_s(sum(r["fit_seconds"] for _, r, _ in runs) / n)])
+        recipe = recipes.get(ds)
+        if recipe:
+            files += [name for _, _, name in recipe]
+            budgets = sorted({r["max_time"] for _, r, _ in recipe})
+            rows.append(["", f"hand recipe, `max_time={'/'.join(f'{b:g}' for b in budgets)}`", len(recipe)]
+                        + [_mean_sd([_metric(r, HARMONIC_ROW, k, name) for _, r, name in recipe]) for k, _ in METRICS]
+                        + [_s(sum(r["train_seconds"] for _, r, _ in recipe) / len(recipe))])
+            recipe_notes.append(f"`{_recipe_command(recipe)}`")
         rows.append(["", "floor: connected components of the predicted foreground", n]
                      + [_mean_sd([_metric(r, FLOOR_ROW, k, name) for _, r, name in runs]) for k, _ in METRICS]
                      + ["–"])
@@ -229,7 +253,8 @@ def table_defaults(root, arg=None):
     extra_files, note = _recluster_source(root, [run for runs in data.values() for run in runs])
     return _table(header, rows) + [""] + _source(
         files + extra_files, _defaults_command([run for runs in data.values() for run in runs]),
-        f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)}{note})")
+        f" (seeds {', '.join(map(str, seeds))}; mean ± sd over the seeds; {'; '.join(machines)}{note})"
+        + (f"; the hand recipes on the same budget: {', '.join(recipe_notes)}" if recipe_notes else ""))
 
 
 def table_defaults_seeds(root, arg=None):

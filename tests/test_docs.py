@@ -233,6 +233,28 @@ def test_render_defaults_from_the_seeds_that_exist(tmp_path):
     assert render.main(["--check"], root=tmp_path) == 0
 
 
+def test_render_puts_the_hand_recipe_on_the_same_budget_beside_the_defaults(tmp_path):
+    def recipe(seed, sbd):
+        r = _defaults_result("ctc_dic_c2dh_hela", seed, sbd, 0.3, coco=0.6)
+        return {**r, "train_seconds": 710.0, "command": "python benchmarks/reproduce.py ctc_dic_c2dh_hela "
+                f"--loss discriminative --max-time 720 --seed {seed}"}
+
+    page = _fake_project(tmp_path, {
+        "defaults_ctc_dic_c2dh_hela_seed0.json": _defaults_result("ctc_dic_c2dh_hela", 0, 0.80, 0.30),
+        "recipe_ctc_dic_c2dh_hela_seed0.json": recipe(0, 0.82),
+        "recipe_ctc_dic_c2dh_hela_seed1.json": recipe(1, 0.84),
+    })
+    assert render.main([], root=tmp_path) == 0
+    lines = page.read_text(encoding="utf-8").splitlines()
+    row = next(l for l in lines if l.startswith("| DIC-C2DH-HeLa cells"))
+    hand = lines[lines.index(row) + 1]
+    assert hand.startswith("|  | hand recipe, `max_time=720` | 2 | 0.830 ± 0.014 |") and hand.endswith("| 710 |")
+    assert "floor" in lines[lines.index(row) + 2]
+    text = "\n".join(lines)
+    assert "recipe_ctc_dic_c2dh_hela_seed1.json" in text
+    assert "`python benchmarks/reproduce.py ctc_dic_c2dh_hela --loss discriminative --max-time 720 --seed K`" in text
+
+
 def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
     m = lambda s, a, c: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": a, "AP@0.5": a, "COCO AP": c}  # noqa: E731
     machine = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2}
