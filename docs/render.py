@@ -157,9 +157,9 @@ def _recipe_files(root):
 
 
 def _recipe_command(runs):
-    """The recipes' command line, the seed written as K, ``--out`` as the file the table names."""
-    command = re.sub(r"--seed \d+", "--seed K", runs[0][1]["command"])
-    return re.sub(r"--out \S*?(recipe_\S+?)_seed\d+\.json", rf"--out {RESULTS}/\1_seedK.json", command)
+    """The recipes' command line, the seed written as {k}, ``--out`` as the file the table names."""
+    command = re.sub(r"--seed \d+", "--seed {k}", runs[0][1]["command"])
+    return re.sub(r"--out \S*?(recipe_\S+?)_seed\d+\.json", rf"--out {RESULTS}/\1_seed{{k}}.json", command)
 
 
 def _reclustered(root):

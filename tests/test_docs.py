@@ -252,7 +252,7 @@ def test_render_puts_the_hand_recipe_on_the_same_budget_beside_the_defaults(tmp_
     assert "floor" in lines[lines.index(row) + 2]
     text = "\n".join(lines)
     assert "recipe_ctc_dic_c2dh_hela_seed1.json" in text
-    assert "`python benchmarks/reproduce.py ctc_dic_c2dh_hela --loss discriminative --max-time 720 --seed K`" in text
+    assert "`python benchmarks/reproduce.py ctc_dic_c2dh_hela --loss discriminative --max-time 720 --seed {k}`" in text
 
 
 def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
