@@ -52,3 +52,24 @@ def write_json(path, payload):
         print(f"kept the previous {path.name} as {kept.name}")
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
+
+
+def git(*cmd, cwd):
+    """``git *cmd`` in ``cwd``; its output, stripped."""
+    import subprocess
+
+    return subprocess.run(["git", *cmd], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run_worker(script, tree, args):
+    """``script --worker --expect-root tree *args`` in a fresh process with ``tree`` first on ``PYTHONPATH``:
+    one measurement of the version checked out in ``tree``; the JSON its last output line holds."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", "--expect-root", str(tree), *map(str, args)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the measurement in {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import git, machine, run_worker, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,25 +62,6 @@ def measure(args):
             "prediction_sha256": digest.hexdigest()}
 
 
-def _git(*cmd, cwd=ROOT):
-    return subprocess.run(["git", *cmd], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _run(tree, args, model):
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--expect-root", str(tree), "--model", str(model)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the measurement in {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", default="dd08168", help="the earlier commit to compare with")
@@ -98,43 +80,40 @@ def main(argv=None):
         args.repeats, args.epochs = 1, 1
 
     sys.path.insert(0, str(ROOT))  # this checkout's harmonic_seg trains the network and describes the machine
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _common import machine, write_json
-
     from harmonic_seg.demo import train_and_score
 
-    base_commit = _git("rev-parse", args.base)
+    base_commit = git("rev-parse", args.base, cwd=ROOT)
     with tempfile.TemporaryDirectory(prefix="harmonic_seg_tuning_") as tmp:
         tmp = Path(tmp)
         model = tmp / "model"
         train_and_score(max_time=None, epochs=args.epochs, verbose=0, save_model=model,
                         params={"tune_postprocessing": False})
         base_tree = tmp / f"base-{args.base}"
-        _git("worktree", "add", "--detach", str(base_tree), base_commit)
+        git("worktree", "add", "--detach", str(base_tree), base_commit, cwd=ROOT)
         try:
             trees = {"current": ROOT, args.base: base_tree}
             runs = {name: [] for name in trees}
             for r in range(args.repeats):
                 for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
-                    result = _run(trees[name], args, model)
+                    result = run_worker(__file__, trees[name], ["--model", model])
                     result["repeat"] = r
                     runs[name].append(result)
                     print(f"repeat {r} {name:>10}: {result['tuning_seconds']:.1f} s", flush=True)
         finally:
-            _git("worktree", "remove", "--force", str(base_tree))
+            git("worktree", "remove", "--force", str(base_tree), cwd=ROOT)
     outcomes = {(json.dumps(run["chosen"], sort_keys=True), run["prediction_sha256"]) for rs in runs.values()
                 for run in rs}
     if len(outcomes) != 1:
         raise SystemExit(f"the versions tuned or predicted differently: {sorted(outcomes)}")
-    summary = {name: _median([run["tuning_seconds"] for run in rs]) for name, rs in runs.items()}
+    summary = {name: statistics.median([run["tuning_seconds"] for run in rs]) for name, rs in runs.items()}
     summary["speedup_base_over_current"] = summary[args.base] / summary["current"]
     payload = {
         "command": "python benchmarks/bench_tuning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "config": {"model": f"the demo's network, {args.epochs} epochs, random_state=0", "images":
                    "its held-out wells of the shipped worm sample (validation_indices_)"},
-        "versions": {"current": {"commit": _git("rev-parse", "HEAD"),
-                                 "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no"))},
+        "versions": {"current": {"commit": git("rev-parse", "HEAD", cwd=ROOT), "uncommitted_changes":
+                                 bool(git("status", "--porcelain", "--untracked-files=no", cwd=ROOT))},
                      args.base: {"commit": base_commit}},
         "same_outcome": True,
         "runs": runs,
