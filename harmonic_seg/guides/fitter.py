@@ -40,12 +40,13 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         :data:`~harmonic_seg.guides.functions.FREQUENCY_RANGES` (the
         ablations of the paper's Tables 4-5). ``"coord"``: plain normalised coordinates
         ``(y/H, x/W)``, the embedding being the instance's centroid.
-    init_range : "auto", "auto-length" or tuple of float, default="auto"
+    init_range : "auto-length", "auto" or tuple of float, default="auto-length"
         Range of the initial frequencies in the paper's units (radians per
-        image side of the median training shape). ``"auto"`` scales it to the
-        objects: every initial period is at least four median instance
-        diameters along each axis; ``"auto-length"`` four median lengths
-        (major axes), for long thin objects such as worms (see
+        image side of the median training shape), scaled to the objects.
+        ``"auto-length"``: every initial period is at least four median
+        instance lengths (major axes) along each axis; ``"auto"``: four median
+        equivalent diameters, higher frequencies for long thin objects such as
+        worms and the same range for round ones (see
         :func:`~harmonic_seg.guides.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.
@@ -120,7 +121,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         n_guides=12,
         margin=0.5,
         strategy="optimize",
-        init_range="auto",
+        init_range="auto-length",
         max_frequency=None,
         learning_rate=0.1,
         max_iter=1000,

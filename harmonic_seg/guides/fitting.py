@@ -329,7 +329,7 @@ def fit_guides(
     n_guides=12,
     margin=0.5,
     *,
-    init_range="auto",
+    init_range="auto-length",
     max_frequency=None,
     learning_rate=0.1,
     max_iter=1000,
@@ -353,14 +353,14 @@ def fit_guides(
         Number of guide functions N (the embedding dimension).
     margin : float, default=0.5
         The margin eps of eq. 4 (L1 distance).
-    init_range : "auto", "auto-length" or tuple of float, default="auto"
+    init_range : "auto-length", "auto" or tuple of float, default="auto-length"
         Frequencies are initialised uniformly in this range, in the paper's
         units (radians per image side of the reference shape); phases
-        uniformly in [0, 2 pi). ``"auto"``: from 0 to the bound of
+        uniformly in [0, 2 pi). ``"auto-length"``: from 0 to the bound of
         :func:`auto_frequency_bound`, i.e. periods of at least
         :data:`~harmonic_seg.guides.fitting.AUTO_PERIOD_FACTOR` median
-        instance diameters along each axis;
-        ``"auto-length"``: median instance lengths (for long thin objects);
+        instance lengths along each axis; ``"auto"``: median equivalent
+        diameters instead (higher frequencies for long thin objects);
         the paper's choice is ``(0.0, 50.0)``.
     max_frequency : None, "init" or float, default=None
         Bound on the magnitude of every frequency component, in the same units

@@ -3,6 +3,7 @@ import pytest
 
 from harmonic_seg.guides import (
     AUTO_PERIOD_FACTOR,
+    GuideFunctionFitter,
     auto_frequency_bound,
     instance_lengths,
     fit_guides,
@@ -97,13 +98,16 @@ def test_auto_frequency_bound_follows_the_object_size():
     assert np.isclose(auto_frequency_bound([np.zeros((50, 80), int)]), 2 * np.pi / 80)
 
 
-def test_auto_init_range_starts_below_the_bound():
+@pytest.mark.parametrize("init_range, size", [(None, "length"), ("auto-length", "length"), ("auto", "diameter")])
+def test_auto_init_range_starts_below_the_bound(init_range, size):
     labs = grid_labels(n_images=3, shape=(96, 128))
-    res = fit_guides(labs, max_iter=0, random_state=0)  # the initialisation itself
-    bound = auto_frequency_bound(labs)
+    kw = {} if init_range is None else dict(init_range=init_range)  # None: the default, "auto-length"
+    res = fit_guides(labs, max_iter=0, random_state=0, **kw)  # the initialisation itself
+    bound = auto_frequency_bound(labs, size=size)
     assert np.allclose(res.init_bound, bound * np.array([96, 128]))
     freqs = np.abs(res.guides.frequencies)
     assert freqs.max() <= bound and freqs.max() > bound / 2
+    assert GuideFunctionFitter().init_range == "auto-length"  # the estimator's default is the function's
     # An explicit range is still honoured (paper units: radians per side).
     paper = fit_guides(labs, init_range=(0.0, 50.0), max_iter=0, random_state=0)
     assert np.abs(paper.guides.frequencies).max() > bound
