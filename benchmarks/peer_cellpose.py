@@ -41,6 +41,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from _common import machine, write_json
@@ -110,29 +111,15 @@ def _calibrate(make, images, flows, channels, tmp, args):
     return epochs, per_epoch, overhead
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
-    p.add_argument("--budget", type=float, default=12.0, help="minutes of training (wall clock)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="fixed epochs instead of the --budget calibration (e.g. those a seed's calibration planned)")
-    p.add_argument("--lr", type=float, default=0.005, help="learning rate (Cellpose's default, AdamW)")
-    p.add_argument("--batch-size", type=int, default=8, help="Cellpose's default. One Cellpose epoch = one batch: "
-                   "Cellpose warms its learning rate up over its first 10 epochs, and with whole-split epochs a CPU "
-                   "budget would end inside the warm-up")
-    p.add_argument("--bsize", type=int, default=224, help="training crop side (Cellpose's default: 224)")
-    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None,
-                   help="result file (default: out/results_peer_cellpose_<dataset>[_<truth>].json)")
-    p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
-                   help="DIC-HeLa only; default: the harmonic recipe's (silver: the silver truth of the 84 frames "
-                   "of sequence 01; gold: its 9 gold frames), see reproduce.py")
-    args = p.parse_args(argv)
-    recipe_truth = RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
-    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
+def peer(dataset, seed=0, *, budget=12.0, epochs=None, lr=0.005, batch_size=8, bsize=224, device="cpu",
+         threads=None, train_truth="gold"):
+    """Train Cellpose from scratch on the train split of ``dataset``, tune it on held-out training images,
+    score the test split; the result (``rows`` and the run's settings and times).
 
+    ``budget``: minutes of training (the epochs from a timed calibration) unless ``epochs`` is given.
+    """
+    args = SimpleNamespace(dataset=dataset, seed=seed, budget=budget, epochs=epochs, lr=lr, batch_size=batch_size,
+                           bsize=bsize, device=device, threads=threads, train_truth=train_truth)
     import torch
     from cellpose import models
     from cellpose.version import version as cellpose_version
@@ -219,6 +206,36 @@ def main(argv=None):
         "machine": machine(),
         "rows": rows,
     }
+    return payload
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=["bbbc010", "bbbc010_brightfield", "cvppp_a1", "ctc_dic_c2dh_hela"])
+    p.add_argument("--budget", type=float, default=12.0, help="minutes of training (wall clock)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="fixed epochs instead of the --budget calibration (e.g. those a seed's calibration planned)")
+    p.add_argument("--lr", type=float, default=0.005, help="learning rate (Cellpose's default, AdamW)")
+    p.add_argument("--batch-size", type=int, default=8, help="Cellpose's default. One Cellpose epoch = one batch: "
+                   "Cellpose warms its learning rate up over its first 10 epochs, and with whole-split epochs a CPU "
+                   "budget would end inside the warm-up")
+    p.add_argument("--bsize", type=int, default=224, help="training crop side (Cellpose's default: 224)")
+    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None,
+                   help="result file (default: out/results_peer_cellpose_<dataset>[_<truth>].json)")
+    p.add_argument("--train-truth", default=None, choices=["gold", "silver"],
+                   help="DIC-HeLa only; default: the harmonic recipe's (silver: the silver truth of the 84 frames "
+                   "of sequence 01; gold: its 9 gold frames), see reproduce.py")
+    args = p.parse_args(argv)
+    recipe_truth = RECIPE_TRAIN_TRUTH.get(args.dataset, "gold")
+    args.train_truth = resolve_train_truth(p, args.dataset, args.train_truth)
+    payload = peer(args.dataset, args.seed, budget=args.budget, epochs=args.epochs, lr=args.lr,
+                   batch_size=args.batch_size, bsize=args.bsize, device=args.device, threads=args.threads,
+                   train_truth=args.train_truth)
+    rows, epochs, train_s = payload["rows"], payload["epochs"], payload["train_seconds"]
+    cellpose_version = payload["cellpose"]
     suffix = "" if args.train_truth == recipe_truth else f"_{args.train_truth}"
     path = write_json(args.out or OUT / f"results_peer_cellpose_{args.dataset}{suffix}.json", payload)
     keys = list(next(iter(rows.values())))

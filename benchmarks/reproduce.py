@@ -170,7 +170,7 @@ def print_table(rows):
 
 #: --guides: GuideFunctionFitter parameters of each choice.
 GUIDE_CHOICES = {
-    "optimize": dict(strategy="optimize"),
+    "optimize": dict(strategy="optimize", init_range="auto"),  # the search from four equivalent diameters
     "optimize_low": dict(strategy="optimize", init_range=FREQUENCY_RANGES["low"], max_frequency="init"),
     "optimize_held": dict(strategy="optimize", max_frequency="init"),
     "optimize_length": dict(strategy="optimize", init_range="auto-length"),

@@ -136,7 +136,7 @@ def _defaults_files(root):
         out[ds] = []
         for seed, name in sorted(found[ds]):
             result = _load(root, name)
-            if (ds, seed) in current:  # the scores of the library's clustering now, on the same network
+            if _same_run(current.get((ds, seed)), result):  # the library's clustering now, on the same network
                 rows = dict(result["rows"])
                 rows[HARMONIC_ROW] = current[(ds, seed)]["current"]
                 rows[FLOOR_ROW] = current[(ds, seed)]["floor"]
@@ -171,10 +171,16 @@ def _reclustered(root):
     return {(r["dataset"], r["seed"]): r["rows"]["predicted"] for r in d["runs"]}, d["command"]
 
 
+def _same_run(reclustered, result):
+    """Whether a re-clustered entry belongs to the network of ``result``: the scores it recorded for that
+    model are the result file's (a later run of the same data set and seed trained another network)."""
+    return reclustered is not None and reclustered["recorded"] == result["rows"][HARMONIC_ROW]
+
+
 def _recluster_source(root, runs):
     """The source sentence's addition when the scores come from the re-clustered networks."""
     current, command = _reclustered(root)
-    if not any((r["dataset"], seed) in current for seed, r, _ in runs):
+    if not any(_same_run(current.get((r["dataset"], seed)), _load(root, name)) for seed, r, name in runs):
         return [], ""
     return [RECLUSTER], (f"; scores of the networks these runs trained, post-processed by the current library: "
                          f"`{command}`")
