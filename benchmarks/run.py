@@ -82,8 +82,9 @@ def segmenter_params(params, seed):
     return out
 
 
-def run_harmonic(cfg, dataset, seed):
-    """Fit ``HarmonicSegmenter`` on the train split, score the test split."""
+def run_harmonic(cfg, dataset, seed, save_model=None):
+    """Fit ``HarmonicSegmenter`` on the train split, score the test split; ``save_model``: a new folder to
+    save the fitted model to (for re-clustering without retraining, ``recluster.py``)."""
     from reproduce import evaluate
     from train_embedding import load
 
@@ -101,6 +102,8 @@ def run_harmonic(cfg, dataset, seed):
     seg.fit(train.images, train.labels, ignore=train.ignore)
     fit_s = time.perf_counter() - t0
     print(f"  fit took {fit_s:.1f} s ({seg.n_epochs_} epochs); scoring the {len(test)} test images", flush=True)
+    if save_model is not None:
+        seg.save(save_model)
     rows, _, _, predict_s = evaluate(seg, dataset, test)
     return dict(
         params=params, train_truth=truth, n_train=len(train), n_test=len(test), max_time=cfg.get("max_time"),
@@ -113,7 +116,7 @@ def run_harmonic(cfg, dataset, seed):
     )
 
 
-def run_cellpose(cfg, dataset, seed):
+def run_cellpose(cfg, dataset, seed, save_model=None):
     """Cellpose 3.1 from scratch on the same split (:func:`peer_cellpose.peer`)."""
     from peer_cellpose import peer
 
@@ -124,7 +127,7 @@ def run_cellpose(cfg, dataset, seed):
     return result
 
 
-def run_oracle(cfg, dataset, seed):
+def run_oracle(cfg, dataset, seed, save_model=None):
     """The target embeddings of the test label maps, clustered (:func:`oracle.oracle`)."""
     from oracle import oracle
 
@@ -138,13 +141,15 @@ def run_oracle(cfg, dataset, seed):
 RUNNERS = {"harmonic": run_harmonic, "cellpose": run_cellpose, "oracle": run_oracle}
 
 
-def run(config, dataset, seed, out=RESULTS, argv=None, max_time=None):
-    """One run: the result file it wrote. ``max_time``: seconds instead of the config's budget."""
+def run(config, dataset, seed, out=RESULTS, argv=None, max_time=None, save_models=None):
+    """One run: the result file it wrote. ``max_time``: seconds instead of the config's budget;
+    ``save_models``: a folder where a harmonic model is saved as ``<dataset>_seed<k>``."""
     cfg = read_config(config, dataset)
     if max_time is not None:
         budget = {"max_time": max_time} if cfg["method"] == "harmonic" else {"budget_minutes": max_time / 60}
         cfg = dict(cfg, **budget)
-    result = RUNNERS[cfg["method"]](cfg, dataset, seed)
+    save = None if save_models is None or cfg["method"] != "harmonic" else Path(save_models) / f"{dataset}_seed{seed}"
+    result = RUNNERS[cfg["method"]](cfg, dataset, seed, save)
     argv = argv if argv is not None else [config, dataset, "--seeds", str(seed)]
     command = "python benchmarks/run.py " + " ".join(argv)
     head = dict(config=config, method=cfg["method"], dataset=dataset, seed=seed, settings=cfg, command=command)
@@ -165,6 +170,8 @@ def main(argv=None):
     p.add_argument("--max-time", type=float, default=None,
                    help="instead of the config's max_time (harmonic) or budget (Cellpose, in seconds): a smoke run")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files (default: %(default)s)")
+    p.add_argument("--save-models", type=Path, default=None, metavar="DIR",
+                   help="save each fitted harmonic model to DIR/<dataset>_seed<k> (a new folder per model)")
     p.add_argument("--list", action="store_true", help="list the configs and their data sets")
     args = p.parse_args(argv)
     if args.list:
@@ -173,14 +180,17 @@ def main(argv=None):
     if args.config is None:
         p.error("give a config (python benchmarks/run.py --list)")
     datasets = args.datasets or [d for d in DATASETS if (CONFIGS / args.config / f"{d}.json").is_file()]
-    for dataset in datasets:
-        read_config(args.config, dataset)  # every config is checked before the first run starts
+    for dataset in datasets:  # every config and model folder is checked before the first run starts
+        cfg = read_config(args.config, dataset)
+        for seed in args.seeds if args.seeds is not None else cfg.get("seeds", [0]):
+            if args.save_models is not None and (args.save_models / f"{dataset}_seed{seed}").exists():
+                p.error(f"--save-models: {args.save_models / f'{dataset}_seed{seed}'} exists; choose a new folder")
     for dataset in datasets:
         cfg = read_config(args.config, dataset)
         for seed in args.seeds if args.seeds is not None else cfg.get("seeds", [0]):
             argv_ = [args.config, dataset, "--seeds", str(seed)]
             argv_ += [] if args.max_time is None else ["--max-time", f"{args.max_time:g}"]
-            path = run(args.config, dataset, seed, args.out, argv_, args.max_time)
+            path = run(args.config, dataset, seed, args.out, argv_, args.max_time, args.save_models)
             result = json.loads(Path(path).read_text())
             first = next(iter(result["rows"].items()))
             print(f"{args.config} {dataset} seed {seed}: {first[0]}: SBD {first[1]['SBD']:.3f}, "
