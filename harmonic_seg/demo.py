@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .clustering import EmbeddingClusterer
+from .guides import GuideFunctionFitter
 from .options import Network
 
 logger = logging.getLogger(__name__)
@@ -25,9 +26,13 @@ __all__ = ["run_demo", "train_and_score", "draw_demo", "free_path", "evaluate", 
 #: examples that use :func:`harmonic_seg.io.load_nuclei_sample`.
 TEST_TILES = (5, 10, 12, 15)
 
-#: The demo's segmenter: a CPU-sized network on halved wells (a 128-px crop then holds most of a worm).
+#: The demo's segmenter: a CPU-sized network on halved wells (a 128-px crop then holds most of a worm),
+#: guides searched from four equivalent worm diameters (``init_range="auto"``): on these 16 wells and
+#: 30 epochs they give tighter worm masks than the default's four worm lengths, which split more clumps
+#: but draw them less precisely.
 DEMO_PARAMS = dict(
-    network=Network(depth=4, base_width=16), crop_size=128, batch_size=4, learning_rate=2e-3, scale=0.5,
+    network=Network(depth=4, base_width=16), guides=GuideFunctionFitter(init_range="auto"), crop_size=128,
+    batch_size=4, learning_rate=2e-3, scale=0.5,
     percentiles=None, validation_fraction=0.2, tune_postprocessing=True, loss="harmonic", amp=None,
     clustering=EmbeddingClusterer(split_components=True, merge_small=True),
 )

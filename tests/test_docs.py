@@ -236,6 +236,7 @@ def test_render_defaults_from_the_seeds_that_exist(tmp_path):
 def test_render_puts_the_hand_recipe_on_the_same_budget_beside_the_defaults(tmp_path):
     def recipe(seed, sbd):
         r = _defaults_result("ctc_dic_c2dh_hela", seed, sbd, 0.3, coco=0.6)
+        del r["fit_seconds"]  # reproduce.py recorded the fit's wall time as train_seconds
         return {**r, "train_seconds": 710.0, "command": "python benchmarks/reproduce.py ctc_dic_c2dh_hela "
                 f"--loss discriminative --max-time 720 --seed {seed}"}
 
@@ -258,14 +259,16 @@ def test_render_puts_the_hand_recipe_on_the_same_budget_beside_the_defaults(tmp_
 def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
     m = lambda s, a, c: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": a, "AP@0.5": a, "COCO AP": c}  # noqa: E731
     machine = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2}
-    recluster = {"command": "python benchmarks/recluster.py --models DIR --retune", "machine": machine, "runs": [
-        {"dataset": "bbbc010", "seed": k, "rows": {"predicted": {"current": m(0.8, 0.7, 0.5 - 0.1 * k),
-                                                                "floor": m(0.7, 0.5, 0.4)}}} for k in (0, 1, 2)]}
+    runs = {}
+    for k in (0, 1, 2):
+        r = _defaults_result("bbbc010", k, 0.8, 0.7)
+        r["rows"] = {"harmonic, predicted foreground": m(0.8, 0.7, 0.5 - 0.1 * k),
+                     "floor: connected components of the predicted foreground": m(0.7, 0.5, 0.4)}
+        runs[f"defaults_bbbc010_seed{k}.json"] = r
     nuclei = {"machine": machine, "seeds": [{"new": m(0.75, 0.7, 0.45), "floor": m(0.75, 0.7, 0.46),
                                               "floor_scored": m(0.75, 0.7, 0.45)}]}
     demo = {"runs": [{"harmonic": m(0.72, 0.49, 0.35), "floor (connected components of the mask)": m(0.69, 0.44, 0.26)}]}
-    page = _fake_project(tmp_path, {"recluster_defaults.json": recluster, "recovery_demo.json": nuclei,
-                                    "demo_seeds.json": demo})
+    page = _fake_project(tmp_path, {**runs, "recovery_demo.json": nuclei, "demo_seeds.json": demo})
     page.write_text("<!-- table:floor_check -->\n<!-- /table:floor_check -->\n", encoding="utf-8")
     assert render.main([], root=tmp_path) == 0
     rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in page.read_text(encoding="utf-8").splitlines()
@@ -276,7 +279,65 @@ def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
     assert rows["nuclei sample"][4:6] == ["-0.010", "2 of 3 |"]  # the floor ranked in raster order
     assert rows["nuclei sample, the floor's instances scored as the library scores its own"][5] == "3 of 3 |"
     assert rows["demo (worms, mask given)"][5] == "3 of 3 |"
-    assert "--retune" in page.read_text(encoding="utf-8")
+    assert "defaults_bbbc010_seed2.json" in page.read_text(encoding="utf-8")
+
+
+def _run_py_result(config, dataset, seed, row, sbd, fit=700.0, **extra):
+    """A result file as benchmarks/run.py writes it."""
+    metrics = lambda s: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": s - 0.1, "COCO AP": s - 0.3}  # noqa: E731
+    return dict(config=config, method="harmonic", dataset=dataset, seed=seed, settings={},
+                command=f"python benchmarks/run.py {config} {dataset} --seeds {seed}", fit_seconds=fit,
+                machine={"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2},
+                rows={row: metrics(sbd), "floor: connected components of the predicted foreground": metrics(0.5)},
+                **extra)
+
+
+def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path):
+    harmonic = "harmonic, predicted foreground"
+    files = {}
+    for k in (0, 1):
+        files[f"defaults_bbbc010_seed{k}.json"] = _run_py_result(
+            "defaults", "bbbc010", k, harmonic, 0.80 + 0.02 * k, params=dict(max_time=720, num_threads=2, random_state=k))
+        files[f"recipe_bbbc010_seed{k}.json"] = _run_py_result("recipe", "bbbc010", k, harmonic, 0.85, max_time=720)
+        files[f"cellpose_bbbc010_seed{k}.json"] = _run_py_result(
+            "cellpose", "bbbc010", k, "Cellpose 3.1 from scratch", 0.70, fit=750.0, budget_minutes=10)
+    files["oracle_bbbc010_seed0.json"] = _run_py_result(
+        "oracle", "bbbc010", 0, "oracle: mean shift of the target embeddings", 0.95)
+    page = _fake_project(tmp_path, files)
+    assert render.main([], root=tmp_path) == 0
+    text = page.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    row = next(i for i, l in enumerate(lines) if l.startswith("| BBBC010 worms"))
+    names = [l.split(" | ")[1] for l in lines[row:row + 6]]
+    assert names == ["defaults, `max_time=720, num_threads=2`", "hand recipe, `max_time=720`",
+                     "Cellpose 3.1 from scratch, 10 min of training",
+                     "floor: connected components of the predicted foreground",
+                     "oracle: the target embeddings clustered (a perfect network)", "paper (Table 3)"]
+    assert lines[row].split(" | ")[2:4] == ["2", "0.810 ± 0.014"]
+    assert lines[row + 2].split(" | ")[3] == "0.700 ± 0.000" and lines[row + 2].endswith("| 750 |")
+    assert lines[row + 4].split(" | ")[2:4] == ["1", "0.950"] and lines[row + 4].endswith("| – |")
+    # the commands are the runner's, without the data set and seed of each file
+    for command in ("`python benchmarks/run.py defaults`", "`python benchmarks/run.py recipe bbbc010`",
+                    "`python benchmarks/run.py cellpose bbbc010`", "`python benchmarks/run.py oracle bbbc010`",
+                    "`python benchmarks/run.py defaults bbbc010`"):
+        assert command in text, command
+    assert "oracle_bbbc010_seed0.json" in text and "cellpose_bbbc010_seed1.json" in text
+
+
+def test_render_uses_reclustered_scores_only_for_the_network_they_came_from(tmp_path):
+    m = lambda s: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": s, "COCO AP": s}  # noqa: E731
+    old, new = _defaults_result("bbbc010", 0, 0.80, 0.70), _defaults_result("bbbc010", 0, 0.60, 0.70)
+    recluster = {"command": "python benchmarks/recluster.py --models DIR", "runs": [
+        {"dataset": "bbbc010", "seed": 0, "rows": {"predicted": {
+            "current": m(0.9), "recorded": old["rows"]["harmonic, predicted foreground"], "floor": m(0.7)}}}]}
+    page = _fake_project(tmp_path, {"defaults_bbbc010_seed0.json": old, "recluster_defaults.json": recluster})
+    assert render.main([], root=tmp_path) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "| 0 | 0.900 |" in text and "recluster.py" in text  # re-clustered: the same network
+    (tmp_path / "benchmarks/results/defaults_bbbc010_seed0.json").write_text(json.dumps(new), encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "| 0 | 0.600 |" in text and "recluster.py" not in text  # another network: its own scores
 
 
 def test_render_check_fails_on_a_figure_edited_by_hand(tmp_path, capsys):
@@ -297,7 +358,7 @@ def test_render_check_fails_on_a_figure_edited_by_hand(tmp_path, capsys):
 def test_render_without_defaults_files_says_what_writes_them(tmp_path):
     page = _fake_project(tmp_path, {})
     assert render.main([], root=tmp_path) == 0
-    assert "No result files yet: `python benchmarks/defaults.py`" in page.read_text(encoding="utf-8")
+    assert "No result files yet: `python benchmarks/run.py defaults`" in page.read_text(encoding="utf-8")
 
 
 def test_render_refuses_unknown_tables_and_unclosed_markers(tmp_path, capsys):
