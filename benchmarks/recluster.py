@@ -1,14 +1,14 @@
 """The networks of the defaults figures, re-clustered (no retraining): the current recovery beside the earlier ones.
 
-    python benchmarks/defaults.py --threads 2 --save-models benchmarks/out/defaults_models   # trains, saves
+    python benchmarks/run.py defaults --save-models benchmarks/out/defaults_models   # trains, saves
     python benchmarks/recluster.py --models benchmarks/out/defaults_models   # -> results/recluster_defaults.json
 
-For every model that ``defaults.py --save-models`` saved (``<dataset>_seed<k>``) the test split's
+For every model that ``run.py defaults --save-models`` saved (``<dataset>_seed<k>``) the test split's
 embeddings are predicted once and clustered three ways, each scored with the predicted foreground
 (``fg_prob > fg_threshold_``) and with the given one:
 
 * ``current``: ``predict`` as the library does it now (the fitted post-processing);
-* ``recorded``: the scores that ``defaults.py`` recorded for the same model when it was trained
+* ``recorded``: the scores that ``run.py`` recorded for the same model when it was trained
   (``defaults_<dataset>_seed<k>.json``): the library's clustering of that time;
 * ``mean_shift``: the recovery the paper describes, mean shift of all foreground pixels at once
   with each cluster cut into its connected components (``EmbeddingClusterer(recovery="mean_shift",
@@ -112,7 +112,7 @@ def recluster(model_dir, results, do_retune=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=Path, required=True, help="the folder of defaults.py --save-models")
+    p.add_argument("--models", type=Path, required=True, help="the folder of run.py defaults --save-models")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of the defaults_*.json files and the output")
     p.add_argument("--retune", action="store_true",
                    help="tune the post-processing again with this library on the images the fit tuned on")

@@ -246,7 +246,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of --budget")
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="instead of --budget: seconds the whole fit may take (HarmonicSegmenter(max_time=...), "
-                        "stage 1 and the tuning included), as the defaults are measured (benchmarks/defaults.py)")
+                        "stage 1 and the tuning included), as the defaults are measured (benchmarks/run.py defaults)")
     p.add_argument("--steps-per-epoch", type=int, default=20)
     p.add_argument("--variant", default="sin", choices=["sin", "coord", "none"])
     p.add_argument("--guides", default=None, choices=sorted(GUIDE_CHOICES),

@@ -4,10 +4,12 @@
     python benchmarks/run.py recipe ctc_dic_c2dh_hela --seeds 0
     python benchmarks/run.py oracle cvppp_a1
     .cpenv/bin/python benchmarks/run.py cellpose bbbc010       # Cellpose in its own environment
+    python benchmarks/run.py loss_harmonic                     # an ablation: the paper's loss, else the defaults
     python benchmarks/run.py --list                            # the configs there are
 
 ``benchmarks/configs/<config>/<data set>.json`` says everything a run depends on besides the seed:
 
+* ``label``: the configuration's name in the documentation's tables;
 * ``method``: ``"harmonic"`` (``HarmonicSegmenter``), ``"cellpose"`` (Cellpose 3.1 trained from
   scratch, :mod:`peer_cellpose`) or ``"oracle"`` (the target embeddings of the test label maps
   clustered as ``predict`` would: what a perfect network would give, :mod:`oracle`);
@@ -158,8 +160,12 @@ def run(config, dataset, seed, out=RESULTS, argv=None, max_time=None, save_model
 
 def list_configs():
     """``config: data sets`` lines of the configs there are."""
-    return [f"{d.name}: {', '.join(sorted(p.stem for p in d.glob('*.json')))}"
-            for d in sorted(CONFIGS.iterdir()) if d.is_dir()]
+    lines = []
+    for d in sorted(p for p in CONFIGS.iterdir() if p.is_dir()):
+        files = sorted(d.glob("*.json"))
+        label = json.loads(files[0].read_text()).get("label", "") if files else ""
+        lines.append(f"{d.name}: {', '.join(p.stem for p in files)}" + (f" ({label})" if label else ""))
+    return lines
 
 
 def main(argv=None):

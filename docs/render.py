@@ -39,6 +39,7 @@ MARKER = re.compile(r"<!-- table:(?P<name>[A-Za-z0-9_:.-]+) -->\n(?P<body>.*?)<!
 TABLES = {
     "defaults": res.table_defaults,
     "defaults_seeds": res.table_defaults_seeds,
+    "ablation": res.table_ablation,
     "demo": bench.table_demo,
     "first_run": bench.table_first_run,
     "recovery": bench.table_recovery,

@@ -272,3 +272,42 @@ def table_floor_check(root, arg=None):
         f"{_command('defaults', everything)}`, `python benchmarks/recovery.py` and `python benchmarks/demo_seeds.py",
         f" (one difference per seed; the demo's foreground is the given mask, the others' the predicted one; all the "
         f"floor's instances score 1 (COCO AP ranks them in raster order) unless said{note})")
+
+
+#: Ablations: name -> the configs of ``benchmarks/run.py`` compared, the reference first.
+ABLATIONS = {
+    "loss": ("defaults", "loss_harmonic"),
+    "guide_range": ("defaults", "guides_auto"),
+    "precision": ("defaults", "float32"),
+    "decoder": ("loss_harmonic", "decoder_coordconv", "decoder_plain"),
+    "guides": ("loss_harmonic", "guides_random", "guides_low", "guides_high"),
+}
+
+
+def table_ablation(root, arg=None):
+    """Configs of one ablation side by side, per data set: mean ± sd over the seeds run."""
+    if arg not in ABLATIONS:
+        raise RenderError(f"ablation needs one of {sorted(ABLATIONS)} after a colon; got {arg!r}")
+    found = {config: _runs(root, config) for config in ABLATIONS[arg]}
+    rows, files, commands = [], [], []
+    for ds, name in DATASET_NAMES.items():
+        first = True
+        for config in ABLATIONS[arg]:
+            runs = found[config].get(ds)
+            if not runs:
+                continue
+            label = runs[0][1].get("settings", {}).get("label", config)
+            rows.append([name if first else ""] + _mean_row(label, runs, HARMONIC_ROW)
+                        + [_s(sum(_fit_seconds(r) for _, r, _ in runs) / len(runs))])
+            files += [n for _, _, n in runs]
+            commands.append(_command(config, runs, ds))
+            first = False
+    if not rows:
+        return [f"No result files yet: `python benchmarks/run.py {ABLATIONS[arg][0]}` and "
+                + ", ".join(f"`python benchmarks/run.py {c}`" for c in ABLATIONS[arg][1:])
+                + f" write `{RESULTS}/<config>_<data set>_seed<k>.json`."]
+    header = ["data set", "configuration", "seeds"] + [t for _, t in METRICS] + ["fit (s)"]
+    machines = sorted({_machine(r.get("machine", {})) for runs in found.values() for v in runs.values()
+                       for _, r, _ in v})
+    return _table(header, rows) + [""] + _source(files, "`, `".join(commands),
+                                                f" (mean ± sd over the seeds; {'; '.join(machines)})")

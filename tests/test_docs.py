@@ -285,11 +285,11 @@ def test_render_floor_check_counts_every_seed_and_metric(tmp_path):
 def _run_py_result(config, dataset, seed, row, sbd, fit=700.0, **extra):
     """A result file as benchmarks/run.py writes it."""
     metrics = lambda s: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": s - 0.1, "COCO AP": s - 0.3}  # noqa: E731
-    return dict(config=config, method="harmonic", dataset=dataset, seed=seed, settings={},
-                command=f"python benchmarks/run.py {config} {dataset} --seeds {seed}", fit_seconds=fit,
-                machine={"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2},
-                rows={row: metrics(sbd), "floor: connected components of the predicted foreground": metrics(0.5)},
-                **extra)
+    return {**dict(config=config, method="harmonic", dataset=dataset, seed=seed, settings={},
+                   command=f"python benchmarks/run.py {config} {dataset} --seeds {seed}", fit_seconds=fit,
+                   machine={"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2},
+                   rows={row: metrics(sbd), "floor: connected components of the predicted foreground": metrics(0.5)}),
+            **extra}
 
 
 def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path):
@@ -322,6 +322,30 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
                     "`python benchmarks/run.py defaults bbbc010`"):
         assert command in text, command
     assert "oracle_bbbc010_seed0.json" in text and "cellpose_bbbc010_seed1.json" in text
+
+
+def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
+    harmonic = "harmonic, predicted foreground"
+    files = {}
+    for k in (0, 1):
+        files[f"defaults_bbbc010_seed{k}.json"] = _run_py_result("defaults", "bbbc010", k, harmonic, 0.80,
+                                                                 settings={"label": "defaults"})
+        files[f"loss_harmonic_bbbc010_seed{k}.json"] = _run_py_result(
+            "loss_harmonic", "bbbc010", k, harmonic, 0.70 + 0.1 * k, settings={"label": "the paper's harmonic loss"})
+    files["loss_harmonic_cvppp_a1_seed0.json"] = _run_py_result(
+        "loss_harmonic", "cvppp_a1", 0, harmonic, 0.60, settings={"label": "the paper's harmonic loss"})
+    page = _fake_project(tmp_path, files)
+    page.write_text("<!-- table:ablation:loss -->\n<!-- /table:ablation:loss -->\n", encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    lines = page.read_text(encoding="utf-8").splitlines()
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and not line.startswith("| data set")]
+    assert [r[:4] for r in rows] == [["| CVPPP A1 leaves", "the paper's harmonic loss", "1", "0.600"],
+                                     ["| BBBC010 worms", "defaults", "2", "0.800 ± 0.000"],
+                                     ["| ", "the paper's harmonic loss", "2", "0.750 ± 0.071"]]
+    text = "\n".join(lines)
+    assert "`python benchmarks/run.py loss_harmonic cvppp_a1`" in text and "loss_harmonic_bbbc010_seed1.json" in text
+    page.write_text("<!-- table:ablation:nothing -->\n<!-- /table:ablation:nothing -->\n", encoding="utf-8")
+    assert render.main(["--check"], root=tmp_path) == 2
 
 
 def test_render_uses_reclustered_scores_only_for_the_network_they_came_from(tmp_path):
