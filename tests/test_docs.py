@@ -312,7 +312,7 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
     assert names == ["defaults, `max_time=720, num_threads=2`", "hand recipe, `max_time=720`",
                      "Cellpose 3.1 from scratch, 10 min of training",
                      "floor: connected components of the predicted foreground",
-                     "oracle: the target embeddings clustered (a perfect network)", "paper (Table 3)"]
+                     "oracle: the guides' exact embeddings clustered (a perfect harmonic network)", "paper (Table 3)"]
     assert lines[row].split(" | ")[2:4] == ["2", "0.810 ± 0.014"]
     assert lines[row + 2].split(" | ")[3] == "0.700 ± 0.000" and lines[row + 2].endswith("| 750 |")
     assert lines[row + 4].split(" | ")[2:4] == ["1", "0.950"] and lines[row + 4].endswith("| – |")
@@ -346,6 +346,23 @@ def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
     assert "`python benchmarks/run.py loss_harmonic cvppp_a1`" in text and "loss_harmonic_bbbc010_seed1.json" in text
     page.write_text("<!-- table:ablation:nothing -->\n<!-- /table:ablation:nothing -->\n", encoding="utf-8")
     assert render.main(["--check"], root=tmp_path) == 2
+
+
+@pytest.mark.parametrize("retune", [True, False])
+def test_render_recluster_names_what_was_clustered(tmp_path, retune):
+    m = lambda s: {"SBD": s, "AP@0.5 (TP/(TP+FP+FN))": s, "COCO AP": s}  # noqa: E731
+    recluster = {"command": "python benchmarks/recluster.py --models DIR" + (" --retune" if retune else ""),
+                 "machine": {"cpu_count": 2}, "runs": [{"dataset": "bbbc010", "seed": 0, "rows": {"predicted": {
+                     "current": m(0.9), "recorded": m(0.8), "mean_shift": m(0.7), "floor": m(0.6)}}}]}
+    page = _fake_project(tmp_path, {"recluster_defaults.json": recluster})
+    page.write_text("<!-- table:recluster -->\n<!-- /table:recluster -->\n", encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    rows = [line.split(" | ")[1:4] for line in page.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| data set")]
+    first = ["current library, tuned again", "1", "0.900"] if retune else ["the library's recovery, as fitted", "1", "0.900"]
+    assert rows[0] == first
+    assert (["as recorded when trained", "1", "0.800"] in rows) == retune
+    assert rows[-2:] == [["mean shift of all foreground pixels", "1", "0.700"], ["floor: connected components", "1", "0.600"]]
 
 
 def test_render_uses_reclustered_scores_only_for_the_network_they_came_from(tmp_path):
