@@ -46,7 +46,7 @@ class GuideFunctionFitter(TransformerMixin, BaseEstimator):
         ``"auto-length"``: every initial period is at least four median
         instance lengths (major axes) along each axis; ``"auto"``: four median
         equivalent diameters, higher frequencies for long thin objects such as
-        worms and the same range for round ones (see
+        worms and the same range for compact ones (see
         :func:`~harmonic_seg.guides.auto_frequency_bound`). The paper
         uses ``(0.0, 50.0)``, which on small tiles gives periods shorter than
         the objects and targets that a network learns poorly.
