@@ -218,7 +218,7 @@ def test_unsourced_names_are_found():
         "p.md: benchmarks/out/network.json is in the working folder benchmarks/out/, not a committed result file"]
     assert _unsourced_names("p.md", "(logs/run/x.json)", committed) == ["p.md: logs/run/x.json is not under "
                                                                          "benchmarks/results/"]
-    assert _unsourced_names("p.md", "`benchmarks/configs/recipe/bbbc010.json`, `configs/defaults/<data set>.json`",
+    assert _unsourced_names("p.md", "`benchmarks/configs/recipe/bbbc010.json`, `configs/defaults/<dataset>.json`",
                             committed) == []
     assert _unsourced_names("p.md", "`benchmarks/configs/recipe/leaves.json`", committed) == [
         "p.md: benchmarks/configs/recipe/leaves.json is not a configuration file of benchmarks/configs/"]
