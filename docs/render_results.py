@@ -163,13 +163,16 @@ def _mean_row(label, runs, row):
 
 def table_defaults(root, arg=None):
     """Summary: the defaults (mean ± sd over the seeds that exist) beside the hand recipe, Cellpose, the floor,
-    the oracle and the paper, for every data set with defaults runs."""
+    the oracle and the paper, for every data set with defaults runs; ``arg="short"`` (the README's): the
+    defaults, Cellpose, the floor and the paper only."""
+    if arg not in (None, "short"):
+        raise RenderError(f"defaults takes no argument or 'short'; got {arg!r}")
     data = _runs(root, "defaults")
     if not data:
         return ["No result files yet: `python benchmarks/run.py defaults` writes "
                 f"`{RESULTS}/defaults_<data set>_seed<k>.json`."]
     header = ["data set", "method", "seeds"] + [t for _, t in METRICS] + ["fit (s)"]
-    compared = {config: _runs(root, config) for config in COMPARED}
+    compared = {config: _runs(root, config) if arg is None or config == "cellpose" else {} for config in COMPARED}
     rows, files, notes = [], [], {config: [] for config in COMPARED}
     for ds, runs in data.items():
         files += [name for _, _, name in runs]

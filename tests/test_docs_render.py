@@ -34,7 +34,7 @@ def test_rendered_tables_match_their_result_files(capsys):
 def test_pages_render_every_required_table():
     pages = ("README.md", "docs/results.md", "docs/benchmarks.md", "docs/large_images.md")
     text = {p: (ROOT / p).read_text(encoding="utf-8") for p in pages}
-    for page, names in {"README.md": ("demo", "defaults"),
+    for page, names in {"README.md": ("demo", "defaults:short"),
                         "docs/results.md": ("defaults", "defaults_seeds:cvppp_a1", "defaults_seeds:bbbc010",
                                             "defaults_seeds:ctc_dic_c2dh_hela", "demo_seeds", "recovery",
                                             "recluster", "floor_check"),
@@ -194,6 +194,15 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
                     "`python benchmarks/run.py defaults bbbc010`"):
         assert command in text, command
     assert "oracle_bbbc010_seed0.json" in text and "cellpose_bbbc010_seed1.json" in text
+    # the README's short summary: the defaults, Cellpose, the floor and the paper
+    page.write_text("<!-- table:defaults:short -->\n<!-- /table:defaults:short -->\n", encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    lines = page.read_text(encoding="utf-8").splitlines()
+    row = next(i for i, l in enumerate(lines) if l.startswith("| BBBC010 worms"))
+    assert [l.split(" | ")[1] for l in lines[row:row + 4]] == [
+        "defaults, `max_time=720, num_threads=2`", "Cellpose 3.1 from scratch, 10 min of training",
+        "floor: connected components of the predicted foreground", "paper (Table 3)"]
+    assert "recipe_bbbc010" not in "\n".join(lines) and "oracle_bbbc010" not in "\n".join(lines)
 
 
 def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
