@@ -27,9 +27,12 @@ def machine():
                     break
     except OSError:
         pass
-    import harmonic_seg
+    try:  # a script that measured an installation elsewhere (first_run.py) may run where the package is not importable
+        import harmonic_seg
 
-    info["harmonic_seg"] = harmonic_seg.__version__
+        info["harmonic_seg"] = harmonic_seg.__version__
+    except ImportError:
+        pass
     try:  # the vector instructions torch's CPU kernels use: AVX2 and AVX-512 runs may differ in the last digits
         import torch
 
