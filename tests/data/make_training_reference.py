@@ -19,7 +19,8 @@ point is that the file was written by the old code. (The cases are written in
 today's API, which the test runs; at 6dc3519 ``loss=Loss(name="harmonic",
 boundary_weight=1.0)`` was ``loss="harmonic", boundary_weight=1.0`` and
 ``augmentation=Augmentation(rotate=True)`` was ``rotate=True``, and
-``network=Network(depth=2, base_width=4)`` was ``depth=2, base_width=4``.)
+``network=Network(depth=2, base_width=4)`` was ``depth=2, base_width=4``; the guides' ``init_range="auto"``
+was their default when the reference was written.)
 """
 
 import json
@@ -45,20 +46,22 @@ def _data(kind):
 
 
 def case_segmenter_harmonic():
-    from harmonic_seg import HarmonicSegmenter, Loss, Network
+    from harmonic_seg import GuideFunctionFitter, HarmonicSegmenter, Loss, Network
 
     X, y, ignore = _data("rgb-uint8")
     seg = HarmonicSegmenter(loss=Loss(name="harmonic", boundary_weight=1.0), epochs=2, steps_per_epoch=2, scale=0.5,
+                            guides=GuideFunctionFitter(init_range="auto"),
                             validation_fraction=0.3, random_state=0, network=Network(depth=2, base_width=4), **TINY)
     seg.fit(X, y, ignore=ignore)
     return seg.module_, seg.history_
 
 
 def case_segmenter_discriminative():
-    from harmonic_seg import Augmentation, HarmonicSegmenter, Network
+    from harmonic_seg import Augmentation, GuideFunctionFitter, HarmonicSegmenter, Network
 
     X, y, _ = _data("float")
     seg = HarmonicSegmenter(epochs=2, steps_per_epoch=2, scale=1.0, percentiles=None,
+                            guides=GuideFunctionFitter(init_range="auto"),
                             augmentation=Augmentation(rotate=True),
                             validation_fraction=0.3, random_state=1, network=Network(depth=2, base_width=4),
                             **TINY)
