@@ -46,12 +46,13 @@ def machine():
 
 def write_json(path, payload):
     """Write ``payload`` to ``path``; an existing file there is kept, renamed ``<stem>-<k>.json``."""
-    from harmonic_seg.demo import free_path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        kept = path.rename(free_path(path))
+        k = 1
+        while (free := path.with_name(f"{path.stem}-{k}{path.suffix}")).exists():
+            k += 1
+        kept = path.rename(free)
         print(f"kept the previous {path.name} as {kept.name}")
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path

@@ -92,19 +92,30 @@ def _fit_seconds(result):
 # -- commands and settings -----------------------------------------------------------------------
 
 def _command(config, runs, dataset=None):
-    """The command line that writes these runs' files: ``python benchmarks/run.py <config> [<data set>]``
-    with the options the runs recorded (their data sets and seeds left out: the config has them)."""
-    if all("config" in r for _, r, _ in runs):
-        rests = {re.sub(r" --seeds \d+", "", r["command"]).replace(f" {r['dataset']}", "", 1) for _, r, _ in runs}
+    """The command line that writes these runs' files: ``python benchmarks/run.py <config> [<data set>...]``
+    with the options the runs recorded (their seeds left out: the config has them); files of the earlier
+    scripts get theirs, joined after it."""
+    new = [run for run in runs if "config" in run[1]]
+    old = [run for run in runs if "config" not in run[1]]
+    commands = []
+    if new:
+        datasets = [dataset] if dataset else [ds for ds in DATASET_NAMES if any(r["dataset"] == ds for _, r, _ in new)]
+        every = [ds for ds in DATASET_NAMES if (Path(__file__).resolve().parents[1] / "benchmarks" / "configs"
+                                                  / config / f"{ds}.json").is_file()]
+        named = "" if not dataset and datasets == every else " " + " ".join(datasets)
+        rests = {re.sub(r" --seeds \d+", "", r["command"]).replace(f" {r['dataset']}", "", 1) for _, r, _ in new}
         prefix = f"python benchmarks/run.py {config}"
         if len(rests) == 1 and (rest := rests.pop()).startswith(prefix):
-            return prefix + (f" {dataset}" if dataset else "") + rest[len(prefix):]
-        return "; ".join(sorted(rests))
-    if config == "defaults":  # files of benchmarks/defaults.py, which recorded no command
-        return _defaults_py_command(runs, dataset)
-    # files of benchmarks/reproduce.py: the seed written as {k}, --out as the file the table names
-    command = re.sub(r"--seed \d+", "--seed {k}", runs[0][1]["command"])
-    return re.sub(r"--out \S*?(recipe_\S+?)_seed\d+\.json", rf"--out {RESULTS}/\1_seed{{k}}.json", command)
+            commands.append(prefix + named + rest[len(prefix):])
+        else:
+            commands += sorted(rests)
+    if old and config == "defaults":  # files of benchmarks/defaults.py, which recorded no command
+        commands.append(_defaults_py_command(old, dataset))
+    elif old:  # files of benchmarks/reproduce.py: the seed written as {k}, --out as the file the table names
+        command = re.sub(r"--seed \d+", "--seed {k}", old[0][1]["command"])
+        commands.append(re.sub(r"--out \S*?(recipe_\S+?)_seed\d+\.json", rf"--out {RESULTS}/\1_seed{{k}}.json",
+                               command))
+    return "`, `".join(commands)
 
 
 def _defaults_py_command(runs, dataset=None):

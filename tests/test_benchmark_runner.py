@@ -118,7 +118,7 @@ def test_a_run_writes_what_the_summary_renders(tmp_path, monkeypatch):
     sbd = result["rows"]["harmonic, predicted foreground"]["SBD"]
     row = next(line for line in text.splitlines() if line.startswith("| CVPPP A1 leaves | defaults, `epochs=1, "))
     assert row.split(" | ")[2:4] == ["1", f"{sbd:.3f}"]
-    assert "`python benchmarks/run.py defaults`" in text
+    assert "`python benchmarks/run.py defaults cvppp_a1`" in text
 
 
 def test_runner_refuses_unknown_configs_and_existing_model_folders(tmp_path, capsys):

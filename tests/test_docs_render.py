@@ -189,7 +189,7 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
     assert lines[row + 2].split(" | ")[3] == "0.700 ± 0.000" and lines[row + 2].endswith("| 750 |")
     assert lines[row + 4].split(" | ")[2:4] == ["1", "0.950"] and lines[row + 4].endswith("| – |")
     # the commands are the runner's, without the data set and seed of each file
-    for command in ("`python benchmarks/run.py defaults`", "`python benchmarks/run.py recipe bbbc010`",
+    for command in ("`python benchmarks/run.py recipe bbbc010`",
                     "`python benchmarks/run.py cellpose bbbc010`", "`python benchmarks/run.py oracle bbbc010`",
                     "`python benchmarks/run.py defaults bbbc010`"):
         assert command in text, command
@@ -203,6 +203,24 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
         "defaults, `max_time=720, num_threads=2`", "Cellpose 3.1 from scratch, 10 min of training",
         "floor: connected components of the predicted foreground", "paper (Table 3)"]
     assert "recipe_bbbc010" not in "\n".join(lines) and "oracle_bbbc010" not in "\n".join(lines)
+
+
+def test_render_names_the_runner_and_the_earlier_script_for_a_mix_of_files(tmp_path):
+    harmonic = "harmonic, predicted foreground"
+    files = {"defaults_cvppp_a1_seed0.json": _defaults_result("cvppp_a1", 0, 0.85, 0.15, num_threads=2)}
+    for ds in ("bbbc010", "ctc_dic_c2dh_hela"):
+        files[f"defaults_{ds}_seed0.json"] = _run_py_result(
+            "defaults", ds, 0, harmonic, 0.8, params=dict(max_time=720, num_threads=2, random_state=0))
+    page = _fake_project(tmp_path, files)
+    assert render.main([], root=tmp_path) == 0
+    text = page.read_text(encoding="utf-8")
+    assert ("written by `python benchmarks/run.py defaults bbbc010 ctc_dic_c2dh_hela`, "
+            "`python benchmarks/defaults.py --threads 2`") in text
+    files["defaults_cvppp_a1_seed0.json"] = _run_py_result(
+        "defaults", "cvppp_a1", 0, harmonic, 0.8, params=dict(max_time=720, num_threads=2, random_state=0))
+    page = _fake_project(tmp_path / "all", files)
+    assert render.main([], root=tmp_path / "all") == 0
+    assert "written by `python benchmarks/run.py defaults` (" in page.read_text(encoding="utf-8")
 
 
 def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
