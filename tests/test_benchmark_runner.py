@@ -1,12 +1,13 @@
 """The reproduction runner (benchmarks/run.py) and its configs: every config builds a valid estimator, the hand
 recipes are reproduce.py's, and a run writes the result file that docs/render.py turns into the summary."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+
+from .test_docs_render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -75,13 +76,6 @@ def test_recipe_configs_build_the_recipes_of_reproduce(dataset):
     assert plain(a) == plain(b)
 
 
-def _render():
-    spec = importlib.util.spec_from_file_location("docs_render_for_runner", ROOT / "docs" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_run_writes_what_the_summary_renders(tmp_path, monkeypatch):
     import train_embedding
 
@@ -113,7 +107,7 @@ def test_a_run_writes_what_the_summary_renders(tmp_path, monkeypatch):
     page = tmp_path / "project" / "docs" / "page.md"
     page.parent.mkdir()
     page.write_text("<!-- table:defaults -->\n<!-- /table:defaults -->\n", encoding="utf-8")
-    assert _render().main([], root=tmp_path / "project") == 0
+    assert render.main([], root=tmp_path / "project") == 0
     text = page.read_text(encoding="utf-8")
     sbd = result["rows"]["harmonic, predicted foreground"]["SBD"]
     row = next(line for line in text.splitlines() if line.startswith("| CVPPP A1 leaves | defaults, `epochs=1, "))
