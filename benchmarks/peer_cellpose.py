@@ -6,16 +6,15 @@ environment that still sees this project::
 
     python -m venv --system-site-packages .cpenv
     .cpenv/bin/pip install cellpose==3.1.1.2
-    .cpenv/bin/python benchmarks/peer_cellpose.py bbbc010 --budget 12
+    .cpenv/bin/python benchmarks/run.py cellpose          # the results page's rows (configs/cellpose/)
+    .cpenv/bin/python benchmarks/peer_cellpose.py bbbc010 --budget 12   # one run, any budget
 
 Trains ``CellposeModel(pretrained_model=False)`` (no weights can be
 downloaded here) on the train split of ../shared/data with the same input as
 ``reproduce.py`` (the binary foreground mask for the BBBC010 paper protocol),
 for ``--budget`` minutes of training: the number of epochs comes from a timed
 calibration (after a warm-up call, two and six epochs, so that the fixed
-cost of a ``train_seg`` call is not counted as training time; until
-2026-11-27 one and three epochs, which overestimated an epoch by a fifth and
-left the 12-minute runs' training 16-20 % short of it). As
+cost of a ``train_seg`` call is not counted as training time). As
 ``reproduce.py`` does for the harmonic network, 10 % of the training images are
 held out to tune Cellpose's post-processing (``flow_threshold``,
 ``cellprob_threshold``) by SBD; Cellpose's own documentation tells users to
@@ -29,7 +28,8 @@ outside the budget (reproduce.py's calibration likewise counts only training
 steps, not the guide fitting). The test split is segmented and scored with the
 library's metrics (``reproduce.scores``, per-worm masks where they overlap),
 beside the trivial floor. Cellpose gives no per-instance confidence, so its
-COCO AP ranks all instances equally. Results:
+COCO AP ranks all instances equally. Results: ``run.py cellpose`` writes
+``benchmarks/results/cellpose_<dataset>_seed<k>.json``; this script alone,
 ``benchmarks/out/results_peer_cellpose_<dataset>.json`` and a markdown table.
 """
 

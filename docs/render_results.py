@@ -93,8 +93,8 @@ def _fit_seconds(result):
 
 def _command(config, runs, dataset=None):
     """The command line that writes these runs' files: ``python benchmarks/run.py <config> [<data set>...]``
-    with the options the runs recorded (their seeds left out: the config has them); files of the earlier
-    scripts get theirs, joined after it."""
+    with the options the runs recorded (``--seeds`` only where the runs' seeds are not the config's);
+    files of the earlier scripts get theirs, joined after it."""
     new = [run for run in runs if "config" in run[1]]
     old = [run for run in runs if "config" not in run[1]]
     commands = []
@@ -105,8 +105,11 @@ def _command(config, runs, dataset=None):
         named = "" if not dataset and datasets == every else " " + " ".join(datasets)
         rests = {re.sub(r" --seeds \d+", "", r["command"]).replace(f" {r['dataset']}", "", 1) for _, r, _ in new}
         prefix = f"python benchmarks/run.py {config}"
+        seeds = sorted({r["seed"] for _, r, _ in new})
+        configured = sorted(set().union(*(r.get("settings", {}).get("seeds", seeds) for _, r, _ in new)))
+        seeds = "" if seeds == configured else " --seeds " + " ".join(map(str, seeds))
         if len(rests) == 1 and (rest := rests.pop()).startswith(prefix):
-            commands.append(prefix + named + rest[len(prefix):])
+            commands.append(prefix + named + rest[len(prefix):] + seeds)
         else:
             commands += sorted(rests)
     if old and config == "defaults":  # files of benchmarks/defaults.py, which recorded no command
@@ -159,11 +162,14 @@ def _label(config, runs):
     if config == "recipe":
         budgets = sorted({r["max_time"] for _, r, _ in runs})
         return f"hand recipe, `max_time={'/'.join(f'{b:g}' for b in budgets)}`"
-    if config == "cellpose":
+    if config == "cellpose":  # the minutes it trained (the calibrated epochs can end before the budget)
+        trained = [r["train_seconds"] for _, r, _ in runs if r.get("train_seconds") is not None]
+        if len(trained) == len(runs):
+            return f"Cellpose 3.1 from scratch, {sum(trained) / len(trained) / 60:.1f} min of training"
         budgets = sorted({r["budget_minutes"] for _, r, _ in runs if r.get("budget_minutes") is not None})
         return "Cellpose 3.1 from scratch" + (f", {'/'.join(f'{b:g}' for b in budgets)} min of training"
                                                if budgets else "")
-    return "oracle: the guides' exact embeddings clustered (a perfect harmonic network)"
+    return "oracle: the truth's exact embeddings clustered over the true foreground (a perfect network)"
 
 
 # -- the tables ----------------------------------------------------------------------------------
@@ -308,6 +314,8 @@ def table_ablation(root, arg=None):
     found = {config: _runs(root, config) for config in ABLATIONS[arg]}
     rows, files, commands = [], [], []
     for ds, name in DATASET_NAMES.items():
+        if not any(found[config].get(ds) for config in ABLATIONS[arg][1:]):  # the reference alone compares nothing
+            continue
         first = True
         for config in ABLATIONS[arg]:
             runs = found[config].get(ds)

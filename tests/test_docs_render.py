@@ -32,12 +32,13 @@ def test_rendered_tables_match_their_result_files(capsys):
 
 
 def test_pages_render_every_required_table():
-    pages = ("README.md", "docs/results.md", "docs/benchmarks.md", "docs/large_images.md")
+    pages = ("README.md", "docs/results.md", "docs/ablations.md", "docs/benchmarks.md", "docs/large_images.md")
     text = {p: (ROOT / p).read_text(encoding="utf-8") for p in pages}
     for page, names in {"README.md": ("demo", "defaults:short"),
                         "docs/results.md": ("defaults", "defaults_seeds:cvppp_a1", "defaults_seeds:bbbc010",
-                                            "defaults_seeds:ctc_dic_c2dh_hela", "demo_seeds", "recovery",
-                                            "recluster", "floor_check"),
+                                            "defaults_seeds:ctc_dic_c2dh_hela", "demo_seeds", "floor_check"),
+                        "docs/ablations.md": ("ablation:loss", "ablation:guide_range", "ablation:decoder",
+                                              "ablation:guides", "recovery", "recluster"),
                         "docs/benchmarks.md": ("first_run", "warm_start", "shared_cpu", "fuzz"),
                         "docs/large_images.md": ("dask_stages", "dask_equivalence", "mode_search", "dask_memory",
                                                  "dask_sweep")}.items():
@@ -172,7 +173,8 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
             "defaults", "bbbc010", k, harmonic, 0.80 + 0.02 * k, params=dict(max_time=720, num_threads=2, random_state=k))
         files[f"recipe_bbbc010_seed{k}.json"] = _run_py_result("recipe", "bbbc010", k, harmonic, 0.85, max_time=720)
         files[f"cellpose_bbbc010_seed{k}.json"] = _run_py_result(
-            "cellpose", "bbbc010", k, "Cellpose 3.1 from scratch", 0.70, fit=750.0, budget_minutes=10)
+            "cellpose", "bbbc010", k, "Cellpose 3.1 from scratch", 0.70, fit=750.0, budget_minutes=10,
+            train_seconds=480.0 + 60 * k)  # the label gives the minutes trained, not the budget
     files["oracle_bbbc010_seed0.json"] = _run_py_result(
         "oracle", "bbbc010", 0, "oracle: mean shift of the target embeddings", 0.95)
     page = _fake_project(tmp_path, files)
@@ -182,9 +184,10 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
     row = next(i for i, l in enumerate(lines) if l.startswith("| BBBC010 worms"))
     names = [l.split(" | ")[1] for l in lines[row:row + 6]]
     assert names == ["defaults, `max_time=720, num_threads=2`", "hand recipe, `max_time=720`",
-                     "Cellpose 3.1 from scratch, 10 min of training",
+                     "Cellpose 3.1 from scratch, 8.5 min of training",
                      "floor: connected components of the predicted foreground",
-                     "oracle: the guides' exact embeddings clustered (a perfect harmonic network)", "paper (Table 3)"]
+                     "oracle: the truth's exact embeddings clustered over the true foreground (a perfect network)",
+                     "paper (Table 3)"]
     assert lines[row].split(" | ")[2:4] == ["2", "0.810 ± 0.014"]
     assert lines[row + 2].split(" | ")[3] == "0.700 ± 0.000" and lines[row + 2].endswith("| 750 |")
     assert lines[row + 4].split(" | ")[2:4] == ["1", "0.950"] and lines[row + 4].endswith("| – |")
@@ -231,8 +234,11 @@ def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
                                                                  settings={"label": "defaults"})
         files[f"loss_harmonic_bbbc010_seed{k}.json"] = _run_py_result(
             "loss_harmonic", "bbbc010", k, harmonic, 0.70 + 0.1 * k, settings={"label": "the paper's harmonic loss"})
-    files["loss_harmonic_cvppp_a1_seed0.json"] = _run_py_result(
-        "loss_harmonic", "cvppp_a1", 0, harmonic, 0.60, settings={"label": "the paper's harmonic loss"})
+    files["loss_harmonic_cvppp_a1_seed0.json"] = _run_py_result(  # one of the config's seeds run
+        "loss_harmonic", "cvppp_a1", 0, harmonic, 0.60, settings={"label": "the paper's harmonic loss",
+                                                                  "seeds": [0, 1, 2]})
+    files["defaults_ctc_dic_c2dh_hela_seed0.json"] = _run_py_result(  # the reference alone: no row
+        "defaults", "ctc_dic_c2dh_hela", 0, harmonic, 0.90, settings={"label": "defaults"})
     page = _fake_project(tmp_path, files)
     page.write_text("<!-- table:ablation:loss -->\n<!-- /table:ablation:loss -->\n", encoding="utf-8")
     assert render.main([], root=tmp_path) == 0
@@ -242,7 +248,8 @@ def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
                                      ["| BBBC010 worms", "defaults", "2", "0.800 ± 0.000"],
                                      ["| ", "the paper's harmonic loss", "2", "0.750 ± 0.071"]]
     text = "\n".join(lines)
-    assert "`python benchmarks/run.py loss_harmonic cvppp_a1`" in text and "loss_harmonic_bbbc010_seed1.json" in text
+    assert "`python benchmarks/run.py loss_harmonic cvppp_a1 --seeds 0`" in text  # not the config's three seeds
+    assert "`python benchmarks/run.py loss_harmonic bbbc010`" in text and "loss_harmonic_bbbc010_seed1.json" in text
     page.write_text("<!-- table:ablation:nothing -->\n<!-- /table:ablation:nothing -->\n", encoding="utf-8")
     assert render.main(["--check"], root=tmp_path) == 2
 
