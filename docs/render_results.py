@@ -305,6 +305,8 @@ ABLATIONS = {
     "decoder": ("loss_harmonic", "decoder_coordconv", "decoder_plain"),
     "guides": ("loss_harmonic", "guides_random", "guides_low", "guides_high"),
 }
+#: The reference's name where its config's label does not say what the table compares.
+ABLATION_REFERENCES = {"decoder": "harmonic loss, SinConv decoder", "guides": "harmonic loss, fitted guides"}
 
 
 def table_ablation(root, arg=None):
@@ -322,6 +324,8 @@ def table_ablation(root, arg=None):
             if not runs:
                 continue
             label = runs[0][1].get("settings", {}).get("label", config)
+            if config == ABLATIONS[arg][0]:
+                label = ABLATION_REFERENCES.get(arg, label)
             rows.append([name if first else ""] + _mean_row(label, runs, HARMONIC_ROW)
                         + [_s(sum(_fit_seconds(r) for _, r, _ in runs) / len(runs))])
             files += [n for _, _, n in runs]

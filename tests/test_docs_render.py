@@ -250,6 +250,13 @@ def test_render_ablation_puts_each_config_beside_the_reference(tmp_path):
     text = "\n".join(lines)
     assert "`python benchmarks/run.py loss_harmonic cvppp_a1 --seeds 0`" in text  # not the config's three seeds
     assert "`python benchmarks/run.py loss_harmonic bbbc010`" in text and "loss_harmonic_bbbc010_seed1.json" in text
+    # the decoder's and the guides' tables name what their reference (the harmonic loss's runs) compares
+    (tmp_path / "benchmarks" / "results" / "guides_random_cvppp_a1_seed0.json").write_text(json.dumps(_run_py_result(
+        "guides_random", "cvppp_a1", 0, harmonic, 0.50, settings={"label": "fixed random guides"})), encoding="utf-8")
+    page.write_text("<!-- table:ablation:guides -->\n<!-- /table:ablation:guides -->\n", encoding="utf-8")
+    assert render.main([], root=tmp_path) == 0
+    rows = [line.split(" | ")[:2] for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    assert rows[1:] == [["| CVPPP A1 leaves", "harmonic loss, fitted guides"], ["| ", "fixed random guides"]]
     page.write_text("<!-- table:ablation:nothing -->\n<!-- /table:ablation:nothing -->\n", encoding="utf-8")
     assert render.main(["--check"], root=tmp_path) == 2
 
