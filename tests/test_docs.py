@@ -251,7 +251,6 @@ _FIGURE = re.compile(
 FIGURE_ALLOW = {
     ("docs/user_guide.rst", "1 %"): "the floor of the learning-rate schedule, a setting",
     ("docs/user_guide.rst", "50 %"): "the largest minimum size the tuning tries, a setting",
-    ("docs/user_guide.rst", "15 %"): "the share of the budget first kept for the tuning, a setting",
     ("docs/large_images.md", "13 GB"): "48 bytes a pixel times 16384 x 16384 pixels: arithmetic",
     ("docs/large_images.md", "128 KiB"): "glibc's default mmap threshold",
 }

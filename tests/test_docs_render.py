@@ -203,7 +203,7 @@ def test_render_summary_from_the_runner_with_recipe_cellpose_and_oracle(tmp_path
     lines = page.read_text(encoding="utf-8").splitlines()
     row = next(i for i, l in enumerate(lines) if l.startswith("| BBBC010 worms"))
     assert [l.split(" | ")[1] for l in lines[row:row + 4]] == [
-        "defaults, `max_time=720, num_threads=2`", "Cellpose 3.1 from scratch, 10 min of training",
+        "defaults, `max_time=720, num_threads=2`", "Cellpose 3.1 from scratch, 8.5 min of training",
         "floor: connected components of the predicted foreground", "paper (Table 3)"]
     assert "recipe_bbbc010" not in "\n".join(lines) and "oracle_bbbc010" not in "\n".join(lines)
 
