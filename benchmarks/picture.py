@@ -35,11 +35,9 @@ def picture(model, dataset, image, out):
     i = names.index(image)
     seg = HarmonicSegmenter.load(model)
     embedded = seg.predict_embeddings([test.images[i]])
-    if dataset == "bbbc010":
-        foreground = given_foreground(dataset, test)[i]
-    else:
-        foreground = embedded[0][1] > seg.fg_threshold_
-    labels = seg.predict_from_embeddings(embedded, [foreground])[0]
+    # BBBC010's input is the mask itself; elsewhere None: predict's own foreground (fg_prob > fg_threshold_)
+    foreground = [given_foreground(dataset, test)[i]] if dataset == "bbbc010" else None
+    labels = seg.predict_from_embeddings(embedded, foreground)[0]
     truth = test.masks[i] if test.masks is not None else test.labels[i]
     path = free_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
